@@ -1,0 +1,53 @@
+# The README's two commands: `make demo` and `make test`. Both start from a fresh
+# clone: they install system packages (apt-get), create .venv and install
+# everything in it (torch 2.13.0 CPU, then moshi --no-deps; see
+# shared/design/ENVIRONMENT.md).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp-runtime
+TEST_STAMP := $(VENV)/.stamp-test
+APT_STAMP := $(VENV)/.stamp-apt
+APT_TEST_STAMP := $(VENV)/.stamp-apt-test
+WEIGHTS ?= hub
+SAMPLE := /usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav
+
+.PHONY: demo test setup setup-test apt apt-test bench clean
+
+apt: $(APT_STAMP)
+$(APT_STAMP): requirements/apt-runtime.txt
+	@mkdir -p $(VENV)
+	bash .ci/apt-install requirements/apt-runtime.txt
+	@touch $@
+
+apt-test: $(APT_TEST_STAMP)
+$(APT_TEST_STAMP): requirements/apt-test.txt $(APT_STAMP)
+	bash .ci/apt-install requirements/apt-test.txt
+	@touch $@
+
+setup: $(STAMP)
+$(STAMP): requirements/runtime.txt pyproject.toml $(APT_STAMP)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --no-deps moshi==0.2.13
+	$(BIN)/pip install -q -r requirements/runtime.txt
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+setup-test: $(TEST_STAMP)
+$(TEST_STAMP): $(STAMP) requirements/test.txt $(APT_TEST_STAMP)
+	$(BIN)/pip install -q -r requirements/test.txt
+	@touch $@
+
+demo: setup
+	bash examples/demo.sh $(WEIGHTS)
+
+test: setup-test
+	$(BIN)/python -m pytest -q -ra
+
+bench: setup
+	$(BIN)/python bench/mimi_stream.py --frames 60
+
+clean:
+	rm -rf $(VENV) build *.egg-info

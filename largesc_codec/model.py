@@ -1,0 +1,141 @@
+"""Loading Mimi and the Moshi LM through moshi's own loaders.
+
+Weights come from the hub repo ``kyutai/moshiko-pytorch-bf16`` (``--weights
+hub``, the default), another hub repo (``--weights hf://owner/name``), or a
+local directory laid out like that repo (``--weights DIR``): ``config.json``
+naming the files, the Moshi ``model.safetensors`` and the Mimi checkpoint.
+``largesc make-test-weights DIR`` writes such a directory with small random
+models (see testweights.py); they go through exactly the same code here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEFAULT_HF_REPO = "kyutai/moshiko-pytorch-bf16"
+MOSHI_NAME = "model.safetensors"
+MIMI_NAME = "tokenizer-e351c8d8-checkpoint125.safetensors"
+TOKENIZER_NAME = "tokenizer_spm_32k_3.model"
+
+
+class WeightsError(RuntimeError):
+    """Weights could not be found or loaded; the message says how to fix it."""
+
+
+_HOW_TO_FIX = (
+    "Pass local weights with --weights DIR (a directory holding config.json, "
+    f"{MOSHI_NAME} and the Mimi checkpoint, e.g. a copy of the hub repo "
+    f"{DEFAULT_HF_REPO}), or write small untrained test weights with "
+    "`largesc make-test-weights DIR` (audio out is then not speech)."
+)
+
+
+@dataclass
+class Models:
+    """A loaded checkpoint: Mimi template plus the LM factory inputs.
+
+    ``new_mimi()`` hands out independent copies so every streaming user owns its
+    state (an encoder and a decoder in one process must not share it).
+    """
+
+    checkpoint: Any  # moshi.models.loaders.CheckpointInfo
+    mimi: Any  # moshi.models.compression.MimiModel, eval mode, on ``device``
+    source: str
+    device: str
+    untrained: bool
+
+    def new_mimi(self) -> Any:
+        return copy.deepcopy(self.mimi)
+
+    def load_lm(self, dtype: torch.dtype | None = None) -> Any:
+        """Build the Moshi LMModel from the checkpoint (float32 on CPU, bf16 on GPU)."""
+        if dtype is None:
+            dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
+        try:
+            return self.checkpoint.get_moshi(device=self.device, dtype=dtype)
+        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+            raise WeightsError(
+                f"could not load the Moshi LM from {self.checkpoint.moshi_weights}: {exc}. "
+                + _HOW_TO_FIX
+            ) from exc
+
+
+def _checkpoint_from_dir(path: Path) -> Any:
+    from moshi.models import loaders
+
+    if not path.is_dir():
+        raise WeightsError(f"weights directory {path} does not exist. " + _HOW_TO_FIX)
+    config_path = path / "config.json"
+    config: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{config_path} is not valid JSON ({exc}). " + _HOW_TO_FIX) from exc
+    files = {
+        "moshi": path / config.get("moshi_name", MOSHI_NAME),
+        "mimi": path / config.get("mimi_name", MIMI_NAME),
+    }
+    if config.get("mimi_config_name"):
+        files["mimi_config"] = path / config["mimi_config_name"]
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise WeightsError(f"missing weight files: {', '.join(missing)}. " + _HOW_TO_FIX)
+    lora = path / config["lora_name"] if config.get("lora_name") else None
+    return loaders.CheckpointInfo.from_hf_repo(
+        str(path),
+        moshi_weights=files["moshi"],
+        mimi_weights=files["mimi"],
+        tokenizer=path / config.get("tokenizer_name", TOKENIZER_NAME),
+        config_path=config_path if config_path.exists() else None,
+        mimi_config_path=files.get("mimi_config"),
+        lora_weights=lora,
+    )
+
+
+def _checkpoint_from_hub(repo: str) -> Any:
+    from moshi.models import loaders
+
+    try:
+        return loaders.CheckpointInfo.from_hf_repo(repo)
+    except Exception as exc:  # huggingface_hub raises many types for "unreachable"
+        raise WeightsError(
+            f"could not download weights from the model hub repo {repo} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
+            "The hub is unreachable or the repo is wrong. " + _HOW_TO_FIX
+        ) from exc
+
+
+def resolve_checkpoint(weights: str = "hub") -> Any:
+    """Find a checkpoint: ``"hub"``, ``"hf://owner/repo"`` or a local directory."""
+    if weights == "hub":
+        return _checkpoint_from_hub(DEFAULT_HF_REPO)
+    if weights.startswith("hf://"):
+        return _checkpoint_from_hub(weights.removeprefix("hf://"))
+    return _checkpoint_from_dir(Path(weights))
+
+
+def load_models(weights: str = "hub", device: str = "cpu", num_codebooks: int = 8) -> Models:
+    """Load Mimi (with ``num_codebooks`` active) and keep the LM ready to build."""
+    ckpt = resolve_checkpoint(weights)
+    try:
+        mimi = ckpt.get_mimi(device=device)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise WeightsError(f"could not load Mimi from {ckpt.mimi_weights}: {exc}. " + _HOW_TO_FIX) from exc
+    total = int(mimi.total_codebooks)
+    if not 1 <= num_codebooks <= total:
+        raise ValueError(f"num_codebooks must be in 1..{total}, got {num_codebooks}")
+    mimi.set_num_codebooks(num_codebooks)
+    return Models(
+        checkpoint=ckpt,
+        mimi=mimi,
+        source=weights,
+        device=device,
+        untrained=bool(ckpt.model_id.get("largesc_untrained", False)),
+    )

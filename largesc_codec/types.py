@@ -1,0 +1,87 @@
+"""Shared value types and constants of the LargeSC codec.
+
+Everything here is pure data: no torch, no I/O. Token frames carry the leading
+codebooks of one 80 ms Mimi frame; decisions are what the sender's controller
+returns and the packetizer carries out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SAMPLE_RATE = 24_000
+FRAME_SAMPLES = 1_920
+FRAME_MS = 80
+FRAME_RATE_HZ = 12.5
+MAX_CODEBOOKS = 32
+CARDINALITY = 2_048
+TOKEN_BITS = 11
+DEFAULT_MAX_BPS = 2_062.5
+MIN_PAYLOAD_BPS = 550.0
+
+
+@dataclass(frozen=True)
+class TokenFrame:
+    """The leading codebooks of one Mimi frame.
+
+    ``tokens[k]`` is the token of codebook ``k`` (0 = semantic), each in
+    ``[0, CARDINALITY)``. A frame may carry fewer codebooks than the encoder
+    produced (the sender chose fewer, or only redundancy arrived).
+    """
+
+    index: int
+    tokens: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.tokens) <= MAX_CODEBOOKS:
+            raise ValueError(
+                f"a token frame holds 1..{MAX_CODEBOOKS} codebooks, got {len(self.tokens)}"
+            )
+        for k, t in enumerate(self.tokens):
+            if not 0 <= t < CARDINALITY:
+                raise ValueError(f"token {t} of codebook {k} is outside 0..{CARDINALITY - 1}")
+
+    @property
+    def codebooks(self) -> int:
+        return len(self.tokens)
+
+    def truncated(self, codebooks: int) -> "TokenFrame":
+        """The same frame limited to its first ``codebooks`` codebooks."""
+        return TokenFrame(self.index, self.tokens[: max(1, codebooks)])
+
+
+@dataclass(frozen=True)
+class RedundancySpec:
+    """Repeat the first ``codebooks`` codebooks of the frame ``distance`` frames back."""
+
+    distance: int
+    codebooks: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the controller decided for one frame: primary codebooks + redundancy."""
+
+    codebooks: int
+    redundancy: tuple[RedundancySpec, ...] = ()
+    speech: bool = True
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LossReport:
+    """Receiver feedback: fraction of packets lost and mean loss-burst length (packets)."""
+
+    fraction_lost: float = 0.0
+    mean_burst: float = 1.0
+
+
+@dataclass
+class ReceivedFrame:
+    """A frame as the receiver will play it, with how it was obtained."""
+
+    index: int
+    tokens: tuple[int, ...]
+    source: str  # "primary" | "recovered" | "partial" | "concealed"
+    received_codebooks: int = 0
+    notes: dict[str, float] = field(default_factory=dict)
