@@ -43,7 +43,7 @@ class Framer:
 
     Args:
         sample_rate: input rate in Hz (8000, 16000, 22050, 44100, 48000, ... ).
-        channels: 1 or 2; stereo is downmixed to mono.
+        channels: 1 or 2; stereo is downmixed to mono (mean of the channels).
     """
 
     def __init__(self, sample_rate: int, channels: int = 1) -> None:
@@ -58,7 +58,7 @@ class Framer:
         self.channels = channels
         self._resampler = (
             None
-            if sample_rate == SAMPLE_RATE and channels == 1
+            if sample_rate == SAMPLE_RATE
             else av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         )
         self._pending = np.zeros(0, dtype=np.float32)
@@ -76,7 +76,8 @@ class Framer:
             raise ValueError(f"chunk has {data.shape[1]} channels, framer expects {self.channels}")
         if len(data) == 0:
             return []
-        self._append(self._resample(data))
+        # Average the channels ourselves: swresample's downmix is -3 dB per channel.
+        self._append(self._resample(data.mean(axis=1)))
         return self._take_frames()
 
     def flush(self) -> list[np.ndarray]:
@@ -94,16 +95,15 @@ class Framer:
             self._pending = np.zeros(0, dtype=np.float32)
         return frames
 
-    def _resample(self, data: np.ndarray) -> np.ndarray:
+    def _resample(self, mono: np.ndarray) -> np.ndarray:
         if self._resampler is None:
-            return data[:, 0]
-        layout = "mono" if self.channels == 1 else "stereo"
+            return mono
         frame = av.AudioFrame.from_ndarray(
-            np.ascontiguousarray(data.reshape(1, -1)), format="flt", layout=layout
+            np.ascontiguousarray(mono.reshape(1, -1), dtype=np.float32), format="flt", layout="mono"
         )
         frame.sample_rate = self.sample_rate
         frame.pts = self._pts
-        self._pts += len(data)
+        self._pts += len(mono)
         out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 

@@ -59,7 +59,7 @@ class Models:
             dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
         try:
             return self.checkpoint.get_moshi(device=self.device, dtype=dtype)
-        except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        except Exception as exc:  # safetensors, torch and moshi raise many types for bad files
             raise WeightsError(
                 f"could not load the Moshi LM from {self.checkpoint.moshi_weights}: {exc}. "
                 + _HOW_TO_FIX
@@ -126,7 +126,7 @@ def load_models(weights: str = "hub", device: str = "cpu", num_codebooks: int = 
     ckpt = resolve_checkpoint(weights)
     try:
         mimi = ckpt.get_mimi(device=device)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+    except Exception as exc:  # safetensors, torch and moshi raise many types for bad files
         raise WeightsError(f"could not load Mimi from {ckpt.mimi_weights}: {exc}. " + _HOW_TO_FIX) from exc
     total = int(mimi.total_codebooks)
     if not 1 <= num_codebooks <= total:
