@@ -19,6 +19,7 @@ from typing import Sequence
 SUBCOMMANDS: dict[str, str] = {
     "make-test-weights": "largesc_codec.cmd_weights",
     "transmit": "largesc_codec.transmit",
+    "finetune": "largesc_codec.cmd_finetune",
 }
 
 
