@@ -1,0 +1,35 @@
+"""Evaluation toolkit: speech data, Opus baseline, quality metrics, reports.
+
+No torch here: the LargeSC codec plugs in as a condition whose callable
+``(pcm, sample_rate, channel) -> CodecOutput`` the runner calls like Opus's.
+
+    from largesc_codec.evaluation import (
+        load_clips, default_conditions, default_losses, run_conditions)
+    clips = load_clips("librivox")
+    rows = run_conditions(clips, default_conditions(), default_losses(), seeds=[0, 1],
+                          out_dir="out/eval")
+"""
+
+from __future__ import annotations
+
+from .data import Clip, load_asterisk, load_clips, load_librispeech, load_librivox, resample
+from .losses import LossProfile, default_losses, gilbert_elliott, parse_profile, uniform
+from .opus_baseline import OPUS_BITRATES, OpusCodec, opus_over_channel
+from .report import summarize, write_report
+from .runner import (
+    CodecOutput,
+    Condition,
+    default_conditions,
+    opus_conditions,
+    reference_condition,
+    run_condition,
+    run_conditions,
+)
+
+__all__ = [
+    "Clip", "load_asterisk", "load_clips", "load_librispeech", "load_librivox", "resample",
+    "LossProfile", "default_losses", "gilbert_elliott", "parse_profile", "uniform",
+    "OPUS_BITRATES", "OpusCodec", "opus_over_channel", "summarize", "write_report",
+    "CodecOutput", "Condition", "default_conditions", "opus_conditions", "reference_condition",
+    "run_condition", "run_conditions",
+]
