@@ -88,17 +88,46 @@ def _channel_module() -> Any:
     return channel
 
 
-def make_channel(spec: str, seed: int) -> Any:
-    """A fresh seeded loss model from ``largesc_codec.channel.parse_channel``."""
-    return _channel_module().parse_channel(spec, seed=seed)
+class EvalChannel:
+    """A seeded loss model plus the profile it was built from; what codec callables get.
+
+    ``lost()`` draws the next packet's fate (True = dropped) from the
+    ``largesc_codec.channel`` model; ``profile`` (spec, nominal loss rate, mean
+    burst) is there for senders that are told the expected loss, as Opus is.
+    """
+
+    def __init__(self, profile: LossProfile, seed: int) -> None:
+        self.profile = profile
+        self.seed = seed
+        self.model = _channel_module().parse_channel(profile.spec, seed=seed)
+
+    @property
+    def loss_rate(self) -> float:
+        return self.profile.loss_rate
+
+    def lost(self) -> bool:
+        return bool(self.model.lost())
+
+    def losses(self, n_packets: int) -> np.ndarray:
+        """The next ``n_packets`` decisions -> bool array (n_packets,), True = lost."""
+        return np.array([self.lost() for _ in range(n_packets)], dtype=bool)
+
+
+def make_channel(profile: LossProfile | str, seed: int) -> EvalChannel:
+    """A fresh seeded channel for ``profile`` (a LossProfile or its spec string)."""
+    return EvalChannel(parse_profile(profile) if isinstance(profile, str) else profile, seed)
 
 
 def channel_losses(channel: Any, n_packets: int) -> np.ndarray:
-    """Draw the next ``n_packets`` decisions -> bool array (n_packets,), True = lost."""
+    """Next ``n_packets`` decisions of any object with ``lost()`` -> bool (n_packets,)."""
     return np.array([bool(channel.lost()) for _ in range(n_packets)], dtype=bool)
 
 
 def channel_loss_rate(channel: Any) -> float:
-    """The channel's nominal (stationary) loss probability per packet."""
-    rate = float(channel.loss_rate)
+    """Nominal loss rate of an :class:`EvalChannel` (or anything with ``loss_rate``)."""
+    rate = getattr(channel, "loss_rate", None)
+    if rate is None:
+        raise TypeError(f"{type(channel).__name__} has no loss_rate: pass an EvalChannel "
+                        "(largesc_codec.evaluation.losses.make_channel)")
+    rate = float(rate)
     return 0.0 if math.isnan(rate) else rate

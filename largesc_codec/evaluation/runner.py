@@ -5,8 +5,9 @@ A condition is a name plus a codec callable
     codec(pcm, sample_rate, channel) -> CodecOutput
         pcm:          float32 mono (samples,) at sample_rate (16 kHz for the
                       built-in speech sources; resample inside if you need 24 kHz)
-        channel:      a fresh seeded loss model from largesc_codec.channel; draw
-                      one loss decision per packet you send
+        channel:      a fresh seeded ``losses.EvalChannel``: call ``channel.lost()``
+                      once per packet you send (it wraps largesc_codec.channel's
+                      model); ``channel.loss_rate`` is the nominal loss
         CodecOutput:  (decoded float mono pcm, its sample rate, payload bit/s,
                       wire bit/s incl. IPv4+UDP+RTP headers, concealed fraction
                       [, dict of extra numbers]); a plain 5-tuple is accepted.
@@ -118,7 +119,7 @@ def run_condition(clip: Clip, cond: Condition, loss: LossProfile | None, seed: i
         return row
     if loss is None or seed is None:
         raise ValueError(f"condition {cond.name} needs a loss profile and a seed")
-    channel = make_channel(loss.spec, channel_seed(seed, clip_index))
+    channel = make_channel(loss, channel_seed(seed, clip_index))
     t0 = time.perf_counter()
     raw = cond.codec(clip.pcm, clip.sample_rate, channel)
     elapsed = time.perf_counter() - t0

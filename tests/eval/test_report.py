@@ -1,0 +1,78 @@
+"""Report writers on synthetic rows: CSV, Markdown and PNG structure."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from largesc_codec.evaluation.plots import plot_all
+from largesc_codec.evaluation.report import COLUMNS, markdown, summarize, write_report
+
+
+def _rows() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for clip in ("a", "b"):
+        rows.append({"clip": clip, "condition": "reference", "family": "reference",
+                     "loss_model": "none", "channel": "none", "loss_rate": 0.0,
+                     "mean_burst": math.nan, "plcmos": 4.5, "visqol": 4.5, "wer": 0.1})
+        for name, bps in (("opus-6k", 6000.0), ("codec-x", 1100.0)):
+            fam = name.split("-")[0]
+            for spec, model, rate, burst in (("uniform:0", "uniform", 0.0, 1.0),
+                                             ("uniform:0.3", "uniform", 0.3, 1 / 0.7),
+                                             ("ge:0.03,0.3", "ge", 0.1, 3.33)):
+                rows.append({"clip": clip, "condition": name, "family": fam, "requested_bps": bps,
+                             "loss_model": model, "channel": spec, "loss_rate": rate,
+                             "mean_burst": burst, "seed": 0, "payload_bps": 0.9 * bps,
+                             "wire_bps": 0.9 * bps + 16000, "lost_fraction": rate,
+                             "concealed_fraction": rate, "plcmos": 4 - 3 * rate,
+                             "visqol": 4 - 2 * rate + (0.2 if clip == "a" else 0.0),
+                             "wer": 0.1 + rate, "hypothesis": "x", "extra_col": 1})
+    return rows
+
+
+def test_summarize_groups_over_clips_and_seeds() -> None:
+    summary = summarize(_rows())
+    assert len(summary) == 1 + 2 * 3
+    ref = summary[0]
+    assert ref["condition"] == "reference" and ref["n"] == 2 and ref["plcmos"] == 4.5
+    opus30 = next(s for s in summary if s["condition"] == "opus-6k" and s["channel"] == "uniform:0.3")
+    assert opus30["n"] == 2
+    assert math.isclose(opus30["visqol"], 4 - 0.6 + 0.1)
+    assert opus30["visqol_std"] > 0
+
+
+def test_markdown_tables() -> None:
+    md = markdown(summarize(_rows()), "Demo")
+    lines = md.splitlines()
+    assert lines[0] == "## Demo"
+    long_rows = [line for line in lines if line.startswith("| opus-6k |")]
+    assert len(long_rows) == 3 + 3  # long table + one pivot line per metric
+    assert "| opus-6k | uniform 30% | 5.40 | 21.40 | 30.0 | 30.0 | 3.10 |" in md
+    assert "### PLCMOS v2 by channel" in md and "### WER (%) by channel" in md
+    header = next(line for line in lines if line.startswith("| condition | uniform 0%"))
+    assert header.count("|") == 5  # condition + 3 channels
+
+
+def test_write_report_files(tmp_path: Path) -> None:
+    paths = write_report(_rows(), tmp_path / "out", title="Demo")
+    for name in ("results.csv", "summary.csv", "results.md", "quality_vs_loss_uniform.png",
+                 "quality_vs_burst_ge.png", "quality_vs_bitrate.png"):
+        assert paths[name].is_file() and paths[name].stat().st_size > 0, name
+    with paths["results.csv"].open() as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames is not None
+        assert tuple(reader.fieldnames[: len(COLUMNS)]) == COLUMNS
+        assert "extra_col" in reader.fieldnames  # codec extras kept
+        rows = list(reader)
+    assert len(rows) == len(_rows())
+    assert rows[0]["payload_bps"] == "" and rows[1]["payload_bps"] == "5400"  # NaN -> empty
+    for png in ("quality_vs_loss_uniform.png", "quality_vs_bitrate.png"):
+        assert paths[png].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_without_ge_or_reference(tmp_path: Path) -> None:
+    rows = [r for r in _rows() if r["loss_model"] == "uniform"]
+    paths = plot_all(summarize(rows), tmp_path)
+    assert all(p.is_file() for p in paths.values())
