@@ -101,9 +101,12 @@ def _cell(v: float, scale: float = 1.0, digits: int = 2) -> str:
     return "–" if math.isnan(v) else f"{v * scale:.{digits}f}"
 
 
-def markdown(summary: Sequence[dict[str, Any]], title: str = "Evaluation") -> str:
-    """Long table (one line per condition x channel) + pivot tables per metric."""
-    lines = [f"## {title}", "",
+def markdown(summary: Sequence[dict[str, Any]], title: str = "Evaluation", notes: str = "") -> str:
+    """Long table (one line per condition x channel) + pivot tables per metric.
+
+    ``notes`` (Markdown, e.g. the command and its run time) goes under the heading.
+    """
+    lines = [f"## {title}", ""] + ([notes, ""] if notes else []) + [
              "| condition | channel | payload kbit/s | wire kbit/s | lost % | concealed % "
              "| PLCMOS | ViSQOL | WER % | n |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -132,7 +135,7 @@ def markdown(summary: Sequence[dict[str, Any]], title: str = "Evaluation") -> st
 
 
 def write_report(rows: Sequence[dict[str, Any]], out_dir: str | Path,
-                 title: str = "Evaluation") -> dict[str, Path]:
+                 title: str = "Evaluation", notes: str = "") -> dict[str, Path]:
     """Write results.csv, summary.csv, results.md and the three plots into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +143,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | Path,
     paths = {"results.csv": write_csv(rows, out / "results.csv"),
              "summary.csv": write_csv(summary, out / "summary.csv",
                                       [*GROUP_KEYS, *MEAN_KEYS, "plcmos_std", "visqol_std", "wer_std", "n"])}
-    (out / "results.md").write_text(markdown(summary, title))
+    (out / "results.md").write_text(markdown(summary, title, notes))
     paths["results.md"] = out / "results.md"
     from .plots import plot_all
 

@@ -1,0 +1,87 @@
+"""Command line of the baseline evaluation: ``python -m largesc_codec.evaluation``.
+
+The ``largesc eval`` command can reuse it: ``add_arguments(parser)`` adds the
+options, ``run(args, extra_conditions)`` runs the built-in conditions plus any
+others (e.g. LargeSC) and writes the report.
+
+    python -m largesc_codec.evaluation --speech librivox --seeds 0 1 2 --out out/eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .data import load_clips
+from .losses import default_losses, parse_profile
+from .opus_baseline import OPUS_BITRATES
+from .runner import Condition, opus_conditions, reference_condition, run_conditions
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--speech", default="librivox",
+                   help="'librivox' (default), 'asterisk' or a LibriSpeech-layout directory")
+    p.add_argument("--max-clips", type=int, default=None, help="use at most this many clips")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="channel seeds (default 0 1 2)")
+    p.add_argument("--loss", action="append", default=None, metavar="SPEC",
+                   help="loss profile 'uniform:RATE' or 'ge:P,R' (repeatable; default: uniform "
+                        "0/5/10/20/30/40 %% and GE 10 %% with mean bursts 2, 4, 8)")
+    p.add_argument("--opus-kbps", type=float, nargs="*", default=[b / 1000 for b in OPUS_BITRATES],
+                   help="Opus bitrates in kbit/s (default 6 9 12 16 24; none: no Opus rows)")
+    p.add_argument("--no-reference", action="store_true", help="leave out the clean reference rows")
+    p.add_argument("--metrics", nargs="+", default=["plcmos", "visqol", "wer"],
+                   choices=["plcmos", "visqol", "wer"], help="metrics to compute (default all)")
+    p.add_argument("--out", type=Path, default=Path("out/eval"), help="output directory (default out/eval)")
+    p.add_argument("--title", default="Baseline evaluation", help="heading of results.md")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace, extra_conditions: Sequence[Condition] = (),
+        command: str | None = None) -> list[dict[str, Any]]:
+    """Run the conditions the options name (+ ``extra_conditions``); write the report to ``args.out``."""
+    clips = load_clips(args.speech, args.max_clips)
+    losses = [parse_profile(s) for s in args.loss] if args.loss else default_losses()
+    conds: list[Condition] = [] if args.no_reference else [reference_condition()]
+    conds += opus_conditions([int(round(k * 1000)) for k in args.opus_kbps])
+    conds += list(extra_conditions)
+    start = time.time()
+    rows = run_conditions(clips, conds, losses, args.seeds, out_dir=None,
+                          progress=not args.quiet, metrics=args.metrics)
+    elapsed = time.time() - start
+    from .report import write_report
+    from .metrics import metric_versions
+    from .libopus import version as opus_version
+
+    cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
+    versions = {"libopus": opus_version().removeprefix("libopus "), **metric_versions()}
+    notes = "\n".join([
+        f"Command: `{cmd}`",
+        "",
+        f"{len(clips)} clips ({sum(c.seconds for c in clips):.1f} s of speech, source `{args.speech}`), "
+        f"{len(conds)} conditions, {len(losses)} loss profiles, seeds {list(args.seeds)}: "
+        f"{len(rows)} runs in {elapsed / 60:.1f} min wall-clock.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+    ])
+    paths = write_report(rows, args.out, title=args.title, notes=notes)
+    print(f"wrote {', '.join(str(p) for p in paths.values())} ({elapsed / 60:.1f} min)")
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m largesc_codec.evaluation",
+                                     description="Opus + reference baseline: PLCMOS, ViSQOL, WER over lossy channels.")
+    add_arguments(parser)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv_list)
+    command = "python -m largesc_codec.evaluation " + " ".join(shlex.quote(a) for a in argv_list)
+    try:
+        run(args, command=command)
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        print(f"evaluation: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
