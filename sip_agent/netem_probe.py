@@ -1,0 +1,187 @@
+"""Measure what a lab's path does to a seeded UDP packet train: loss, bursts, delay, order.
+
+Theory of operation
+-------------------
+:func:`probe` sends ``count`` UDP packets at a fixed rate from one side's
+namespace to the other's (sockets made inside the namespaces, driven from this
+process). Each packet carries its sequence number and the CLOCK_MONOTONIC send
+time; all namespaces share the host's monotonic clock, so arrival minus send
+time is the true one-way delay. The rest of the payload is seeded random bytes,
+regenerated at the receiver to count corrupted packets that passed the UDP
+checksum. :func:`analyze` is the pure part: it turns the arrivals into a
+:class:`ProbeResult` (loss fraction, loss bursts = runs of consecutive missing
+sequence numbers, duplicates, reordering = packets that arrive after a higher
+sequence number, delay statistics and the RFC 3550 interarrival jitter).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from sip_agent.netem import Lab
+
+__all__ = ["Arrival", "ProbeResult", "analyze", "probe"]
+
+_HEADER = struct.Struct("!IQ")  # sequence number, send time (ns, CLOCK_MONOTONIC)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One received packet: its sequence number, send and receive times (ns), payload intact?"""
+
+    seq: int
+    sent_ns: int
+    recv_ns: int
+    intact: bool = True
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Path statistics of one packet train (fractions 0..1, times in ms)."""
+
+    sent: int
+    received: int
+    lost: int
+    loss_fraction: float
+    bursts: int
+    mean_burst: float
+    max_burst: int
+    duplicates: int
+    reordered: int
+    corrupted: int
+    delay_min_ms: float
+    delay_mean_ms: float
+    delay_p50_ms: float
+    delay_p95_ms: float
+    delay_std_ms: float
+    jitter_ms: float
+
+    def describe(self) -> str:
+        return (f"sent {self.sent}, received {self.received}, lost {self.lost} "
+                f"({100 * self.loss_fraction:.2f}%) in {self.bursts} bursts (mean "
+                f"{self.mean_burst:.2f}, max {self.max_burst}); duplicates {self.duplicates}, "
+                f"reordered {self.reordered}, corrupted {self.corrupted}; one-way delay "
+                f"min/mean/p50/p95 {self.delay_min_ms:.2f}/{self.delay_mean_ms:.2f}/"
+                f"{self.delay_p50_ms:.2f}/{self.delay_p95_ms:.2f} ms, std {self.delay_std_ms:.2f}"
+                f" ms, RFC 3550 jitter {self.jitter_ms:.2f} ms")
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def analyze(sent: int, arrivals: Sequence[Arrival]) -> ProbeResult:
+    """Statistics of a train of ``sent`` packets (seq 0..sent-1) from arrivals in arrival order."""
+    first: list[Arrival] = []
+    seen: set[int] = set()
+    duplicates = reordered = 0
+    highest = -1
+    for a in arrivals:
+        if not 0 <= a.seq < sent:
+            raise ValueError(f"arrival with sequence {a.seq} outside the train 0..{sent - 1}")
+        if a.seq in seen:
+            duplicates += 1
+            continue
+        seen.add(a.seq)
+        first.append(a)
+        if a.seq < highest:
+            reordered += 1
+        highest = max(highest, a.seq)
+    runs: list[int] = []
+    run = 0
+    for seq in range(sent):
+        if seq in seen:
+            if run:
+                runs.append(run)
+            run = 0
+        else:
+            run += 1
+    if run:
+        runs.append(run)
+    lost = sent - len(seen)
+    delays = sorted((a.recv_ns - a.sent_ns) / 1e6 for a in first)
+    mean = sum(delays) / len(delays) if delays else float("nan")
+    std = (sum((d - mean) ** 2 for d in delays) / len(delays)) ** 0.5 if delays else float("nan")
+    jitter = 0.0
+    for prev, cur in zip(first, first[1:]):  # RFC 3550 section 6.4.1, in arrival order
+        d = ((cur.recv_ns - prev.recv_ns) - (cur.sent_ns - prev.sent_ns)) / 1e6
+        jitter += (abs(d) - jitter) / 16.0
+    return ProbeResult(
+        sent=sent, received=len(seen), lost=lost, loss_fraction=lost / sent if sent else 0.0,
+        bursts=len(runs), mean_burst=lost / len(runs) if runs else 0.0,
+        max_burst=max(runs, default=0), duplicates=duplicates, reordered=reordered,
+        corrupted=sum(1 for a in first if not a.intact),
+        delay_min_ms=delays[0] if delays else float("nan"), delay_mean_ms=mean,
+        delay_p50_ms=_percentile(delays, 0.5), delay_p95_ms=_percentile(delays, 0.95),
+        delay_std_ms=std, jitter_ms=jitter)
+
+
+def _bodies(count: int, size: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [rng.randbytes(max(0, size - _HEADER.size)) for _ in range(count)]
+
+
+def probe(lab: "Lab", count: int = 500, rate_pps: float = 50.0, *, direction: str = "forward",
+          payload_bytes: int = 64, seed: int = 0, drain_s: float | None = None) -> ProbeResult:
+    """Send ``count`` packets at ``rate_pps`` one way through the lab and measure the path.
+
+    ``direction`` "forward" is caller->callee, "backward" callee->caller. The
+    receiver waits ``drain_s`` after the last send (default: 1 s plus twice the
+    configured delay and jitter) for late packets.
+    """
+    if direction not in ("forward", "backward"):
+        raise ValueError(f"direction must be forward or backward (got {direction!r})")
+    if count < 1 or rate_pps <= 0 or payload_bytes < _HEADER.size:
+        raise ValueError(f"need count >= 1, rate_pps > 0, payload_bytes >= {_HEADER.size}")
+    src, dst = ("caller", "callee") if direction == "forward" else ("callee", "caller")
+    spec = lab.forward if direction == "forward" else lab.backward
+    if drain_s is None:
+        drain_s = 1.0 + 2 * (spec.delay_ms + 4 * spec.jitter_ms) / 1e3
+    bodies = _bodies(count, payload_bytes, seed)
+    tx, rx = lab.socket(src), lab.socket(dst)
+    arrivals: list[Arrival] = []
+    done_sending = threading.Event()
+    with tx, rx:
+        rx.bind((lab.endpoint(dst).address, 0))
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        rx.settimeout(0.05)
+        target = rx.getsockname()
+
+        def receive() -> None:
+            deadline = float("inf")  # set once the sender is done
+            seen: set[int] = set()
+            while len(seen) < count and time.monotonic() < deadline:
+                if deadline == float("inf") and done_sending.is_set():
+                    deadline = time.monotonic() + drain_s
+                try:
+                    data = rx.recv(65536)
+                except socket.timeout:
+                    continue
+                now = time.monotonic_ns()
+                if len(data) < _HEADER.size:
+                    continue
+                seq, sent_ns = _HEADER.unpack_from(data)
+                if seq < count:
+                    seen.add(seq)
+                    arrivals.append(Arrival(seq, sent_ns, now, data[_HEADER.size:] == bodies[seq]))
+
+        reader = threading.Thread(target=receive, name="netem-probe-rx", daemon=True)
+        reader.start()
+        start = time.monotonic()
+        for seq in range(count):
+            wait = start + seq / rate_pps - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            tx.sendto(_HEADER.pack(seq, time.monotonic_ns()) + bodies[seq], target)
+        done_sending.set()
+        reader.join()
+    return analyze(count, arrivals)
