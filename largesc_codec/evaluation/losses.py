@@ -13,6 +13,7 @@ and 8 packets, so they compare with ``uniform:0.1`` (mean burst 1 / 0.9 = 1.11).
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -81,11 +82,10 @@ def parse_profile(text: str) -> LossProfile:
 
 def _channel_module() -> Any:
     try:
-        from largesc_codec import channel
+        return importlib.import_module("largesc_codec.channel")
     except ImportError as exc:
         raise ImportError("largesc_codec.channel (the seeded loss models) is missing "
                           "from this installation") from exc
-    return channel
 
 
 class EvalChannel:
