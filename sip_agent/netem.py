@@ -202,8 +202,7 @@ class Lab:
         fwd = parse_netem(forward) if forward is not None else chosen.forward
         bwd = parse_netem(backward) if backward is not None else chosen.backward
         backend = self._require()
-        backend.apply("forward", fwd)
-        backend.apply("backward", bwd)
+        backend.apply(fwd, bwd)
         self._specs = (fwd, bwd)
         self._profile_name = chosen.name if forward is None and backward is None else (
             f"{chosen.name} (directions overridden)")

@@ -104,7 +104,7 @@ class Backend:
     def build(self) -> None:
         raise LabError("not a concrete backend")
 
-    def apply(self, direction: str, spec: NetemSpec) -> None:
+    def apply(self, forward: NetemSpec, backward: NetemSpec) -> None:
         raise LabError("not a concrete backend")
 
     def stats(self) -> str:
@@ -150,12 +150,12 @@ class NativeBackend(Backend):
             raise LabError(f"tc {' '.join(args)} failed in {self.router}: {done.stderr.strip()}")
         return done.stdout
 
-    def apply(self, direction: str, spec: NetemSpec) -> None:
-        dev = self._DEV[direction]
-        # Delete then add (not replace): fresh loss-chain state and fresh counters per profile.
-        self._tc("qdisc", "del", "dev", dev, "root", check=False)  # absent is fine
-        if not spec.is_clean():
-            self._tc("qdisc", "add", "dev", dev, "root", "netem", *spec.tc_args())
+    def apply(self, forward: NetemSpec, backward: NetemSpec) -> None:
+        for dev, spec in ((self._DEV["forward"], forward), (self._DEV["backward"], backward)):
+            # Delete then add (not replace): fresh loss-chain state and counters per profile.
+            self._tc("qdisc", "del", "dev", dev, "root", check=False)  # absent is fine
+            if not spec.is_clean():
+                self._tc("qdisc", "add", "dev", dev, "root", "netem", *spec.tc_args())
 
     def stats(self) -> str:
         return "".join(f"[{d}] " + self._tc("-s", "qdisc", "show", "dev", dev)
@@ -187,13 +187,14 @@ class UmlBackend(Backend):
         self.kernel = (f"user-mode-linux {self.router.version} (host kernel "
                        f"{os.uname().release} has no sch_netem)")
 
-    def apply(self, direction: str, spec: NetemSpec) -> None:
-        dev = self._DEV[direction]
-        script = f"tc qdisc del dev {dev} root 2>/dev/null || true"
-        if not spec.is_clean():
-            script += f"\ntc qdisc add dev {dev} root netem " + " ".join(
-                shlex.quote(a) for a in spec.tc_args())
-        self.router.run(script)
+    def apply(self, forward: NetemSpec, backward: NetemSpec) -> None:
+        lines = []  # one round trip into UML for both directions (each costs ~0.1 s)
+        for dev, spec in ((self._DEV["forward"], forward), (self._DEV["backward"], backward)):
+            lines.append(f"tc qdisc del dev {dev} root 2>/dev/null || true")
+            if not spec.is_clean():
+                lines.append(f"tc qdisc add dev {dev} root netem "
+                             + " ".join(shlex.quote(a) for a in spec.tc_args()))
+        self.router.run("set -e\n" + "\n".join(lines))
 
     def stats(self) -> str:
         return self.router.run("; ".join(f"echo '[{d}]'; tc -s qdisc show dev {dev}"
