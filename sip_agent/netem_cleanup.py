@@ -76,7 +76,10 @@ def owner_alive(lab_id: str) -> bool:
     try:
         pid, started = (state_dir(lab_id) / "owner").read_text().split()
     except (OSError, ValueError):
-        return False
+        try:  # a directory just made, owner file not yet written: a lab being born
+            return time.time() - state_dir(lab_id).stat().st_mtime < 30.0
+        except OSError:
+            return False
     return _start_time(int(pid)) == started
 
 

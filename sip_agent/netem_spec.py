@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from sip_agent.netem_markov import LossExpectation, four_state_expectation, ge_expectation
+from sip_agent.netem_markov import (Chain, LossExpectation, expectation, four_state_chain, ge_chain,
+                                   loss_fraction_sd, mean_burst_sd)
 
 __all__ = ["RandomLoss", "GilbertElliottLoss", "FourStateLoss", "LossModel", "NetemSpec",
            "LossExpectation", "DISTRIBUTIONS"]
@@ -46,11 +47,10 @@ class RandomLoss:
     def tc_args(self) -> list[str]:
         return ["loss", "random", _pct(self.percent), _pct(self.correlation)]
 
-    def expected(self) -> LossExpectation | None:
+    def chain(self) -> Chain | None:
         if self.correlation:
-            return None  # netem's correlated loss has no simple closed form
-        p = self.percent / 100.0
-        return LossExpectation(p, 1.0 / (1.0 - p) if p < 1.0 else float("inf"))
+            return None  # netem's correlated loss is not a Markov chain on a few states
+        return [[1.0]], [self.percent / 100.0]
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,8 @@ class GilbertElliottLoss:
         return ["loss", "gemodel", _pct(self.p), _pct(self.r), _pct(self.one_minus_h),
                 _pct(self.one_minus_k)]
 
-    def expected(self) -> LossExpectation:
-        return ge_expectation(self.p / 100, self.r / 100, self.one_minus_h / 100,
-                              self.one_minus_k / 100)
+    def chain(self) -> Chain | None:
+        return ge_chain(self.p / 100, self.r / 100, self.one_minus_h / 100, self.one_minus_k / 100)
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,9 @@ class FourStateLoss:
         return ["loss", "state"] + [_pct(v) for v in (self.p13, self.p31, self.p32, self.p23,
                                                       self.p14)]
 
-    def expected(self) -> LossExpectation:
-        return four_state_expectation(self.p13 / 100, self.p31 / 100, self.p32 / 100,
-                                      self.p23 / 100, self.p14 / 100)
+    def chain(self) -> Chain | None:
+        return four_state_chain(self.p13 / 100, self.p31 / 100, self.p32 / 100, self.p23 / 100,
+                                self.p14 / 100)
 
 
 LossModel = Union[RandomLoss, GilbertElliottLoss, FourStateLoss]
@@ -148,8 +147,21 @@ class NetemSpec:
     def __str__(self) -> str:
         return " ".join(self.tc_args()) or "clean (no qdisc)"
 
+    def loss_chain(self) -> Chain | None:
+        """The loss model as a Markov chain (None for correlated uniform loss)."""
+        return ([[1.0]], [0.0]) if self.loss is None else self.loss.chain()
+
     def expected_loss(self) -> LossExpectation | None:
         """Stationary loss rate and mean loss-burst length of the loss model, if it has one."""
-        if self.loss is None:
-            return LossExpectation(0.0, 0.0)
-        return self.loss.expected()
+        chain = self.loss_chain()
+        return None if chain is None else expectation(chain)
+
+    def loss_fraction_sd(self, packets: int) -> float | None:
+        """Standard deviation of the loss fraction a train of ``packets`` should show."""
+        chain = self.loss_chain()
+        return None if chain is None else loss_fraction_sd(chain, packets)
+
+    def mean_burst_sd(self, packets: int) -> float | None:
+        """Standard deviation of the mean loss-burst length a train of ``packets`` should show."""
+        chain = self.loss_chain()
+        return None if chain is None else mean_burst_sd(chain, packets)

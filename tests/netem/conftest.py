@@ -58,16 +58,31 @@ def leftovers(lab_id: str) -> list[str]:
     return found
 
 
+def loss_bounds(spec: "NetemSpec", n: int, z: float = 4.5) -> tuple[tuple[float, float],  # noqa: F821
+                                                                   tuple[float, float]]:
+    """Acceptance intervals (loss fraction, mean burst) for n packets through ``spec``.
+
+    Centre: the chain's stationary loss rate and mean burst
+    (sip_agent.netem_markov). Width: z standard deviations of the large-n normal
+    limit, whose variance sums the chain's autocovariances (so it widens for
+    bursty, correlated loss) and, for the burst mean, uses the delta method.
+    z = 4.5 keeps the false-failure rate near 1e-5 per check.
+    """
+    want = spec.expected_loss()
+    sd_loss, sd_burst = spec.loss_fraction_sd(n), spec.mean_burst_sd(n)
+    assert want is not None and sd_loss is not None and sd_burst is not None
+    return ((want.loss_rate - z * sd_loss, want.loss_rate + z * sd_loss),
+            (want.mean_burst - z * sd_burst, want.mean_burst + z * sd_burst))
+
+
 def gilbert_bounds(p: float, r: float, n: int, z: float = 4.5) -> tuple[tuple[float, float],
                                                                          tuple[float, float]]:
-    """Acceptance intervals for loss fraction and mean burst of a Gilbert chain (1-h=1, 1-k=0).
+    """Closed-form intervals for a Gilbert chain (1-h=1, 1-k=0), to cross-check loss_bounds.
 
     Loss is the stationary P(bad) = p/(p+r). Successive states are correlated
     with lag-1 coefficient lam = 1-p-r, so the variance of the mean of n
-    indicators is pi(1-pi)/n * (1+lam)/(1-lam) (sum of the geometric
-    autocorrelation). Bursts are geometric with mean 1/r and variance (1-r)/r^2;
-    about n*pi_good*p of them start. Uniform loss q is the case p=q, r=1-q
-    (lam = 0). z = 4.5 sigma keeps the false-failure rate near 1e-5 per check.
+    indicators is pi(1-pi)/n * (1+lam)/(1-lam). Bursts are geometric with mean
+    1/r and variance (1-r)/r^2; about n*pi_good*p of them start.
     """
     pi = p / (p + r)
     lam = 1.0 - p - r

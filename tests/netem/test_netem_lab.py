@@ -9,7 +9,7 @@ import pytest
 
 from sip_agent.netem import Lab
 from sip_agent.netem_probe import probe
-from tests.netem.conftest import gilbert_bounds
+from tests.netem.conftest import loss_bounds
 
 pytestmark = pytest.mark.netem
 
@@ -42,34 +42,21 @@ def test_clean_profile_passes_all_packets_both_ways(lab: Lab) -> None:
         assert res.delay_p50_ms < 5.0, res.describe()
 
 
-def test_uniform_loss_within_binomial_bounds(lab: Lab) -> None:
-    lab.set_profile("lossy-uniform-10")
-    n = 5000
-    res = probe(lab, n, RATE, seed=2, drain_s=0.3)
-    (lo, hi), (blo, bhi) = gilbert_bounds(0.10, 0.90, n)
+@pytest.mark.parametrize("profile, n, min_burst", [
+    ("lossy-uniform-10", 5000, 1.0),          # 10 %, bursts 1/(1-0.1) = 1.11
+    ("loss gemodel 5% 40% 100% 0%", 6000, 1.8),  # Gilbert: 11.1 %, bursts 1/r = 2.5
+    ("wifi-bursty", 8000, 1.4),               # full GE with delay/jitter: 4.0 %, bursts 1.85
+    ("loss state 1% 30% 10% 40% 0.5%", 8000, 1.4),  # 4-state: 3.7 %, bursts 2.09
+])
+def test_loss_and_burst_length_within_derived_bounds(lab: Lab, profile: str, n: int,
+                                                     min_burst: float) -> None:
+    lab.set_profile(profile)
+    (lo, hi), (blo, bhi) = loss_bounds(lab.forward, n)
+    res = probe(lab, n, RATE, seed=n, drain_s=0.3 + 2 * lab.forward.delay_ms / 1e3)
     assert lo <= res.loss_fraction <= hi, res.describe()
     assert blo <= res.mean_burst <= bhi, res.describe()
-
-
-def test_gilbert_elliott_loss_and_burst_length_within_bounds(lab: Lab) -> None:
-    lab.set_profile("loss gemodel 5% 40% 100% 0%")
-    n = 6000
-    res = probe(lab, n, RATE, seed=3, drain_s=0.3)
-    (lo, hi), (blo, bhi) = gilbert_bounds(0.05, 0.40, n)
-    assert lo <= res.loss_fraction <= hi, res.describe()  # stationary 11.1 %
-    assert blo <= res.mean_burst <= bhi, res.describe()  # 1/r = 2.5 packets
-    # the same loss rate without memory would give bursts of 1/(1-0.111) = 1.125
-    assert res.mean_burst > 1.8
-
-
-def test_four_state_loss_matches_the_chain(lab: Lab) -> None:
-    lab.set_profile("loss state 1% 30% 10% 40% 0.5%")
-    expected = lab.forward.expected_loss()
-    assert expected is not None
-    res = probe(lab, 6000, RATE, seed=4, drain_s=0.3)
-    # Loose bounds (+-40 %): a fast check that the model runs and is bursty, not a fit.
-    assert res.loss_fraction == pytest.approx(expected.loss_rate, rel=0.4), res.describe()
-    assert res.mean_burst == pytest.approx(expected.mean_burst, rel=0.4), res.describe()
+    # bursty models must look bursty: memoryless loss at the same rate gives ~1.04-1.12
+    assert res.mean_burst >= min_burst, res.describe()
 
 
 def test_delay_applies_to_its_direction_only(lab: Lab) -> None:

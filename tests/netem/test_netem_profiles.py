@@ -6,10 +6,12 @@ import random
 
 import pytest
 
-from sip_agent.netem_markov import four_state_expectation, ge_expectation, stationary
+from sip_agent.netem_markov import (four_state_chain, four_state_expectation, ge_chain,
+                                   ge_expectation, loss_fraction_sd, mean_burst_sd, stationary)
 from sip_agent.netem_probe import Arrival, analyze
 from sip_agent.netem_profiles import (PROFILES, FourStateLoss, GilbertElliottLoss, NetemSpec,
                                       RandomLoss, parse_netem, resolve_profile)
+from tests.netem.conftest import gilbert_bounds, loss_bounds
 
 
 def test_full_spec_round_trips_through_tc_args() -> None:
@@ -132,6 +134,34 @@ def test_simple_gilbert_and_uniform_have_textbook_figures() -> None:
     uni = parse_netem("loss 10%").expected_loss()
     assert uni is not None and uni.mean_burst == pytest.approx(1 / 0.9)
     assert parse_netem("loss 10% 50%").expected_loss() is None  # correlated: no closed form
+
+
+def test_generic_spread_equals_the_gilbert_closed_form() -> None:
+    for text, p, r in (("loss gemodel 5% 40%", 0.05, 0.40), ("loss 10%", 0.10, 0.90)):
+        generic = loss_bounds(parse_netem(text), 6000)
+        closed = gilbert_bounds(p, r, 6000)
+        for (a, b), (c, d) in zip(generic, closed):
+            assert a == pytest.approx(c, rel=1e-6) and b == pytest.approx(d, rel=1e-6)
+
+
+@pytest.mark.parametrize("chain, simulate", [
+    (ge_chain(0.02, 0.4, 0.8, 0.002),
+     lambda rng, n: _simulate_ge(0.02, 0.4, 0.8, 0.002, n, rng)),
+    (four_state_chain(0.01, 0.3, 0.1, 0.4, 0.005),
+     lambda rng, n: _simulate_4state(0.01, 0.3, 0.1, 0.4, 0.005, n, rng)),
+])
+def test_derived_spreads_match_seeded_replicates(chain: object, simulate: object) -> None:
+    """The normal-limit sd of loss fraction and mean burst vs 200 simulated trains of 4000."""
+    rng = random.Random(11)
+    runs = [_stats(simulate(rng, 4000)) for _ in range(200)]  # type: ignore[operator]
+
+    def sd(values: list[float]) -> float:
+        m = sum(values) / len(values)
+        return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+    # 200 replicates estimate an sd to about +-5 % (1 sigma); allow 20 %.
+    assert sd([r[0] for r in runs]) == pytest.approx(loss_fraction_sd(chain, 4000), rel=0.2)  # type: ignore[arg-type]
+    assert sd([r[1] for r in runs]) == pytest.approx(mean_burst_sd(chain, 4000), rel=0.2)  # type: ignore[arg-type]
 
 
 def test_analyze_counts_bursts_duplicates_reordering_and_delay() -> None:
