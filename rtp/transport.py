@@ -1,0 +1,185 @@
+"""The one place with sockets: an asyncio UDP adapter that drives an ``RtpSession``.
+
+Theory of operation
+-------------------
+``start()`` binds the RTP socket on an even port and RTCP on the next one
+(or a single socket with ``rtcp_mux``), hands the session its clock origin
+and starts one timer task. The task sleeps until the session's next
+deadline (capped at ``MAX_SLEEP_MS``), calls ``session.poll(now_ms)`` and
+sends what it returns. Datagrams that arrive are passed to the session with
+the arrival time. The clock is ``time.monotonic()`` in milliseconds; the
+session's SR timestamps get the wall-clock offset so NTP times are real.
+Without a configured remote the transport answers the address the first
+packet came from (symmetric RTP). ``stop()`` sends a BYE (optional), ends
+the task and closes the sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+
+from .session import Datagram, RtpSession
+
+MAX_SLEEP_MS = 100.0
+_BIND_ATTEMPTS = 50
+Address = tuple[str, int]
+
+
+def monotonic_ms() -> float:
+    """The transport's clock: ``time.monotonic()`` in milliseconds."""
+    return time.monotonic() * 1000.0
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: "RtpTransport", rtcp: bool) -> None:
+        self.owner, self.rtcp = owner, rtcp
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.owner._received(data, (addr[0], addr[1]), self.rtcp)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable while the peer is not up yet: count, keep going.
+        self.owner.session.counters["socket_errors"] += 1
+
+
+class RtpTransport:
+    """Bind RTP (+ RTCP) sockets and run ``session`` on the event loop.
+
+    Args:
+        session: the sans-IO session to drive.
+        host: local address to bind (tests use 127.0.0.1).
+        port: local RTP port, even; 0 picks a free even/odd pair.
+        remote: the peer's RTP address; None learns it from the first datagram.
+        remote_rtcp: the peer's RTCP address (default: RTP port + 1, or RTP with mux).
+        rtcp_mux: one socket for RTP and RTCP (RFC 5761).
+    """
+
+    def __init__(
+        self,
+        session: RtpSession,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        remote: Address | None = None,
+        remote_rtcp: Address | None = None,
+        rtcp_mux: bool = False,
+    ) -> None:
+        if port % 2:
+            raise ValueError(f"RTP port {port} must be even (RTCP uses the next port)")
+        self.session, self.host, self.port = session, host, port
+        self.remote, self.remote_rtcp, self.rtcp_mux = remote, remote_rtcp, rtcp_mux
+        self._rtp: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def local_rtp_port(self) -> int:
+        return self.port
+
+    @property
+    def local_rtcp_port(self) -> int:
+        return self.port if self.rtcp_mux else self.port + 1
+
+    async def _bind(self, port: int, rtcp: bool) -> asyncio.DatagramTransport:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self, rtcp), local_addr=(self.host, port))
+        return transport
+
+    async def _bind_pair(self) -> None:
+        if self.port:
+            self._rtp = await self._bind(self.port, False)
+            if not self.rtcp_mux:
+                self._rtcp = await self._bind(self.port + 1, True)
+            return
+        for _ in range(_BIND_ATTEMPTS):
+            rtp = await self._bind(0, False)
+            port = rtp.get_extra_info("sockname")[1]
+            if port % 2 == 0:
+                if self.rtcp_mux:
+                    self._rtp, self.port = rtp, port
+                    return
+                try:
+                    self._rtcp = await self._bind(port + 1, True)
+                except OSError:
+                    rtp.close()
+                    continue
+                self._rtp, self.port = rtp, port
+                return
+            rtp.close()
+        raise OSError(f"no free even/odd UDP port pair on {self.host} after {_BIND_ATTEMPTS} attempts")
+
+    async def start(self) -> None:
+        """Bind the sockets, start the session's clocks and the timer task."""
+        await self._bind_pair()
+        if self.session.config.ntp_offset_ms == 0.0:
+            offset = time.time() * 1000.0 - monotonic_ms()
+            self.session.config = dataclasses.replace(self.session.config, ntp_offset_ms=offset)
+        self.session.start(monotonic_ms())
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self, bye: bool = True, reason: str = "") -> None:
+        """Send BYE (if asked and a peer is known), stop the timer, close the sockets."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if bye and self._rtp is not None:
+            self.send([self.session.bye(monotonic_ms(), reason)])
+        for t in (self._rtp, self._rtcp):
+            if t is not None:
+                t.close()
+        self._rtp = self._rtcp = None
+
+    def wake(self) -> None:
+        """Make the timer task poll the session now (after an external change)."""
+        self._wake.set()
+
+    def send(self, datagrams: list[Datagram]) -> None:
+        """Put session output on the wire (RTCP on its socket unless muxed)."""
+        for d in datagrams:
+            if d.rtcp and not self.rtcp_mux:
+                sock, addr = self._rtcp, self._remote_rtcp()
+            else:
+                sock, addr = self._rtp, self.remote
+            if sock is None or addr is None:
+                self.session.counters["unsent_no_peer"] += 1
+                continue
+            sock.sendto(d.data, addr)
+
+    def _remote_rtcp(self) -> Address | None:
+        if self.remote_rtcp is not None:
+            return self.remote_rtcp
+        if self.remote is None:
+            return None
+        return self.remote if self.rtcp_mux else (self.remote[0], self.remote[1] + 1)
+
+    def _received(self, data: bytes, addr: Address, rtcp: bool) -> None:
+        now = monotonic_ms()
+        if self.remote is None and not rtcp:
+            self.remote = addr  # symmetric RTP: answer where the media comes from
+        if self.remote_rtcp is None and rtcp:
+            self.remote_rtcp = addr
+        if self.rtcp_mux:
+            self.session.receive(data, now)
+        elif rtcp:
+            self.session.receive_rtcp(data, now)
+        else:
+            self.session.receive_rtp(data, now)
+
+    async def _run(self) -> None:
+        while True:
+            now = monotonic_ms()
+            self.send(self.session.poll(now))
+            delay = min(self.session.next_deadline_ms() - monotonic_ms(), MAX_SLEEP_MS)
+            self._wake.clear()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay / 1000.0)
+                except asyncio.TimeoutError:
+                    pass
