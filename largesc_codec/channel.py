@@ -209,9 +209,11 @@ def _number(text: str, spec: str) -> float:
     if percent:
         value /= 100.0
     elif value > 1.0:
-        raise ValueError(f"{text!r} in channel spec {spec!r} is above 1: write a fraction (0.1) or a percentage (10%)")
+        raise ValueError(
+            f"{text!r} in channel spec {spec!r} is above 1: write a fraction (0.1) or a percentage (10%); {USAGE}"
+        )
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{text!r} in channel spec {spec!r} is outside 0..1 (0%..100%)")
+        raise ValueError(f"{text!r} in channel spec {spec!r} is outside 0..1 (0%..100%); {USAGE}")
     return value
 
 

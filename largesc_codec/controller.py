@@ -269,7 +269,9 @@ class AdaptiveController:
         self.vad, speech, why = vad_step(self.vad, features)
         if not speech:
             return Decision(1, (), False, f"{why}: 1 codebook, no redundancy")
-        p = round(self.loss.fraction_lost / NEGLIGIBLE_LOSS) * NEGLIGIBLE_LOSS
+        # Quantise so the memoised plan is reused and tiny report noise changes nothing.
+        p = self.loss.fraction_lost
+        p = 0.0 if p < NEGLIGIBLE_LOSS else round(p / NEGLIGIBLE_LOSS) * NEGLIGIBLE_LOSS
         b = round(self.loss.mean_burst * 4) / 4
         c, red = plan_speech(self.max_bps, self.max_codebooks, self.min_speech_codebooks,
                              self.max_redundancy_distance, p, b)
