@@ -27,7 +27,10 @@ pure function of its inputs and a little explicit state:
    greedily buys whatever adds the most expected delivered importance per bit:
    one more primary codebook, a new redundant block (the first j codebooks of
    the frame d back), or one more codebook in an existing block, as long as the
-   payload (``payload_size``) stays within ``max_bps``. Consequences: at zero
+   packet's TOKEN bits (11 per token, primary + copies, at 12.5 packets/s) stay
+   within ``max_bps``: the budget is counted as the research counts payload
+   (4 tokens = 550 bit/s .. 15 tokens = 2062.5 bit/s). The ToC bytes and
+   padding ride on top (``bits_per_second`` gives the full payload rate). Consequences: at zero
    or negligible (< 0.5 %) loss no redundancy is sent; the protection share
    grows with L, since a copy's value is about L while a primary codebook's is
    about 1 - L; under bursty loss a copy at distance d < b is usually lost with
@@ -172,13 +175,13 @@ def plan_speech(
     Tries no redundancy and every set of up to ``MAX_COPIES`` copy distances in
     1..max_distance; each set is filled greedily (``_fill``) and the highest expected
     delivered importance wins (ties: the earlier, i.e. fewer and nearer copies).
-    The result always satisfies ``payload_size(...) * 8 * 12.5 <= max_bps``.
+    The result always satisfies ``11 * tokens * 12.5 <= max_bps`` (token bits).
     """
     loss, burst = _model(loss, burst)
-    budget = int(max_bps // (8 * FRAME_RATE_HZ))  # bytes per packet
+    budget = int(max_bps / (TOKEN_BITS * FRAME_RATE_HZ) + 1e-9)  # tokens per packet
 
     def fits(c: int, blocks: dict[int, int]) -> bool:
-        return payload_size([(0, c)] + list(blocks.items())) <= budget
+        return c + sum(blocks.values()) <= budget
 
     c, blocks = _fill(min_codebooks, {}, fits, max_codebooks, loss, burst)
     best = (_utility(c, blocks, loss, burst), c, blocks)
@@ -196,6 +199,14 @@ def plan_speech(
     return c, tuple(RedundancySpec(d, k) for d, k in sorted(blocks.items()))
 
 
+def token_bits_per_second(decision: Decision) -> float:
+    """Token bit rate of the packet ``decision`` implies: what ``max_bps`` budgets."""
+    if not isinstance(decision, Decision):
+        raise ValueError(f"token_bits_per_second() takes a Decision, got {type(decision).__name__}")
+    tokens = decision.codebooks + sum(s.codebooks for s in decision.redundancy)
+    return tokens * TOKEN_BITS * FRAME_RATE_HZ
+
+
 def bits_per_second(decision: Decision) -> float:
     """Payload bit rate of the packet ``decision`` implies (primary + its redundant blocks)."""
     if not isinstance(decision, Decision):
@@ -208,8 +219,9 @@ class AdaptiveController:
     """Per-frame codebook and in-band redundancy choice (see the module header).
 
     Args:
-        max_bps: payload budget in bit/s; every packet's payload (ToC bytes included)
-            stays within it. Must at least carry ``min_speech_codebooks`` codebooks.
+        max_bps: payload budget in bit/s of tokens (as the research counts it: 4 tokens
+            a frame = 550, 15 = 2062.5); every packet's tokens stay within it, the ToC
+            and padding (``bits_per_second``) ride on top. Must carry ``min_speech_codebooks``.
         max_codebooks: most primary codebooks per frame, 1..32.
         min_speech_codebooks: fewest codebooks of a speech frame (4 = the research's
             550 bit/s of tokens), 1..max_codebooks.
@@ -240,15 +252,14 @@ class AdaptiveController:
             )
         if not (isinstance(max_bps, (int, float)) and math.isfinite(max_bps)):
             raise ValueError(f"max_bps must be a finite number of bit/s, got {max_bps!r}")
-        one = bits_per_second(Decision(1))
-        floor = bits_per_second(Decision(min_speech_codebooks))
+        one = token_bits_per_second(Decision(1))
+        floor = token_bits_per_second(Decision(min_speech_codebooks))
         if max_bps < one:
-            raise ValueError(f"max_bps={max_bps:g} is below {one:g} bit/s, the cost of a 1-codebook payload")
+            raise ValueError(f"max_bps={max_bps:g} is below {one:g} bit/s, the cost of one token a frame")
         if max_bps < floor:
             raise ValueError(
-                f"max_bps={max_bps:g} cannot carry speech: a {min_speech_codebooks}-codebook payload "
-                f"({min_speech_codebooks * TOKEN_BITS * FRAME_RATE_HZ:g} bit/s of tokens plus ToC and padding) "
-                f"is {floor:g} bit/s; raise max_bps to >= {floor:g} or lower min_speech_codebooks"
+                f"max_bps={max_bps:g} cannot carry speech: {min_speech_codebooks} codebooks a frame "
+                f"are {floor:g} bit/s of tokens; raise max_bps to >= {floor:g} or lower min_speech_codebooks"
             )
         self.max_bps = float(max_bps)
         self.max_codebooks = max_codebooks
