@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-clips", type=int, default=None, help="use at most this many clips")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="channel seeds (default 0 1 2)")
     p.add_argument("--loss", action="append", default=None, metavar="SPEC",
-                   help="loss profile 'uniform:RATE' or 'ge:P,R' (repeatable; default: uniform "
+                   help="channel spec 'none', 'uniform:P' or 'ge:P[,R[,1-H[,1-K]]]' (repeatable; default: uniform "
                         "0/5/10/20/30/40 %% and GE 10 %% with mean bursts 2, 4, 8)")
     p.add_argument("--opus-kbps", type=float, nargs="*", default=[b / 1000 for b in OPUS_BITRATES],
                    help="Opus bitrates in kbit/s (default 6 9 12 16 24; none: no Opus rows)")

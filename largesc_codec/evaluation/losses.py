@@ -2,10 +2,12 @@
 
 A :class:`LossProfile` is a channel spec string understood by
 ``largesc_codec.channel.parse_channel`` plus the numbers reports need
-(stationary loss rate, mean burst length in packets).
+(stationary loss rate, mean burst length in packets). Channels themselves are
+the seeded models of ``largesc_codec.channel``, so every condition (Opus,
+LargeSC) draws its losses from the same code.
 
-Gilbert-Elliott (two-state Markov, loss only in the bad state): p = P(good ->
-bad), r = P(bad -> good). Stationary loss = p / (p + r); mean burst = 1 / r
+Gilbert-Elliott (netem ``gemodel`` order, here with loss only in the bad
+state): p = P(good -> bad), r = P(bad -> good). Stationary loss = p / (p + r); mean burst = 1 / r
 packets. For a target loss L and mean burst B: r = 1 / B, p = r * L / (1 - L).
 The default GE profiles all have 10 % stationary loss with mean bursts of 2, 4
 and 8 packets, so they compare with ``uniform:0.1`` (mean burst 1 / 0.9 = 1.11).
@@ -14,7 +16,6 @@ and 8 packets, so they compare with ``uniform:0.1`` (mean burst 1 / 0.9 = 1.11).
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,18 +67,14 @@ def default_losses() -> list[LossProfile]:
 
 
 def parse_profile(text: str) -> LossProfile:
-    """``uniform:0.1`` or ``ge:p,r`` (loss only in the bad state) -> LossProfile."""
-    family, _, args = text.partition(":")
-    try:
-        values = [float(v) for v in args.split(",")] if args else []
-    except ValueError:
-        values = []
-    if family == "uniform" and len(values) == 1:
-        return uniform(values[0])
-    if family == "ge" and len(values) == 2 and values[1] > 0:
-        p, r = values
-        return LossProfile(text, "ge", p / (p + r), 1.0 / r)
-    raise ValueError(f"bad loss profile {text!r}: use 'uniform:RATE' or 'ge:P,R' (e.g. ge:0.0278,0.25)")
+    """Any ``largesc_codec.channel.parse_channel`` spec -> LossProfile.
+
+    Loss rate and mean burst are the model's own stationary values
+    (``expected_loss_rate``, ``expected_mean_burst``); ``none`` is uniform 0.
+    """
+    model = _channel_module().parse_channel(text, seed=0)
+    family = "ge" if type(model).__name__ == "GilbertElliott" else "uniform"
+    return LossProfile(text, family, float(model.expected_loss_rate), float(model.expected_mean_burst))
 
 
 def _channel_module() -> Any:
@@ -88,34 +85,14 @@ def _channel_module() -> Any:
                           "from this installation") from exc
 
 
-class EvalChannel:
-    """A seeded loss model plus the profile it was built from; what codec callables get.
+def make_channel(profile: LossProfile | str, seed: int) -> Any:
+    """A fresh seeded loss model (``largesc_codec.channel``) for ``profile`` or a spec string.
 
-    ``lost()`` draws the next packet's fate (True = dropped) from the
-    ``largesc_codec.channel`` model; ``profile`` (spec, nominal loss rate, mean
-    burst) is there for senders that are told the expected loss, as Opus is.
+    The model has ``lost()`` (next packet's fate, True = dropped), ``losses(n)``
+    (bool array (n,)) and ``expected_loss_rate`` / ``expected_mean_burst``.
     """
-
-    def __init__(self, profile: LossProfile, seed: int) -> None:
-        self.profile = profile
-        self.seed = seed
-        self.model = _channel_module().parse_channel(profile.spec, seed=seed)
-
-    @property
-    def loss_rate(self) -> float:
-        return self.profile.loss_rate
-
-    def lost(self) -> bool:
-        return bool(self.model.lost())
-
-    def losses(self, n_packets: int) -> np.ndarray:
-        """The next ``n_packets`` decisions -> bool array (n_packets,), True = lost."""
-        return np.array([self.lost() for _ in range(n_packets)], dtype=bool)
-
-
-def make_channel(profile: LossProfile | str, seed: int) -> EvalChannel:
-    """A fresh seeded channel for ``profile`` (a LossProfile or its spec string)."""
-    return EvalChannel(parse_profile(profile) if isinstance(profile, str) else profile, seed)
+    spec = profile.spec if isinstance(profile, LossProfile) else profile
+    return _channel_module().parse_channel(spec, seed=seed)
 
 
 def channel_losses(channel: Any, n_packets: int) -> np.ndarray:
@@ -124,10 +101,9 @@ def channel_losses(channel: Any, n_packets: int) -> np.ndarray:
 
 
 def channel_loss_rate(channel: Any) -> float:
-    """Nominal loss rate of an :class:`EvalChannel` (or anything with ``loss_rate``)."""
-    rate = getattr(channel, "loss_rate", None)
+    """Nominal (stationary) loss rate per packet of a ``largesc_codec.channel`` model."""
+    rate = getattr(channel, "expected_loss_rate", None)
     if rate is None:
-        raise TypeError(f"{type(channel).__name__} has no loss_rate: pass an EvalChannel "
-                        "(largesc_codec.evaluation.losses.make_channel)")
-    rate = float(rate)
-    return 0.0 if math.isnan(rate) else rate
+        raise TypeError(f"{type(channel).__name__} has no expected_loss_rate: pass a loss model "
+                        "from largesc_codec.channel.parse_channel")
+    return float(rate)

@@ -124,7 +124,8 @@ class OpusCodec:
 
     ``channel`` is a seeded loss model of ``largesc_codec.channel`` (one draw per
     20 ms packet). The expected-loss setting given to libopus is the channel's
-    nominal loss rate rounded to a whole percent.
+    nominal loss rate (``expected_loss_rate``) rounded to a whole percent, as a
+    sender that learns the loss from RTCP reports would set it.
     """
 
     def __init__(self, bitrate: int, use_fec: bool = True) -> None:

@@ -5,9 +5,9 @@ A condition is a name plus a codec callable
     codec(pcm, sample_rate, channel) -> CodecOutput
         pcm:          float32 mono (samples,) at sample_rate (16 kHz for the
                       built-in speech sources; resample inside if you need 24 kHz)
-        channel:      a fresh seeded ``losses.EvalChannel``: call ``channel.lost()``
-                      once per packet you send (it wraps largesc_codec.channel's
-                      model); ``channel.loss_rate`` is the nominal loss
+        channel:      a fresh seeded loss model of largesc_codec.channel: call
+                      ``channel.lost()`` once per packet you send (True = dropped);
+                      ``channel.expected_loss_rate`` is its nominal loss rate
         CodecOutput:  (decoded float mono pcm, its sample rate, payload bit/s,
                       wire bit/s incl. IPv4+UDP+RTP headers, concealed fraction
                       [, dict of extra numbers]); a plain 5-tuple is accepted.
