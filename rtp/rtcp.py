@@ -8,8 +8,8 @@ version 2 everywhere, first packet SR or RR, padding only on the last
 packet, and lengths that add up exactly to the datagram. Malformed input
 raises ValueError naming the problem and byte offset.
 
-NTP helpers at the end give SR timestamps and the round-trip time from a
-report block's LSR/DLSR (RFC 3550 6.4.1): ``RTT = A - LSR - DLSR``.
+NTP time helpers (SR timestamps, LSR/DLSR, RTT) live in ``ntp`` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Union
 
+from .ntp import NTP_UNIX_OFFSET_S, ntp_compact, ntp_from_unix_ms, rtt_ms
 from .rtcp_xr import XrPacket
-from .seqnum import wrap_diff
 
 SR, RR, SDES, BYE, APP, XR = 200, 201, 202, 203, 204, 207
 SDES_CNAME = 1
+__all__ = ["NTP_UNIX_OFFSET_S", "ntp_compact", "ntp_from_unix_ms", "rtt_ms"]  # re-exported NTP helpers
 _BLOCK = struct.Struct("!IB3sIIII")
-NTP_UNIX_OFFSET_S = 2_208_988_800
 
 
 @dataclass(frozen=True)
@@ -301,26 +301,3 @@ def parse_compound(data: bytes) -> tuple[RtcpPacket, ...]:
         out.append(packet)
         pos = end
     return tuple(out)
-
-
-def ntp_from_unix_ms(unix_ms: float) -> int:
-    """64-bit NTP timestamp (32.32 seconds since 1900) for a Unix time in milliseconds."""
-    value = round((unix_ms / 1000.0 + NTP_UNIX_OFFSET_S) * (1 << 32))
-    return value % (1 << 64)
-
-
-def ntp_compact(ntp: int) -> int:
-    """Middle 32 bits of a 64-bit NTP time (16.16 seconds): the LSR / DLSR clock."""
-    return (ntp >> 16) & 0xFFFFFFFF
-
-
-def rtt_ms(arrival_compact: int, lsr: int, dlsr: int) -> float | None:
-    """Round-trip time from a report block (RFC 3550 6.4.1); None when no SR was reported.
-
-    All three values are 16.16 fixed-point seconds on a wrapping 32-bit clock;
-    a small negative result (clock granularity) is returned as 0.
-    """
-    if lsr == 0:
-        return None
-    rtt = wrap_diff(0, (arrival_compact - lsr - dlsr) % (1 << 32), 32)
-    return max(0.0, rtt * 1000.0 / 65536.0)

@@ -11,6 +11,7 @@ number and its text. Codec meaning (rtpmap, fmtp, offer/answer) lives in
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 _KEPT = "iuepkrz"
 
@@ -152,7 +153,7 @@ def parse(text: str) -> SessionDescription:
     bws: list[tuple[str, int]] = []
     extra: list[tuple[str, str]] = []
     media: list[Media] = []
-    current: dict[str, list] | None = None  # the m= section being read
+    current: dict[str, list[Any]] | None = None  # the m= section being read
     head: Media | None = None
 
     def close() -> None:

@@ -33,58 +33,26 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from largesc_codec.types import LossReport
 
+from . import ntp, rtcp
 from . import packet as rtp_packet
-from . import rtcp
-from .interval import RTCP_MIN_INTERVAL_S, RtcpScheduler
+from .config import Datagram, SessionConfig
+from .interval import RtcpScheduler
 from .packet import RtpPacket
 from .rtcp_xr import LossRleBlock, XrPacket, burst_report
 from .seqnum import seq_add, ts_add
-from .stats import MIN_SEQUENTIAL, SourceStats
+from .stats import SourceStats
 
 PayloadSource = Callable[[int, int], Optional[bytes]]
 RtpSink = Callable[[RtpPacket, float], None]
 MAX_CATCH_UP = 5
 MAX_SOURCES = 64
 MAX_REPORTS = 31
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Static settings of a session. ``ntp_offset_ms`` = Unix time (ms) at ``now_ms == 0``.
-
-    ``ssrc``, initial sequence number and timestamp are drawn from ``seed``
-    when not given (RFC 3550 wants them random). ``rtcp_bw_bps`` defaults to
-    5 % of ``session_bw_bps``.
-    """
-
-    payload_type: int = 96
-    clock_rate: int = 24_000
-    frame_ticks: int = 1_920
-    frame_ms: float = 80.0
-    frames_per_packet: int = 1
-    cname: str = "largesc@127.0.0.1"
-    ssrc: int | None = None
-    initial_seq: int | None = None
-    initial_ts: int | None = None
-    session_bw_bps: float = 8_000.0
-    rtcp_bw_bps: float | None = None
-    rtcp_min_interval_s: float = RTCP_MIN_INTERVAL_S
-    min_sequential: int = MIN_SEQUENTIAL
-    seed: int | None = None
-    ntp_offset_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class Datagram:
-    """One datagram to put on the wire: RTCP (``rtcp=True``) or RTP."""
-
-    rtcp: bool
-    data: bytes
+__all__ = ["Datagram", "PayloadSource", "RtpSession", "RtpSink", "SessionConfig"]
 
 
 @dataclass
@@ -134,7 +102,7 @@ class RtpSession:
         return self.config.frame_ms * self.config.frames_per_packet
 
     def _ntp(self, now_ms: float) -> int:
-        return rtcp.ntp_from_unix_ms(now_ms + self.config.ntp_offset_ms)
+        return ntp.ntp_from_unix_ms(now_ms + self.config.ntp_offset_ms)
 
     def start(self, now_ms: float) -> None:
         """Start the frame clock (first packet due now) and the RTCP timer."""
@@ -224,8 +192,10 @@ class RtpSession:
         return 1 + len(self.sources)
 
     def _senders(self, now_ms: float) -> int:
+        # active senders, ourselves included (RFC 3550 6.3: sent RTP within the last two intervals)
         horizon = 2 * self.scheduler.last_interval_ms
-        return sum(1 for s in self.sources.values() if s.last_rtp_ms is not None and now_ms - s.last_rtp_ms <= horizon)
+        remote = sum(1 for s in self.sources.values() if s.last_rtp_ms is not None and now_ms - s.last_rtp_ms <= horizon)
+        return remote + (1 if self._we_sent(now_ms) else 0)
 
     def _we_sent(self, now_ms: float) -> bool:
         last = self._sender.last_ms
@@ -299,7 +269,7 @@ class RtpSession:
                 for block in p.reports:
                     if block.ssrc == self.ssrc:
                         fraction = block.fraction_lost / 256.0
-                        rtt = rtcp.rtt_ms(rtcp.ntp_compact(self._ntp(now_ms)), block.lsr, block.dlsr)
+                        rtt = ntp.rtt_ms(ntp.ntp_compact(self._ntp(now_ms)), block.lsr, block.dlsr)
                         if rtt is not None:
                             self.rtt_ms = rtt
             elif isinstance(p, rtcp.Sdes):

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 from largesc_codec.types import LossReport
 
-from .rtcp import ReportBlock, ntp_compact
+from .ntp import ntp_compact
+from .rtcp import ReportBlock
 from .rtcp_xr import LossRleBlock, burst_report
 from .seqnum import SEQ_MOD, seq_add, seq_diff, seq_forward, ts_diff
 

@@ -1,0 +1,42 @@
+"""Settings of an ``RtpSession`` and the datagrams it hands to a transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .interval import RTCP_MIN_INTERVAL_S
+from .stats import MIN_SEQUENTIAL
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Static settings of a session. ``ntp_offset_ms`` = Unix time (ms) at ``now_ms == 0``.
+
+    ``ssrc``, initial sequence number and timestamp are drawn from ``seed``
+    when not given (RFC 3550 wants them random). ``rtcp_bw_bps`` defaults to
+    5 % of ``session_bw_bps``.
+    """
+
+    payload_type: int = 96
+    clock_rate: int = 24_000
+    frame_ticks: int = 1_920
+    frame_ms: float = 80.0
+    frames_per_packet: int = 1
+    cname: str = "largesc@127.0.0.1"
+    ssrc: int | None = None
+    initial_seq: int | None = None
+    initial_ts: int | None = None
+    session_bw_bps: float = 8_000.0
+    rtcp_bw_bps: float | None = None
+    rtcp_min_interval_s: float = RTCP_MIN_INTERVAL_S
+    min_sequential: int = MIN_SEQUENTIAL
+    seed: int | None = None
+    ntp_offset_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Datagram:
+    """One datagram to put on the wire: RTCP (``rtcp=True``) or RTP."""
+
+    rtcp: bool
+    data: bytes
