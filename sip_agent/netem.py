@@ -162,10 +162,15 @@ class Lab:
         if main:  # a second Ctrl-C must not cut the tear-down in half
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, *_SIGNALS})
         try:
-            for child in self._children:
+            for child in self._children:  # SIGTERM first: agents may want to hang up
                 if child.poll() is None:
+                    child.terminate()
+            for child in self._children:
+                try:
+                    child.wait(timeout=2.0)
+                except subprocess.TimeoutExpired:
                     child.kill()
-                child.wait()
+                    child.wait()
             if self._backend is not None:
                 self._backend.close()
             if self.lab_id:
@@ -174,7 +179,11 @@ class Lab:
                 os.close(self._watch_fd)
                 self._watch_fd = -1
             if self._watchdog is not None:
-                self._watchdog.wait(timeout=30)
+                try:
+                    self._watchdog.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self._watchdog.kill()  # everything is already gone; do not hang on it
+                    self._watchdog.wait()
             self._restore_signals()
             atexit.unregister(self.close)
         finally:

@@ -128,9 +128,28 @@ def _lab_ids() -> set[str]:
     return {i for i in ids if i and all(c in "0123456789abcdef" for c in i)}
 
 
+def _poweroff_uml(lab_id: str, timeout: float = 3.0) -> None:
+    """Ask a booted UML router of a dead owner to power off (it then reaps its own helpers,
+    leaving no zombies), by posting the next command of its file channel (see uml.py)."""
+    state = state_dir(lab_id)
+    if not uml_pids(lab_id) or not (state / "ready").exists():
+        return
+    posted = [int(p.name.split(".")[1]) for p in state.glob("cmd.*") if p.name[4:].isdigit()]
+    n = max(posted, default=-1) + 1
+    try:
+        (state / f"cmd.{n}.tmp").write_text("poweroff -f\n")
+        (state / f"cmd.{n}.tmp").rename(state / f"cmd.{n}")
+    except OSError:
+        return
+    deadline = time.monotonic() + timeout
+    while uml_pids(lab_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def cleanup_lab(lab_id: str) -> None:
     """Remove everything of one lab: UML processes (its TAPs go with them), processes still
     inside its namespaces, the namespaces (veths go with them), the state directory."""
+    _poweroff_uml(lab_id)
     kill_pids(uml_pids(lab_id))
     for role in ROLES:
         name = ns_name(lab_id, role)

@@ -24,6 +24,7 @@ pairs. Pure arithmetic, no dependencies.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["LossExpectation", "Chain", "ge_chain", "four_state_chain", "ge_expectation",
@@ -124,7 +125,7 @@ def _mean_sd(matrix: list[list[float]], values: list[float], n: int) -> float:
         total += 2.0 * sum(pi[s] * centred[s] * vec[s] for s in states)
         if max(abs(v) for v in vec) < 1e-13:  # P^k f -> 0: the chain has forgotten
             break
-    return (max(total, 0.0) / n) ** 0.5
+    return math.sqrt(max(total, 0.0) / n)
 
 
 def loss_fraction_sd(chain: Chain, n: int) -> float:
@@ -149,4 +150,6 @@ def mean_burst_sd(chain: Chain, n: int) -> float:
     g = [lost[c] - b * st for (a, c), st in zip(pairs, starts)]
     pi = stationary(pair_prob)
     start_rate = sum(p * st for p, st in zip(pi, starts))
-    return _mean_sd(pair_prob, g, n) / start_rate if start_rate else float("inf")
+    if not start_rate:  # no bursts ever start: lossless (exact 0) or never recovers
+        return 0.0 if not any(lost) else float("inf")
+    return _mean_sd(pair_prob, g, n) / start_rate

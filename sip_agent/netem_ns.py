@@ -160,7 +160,8 @@ def configure(ns_name: str, ifname: str, address: str, prefixlen: int, *, mac: s
 def socket_in(ns_name: str, family: int = socket.AF_INET,
               kind: int = socket.SOCK_DGRAM) -> socket.socket:
     """A socket that lives in the namespace (made by a short child process, fd passed back)."""
-    return netns.create_socket(ns_name, family, kind, flags=0)
+    sock: socket.socket = netns.create_socket(ns_name, family, kind, flags=0)
+    return sock
 
 
 def call_in(ns_name: str, fn: Callable[..., Any], *args: Any, timeout: float = 60.0) -> Any:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from sip_agent.netem import Lab
+    from sip_agent.netem_spec import NetemSpec
 
 NETNS_DIR = "/run/netns"
 
@@ -36,7 +40,7 @@ def netns_ok() -> None:
 
 
 @pytest.fixture(scope="module")
-def lab(netns_ok: None) -> Iterator["Lab"]:  # noqa: F821
+def lab(netns_ok: None) -> Iterator["Lab"]:
     """One booted lab (UML boot costs seconds) shared by a module; tests set their profile."""
     from sip_agent.netem import Lab
 
@@ -58,7 +62,7 @@ def leftovers(lab_id: str) -> list[str]:
     return found
 
 
-def loss_bounds(spec: "NetemSpec", n: int, z: float = 4.5) -> tuple[tuple[float, float],  # noqa: F821
+def loss_bounds(spec: "NetemSpec", n: int, z: float = 4.5) -> tuple[tuple[float, float],
                                                                    tuple[float, float]]:
     """Acceptance intervals (loss fraction, mean burst) for n packets through ``spec``.
 
