@@ -1,24 +1,25 @@
 """Audio codecs in SDP and the offer/answer exchange (RFC 3264) for LargeSC.
 
-A LargeSC media format is ``a=rtpmap:<pt> LargeSC/24000/1`` on a dynamic
-payload type with ``a=fmtp:<pt> maxcodebooks=..;maxbps=..;ptime=..;maxred=..;version=..``.
-Offers list LargeSC first, then the fallbacks PCMU, PCMA and G722 (static
-payload types 0, 8, 9), so a peer without LargeSC still finds a codec.
+A LargeSC media format (docs/payload-format.md section 8) is
+``a=rtpmap:<pt> LargeSC/24000[/1]`` on a dynamic payload type, with
+``a=fmtp:<pt> maxcodebooks=..;maxbps=..;maxred=..;version=..`` and the
+media-level ``a=ptime`` / ``a=maxptime`` (see ``largesc_params``). Offers list
+LargeSC first, then the fallbacks PCMU, PCMA and G722 (static payload types
+0, 8, 9), so a peer without LargeSC still answers with a codec it knows.
 
-Answer rules for LargeSC parameters (each side states what it can receive):
+Parameters state what their sender wishes to receive, so each direction is
+governed by its receiver's SDP. The answerer:
 
-* ``version`` must be equal, else LargeSC is not accepted (the next common
+* accepts LargeSC only with the offered ``version`` (else the next common
   codec wins);
-* ``maxcodebooks``, ``maxbps`` and ``maxred`` take the minimum of both sides;
-* ``ptime`` (milliseconds, a multiple of the 80 ms frame, 80..1280) takes the
-  larger of both sides: a low-rate stream is header-bound, so neither side
-  wants packets shorter than it asked for. A media-level ``a=ptime`` without
-  an fmtp ptime is rounded up to a multiple of 80 ms; we write none, so
-  fallback codecs keep their own packet time.
+* answers ``maxcodebooks`` / ``maxbps`` no higher than offered (the minimum
+  of both sides), and its own ``maxred``, ``ptime`` and ``maxptime``;
+* keeps the offer's payload type numbers, orders the common codecs by its
+  own preference, and rejects (port 0) every m= line but the first audio one,
+  or that one too when nothing is in common.
 
-The answer keeps the offer's payload type numbers, orders the common codecs
-by the answerer's preference, and rejects (port 0) every m= line but the
-first audio one, or that one too when nothing is in common.
+``agreement`` reads the outcome for one side: the codec in use, the limits
+for what it sends (the peer's parameters) and what it receives (its own).
 """
 
 from __future__ import annotations
@@ -26,92 +27,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+from .largesc_params import MAX_PTIME, LargeScParams
 from .sdp import Connection, Media, Origin, SessionDescription
 
 LARGESC = "LargeSC"
 LARGESC_CLOCK = 24_000
-FRAME_MS = 80
-MAX_PTIME = 16 * FRAME_MS  # a LargeSC payload holds at most 16 blocks
 STATIC = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000)}  # G722's RTP clock is 8000 (RFC 3551)
 PREFERENCE = (LARGESC, "PCMU", "PCMA", "G722")
 _ANSWER_DIRECTION = {"sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive", "sendrecv": "sendrecv"}
-
-
-def _number(key: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"LargeSC fmtp parameter {key}={text!r} is not a number") from None
-
-
-@dataclass(frozen=True)
-class LargeScParams:
-    """LargeSC fmtp parameters (defaults: 8 codebooks, 2062.5 bit/s = 15 tokens a frame, 80 ms, distance 3, version 1)."""
-
-    maxcodebooks: int = 8
-    maxbps: float = 2062.5
-    ptime: int = FRAME_MS
-    maxred: int = 3
-    version: int = 1
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.maxcodebooks <= 32:
-            raise ValueError(f"LargeSC maxcodebooks {self.maxcodebooks} is outside 1..32")
-        if not self.maxbps > 0:
-            raise ValueError(f"LargeSC maxbps {self.maxbps} must be > 0")
-        if self.ptime % FRAME_MS or not FRAME_MS <= self.ptime <= MAX_PTIME:
-            raise ValueError(f"LargeSC ptime {self.ptime} is not a multiple of {FRAME_MS} in {FRAME_MS}..{MAX_PTIME}")
-        if not 0 <= self.maxred <= 255:
-            raise ValueError(f"LargeSC maxred {self.maxred} is outside 0..255")
-        if self.version < 1:
-            raise ValueError(f"LargeSC version {self.version} must be >= 1")
-
-    @property
-    def frames_per_packet(self) -> int:
-        return self.ptime // FRAME_MS
-
-    def to_fmtp(self) -> str:
-        return (
-            f"maxcodebooks={self.maxcodebooks};maxbps={self.maxbps:g};ptime={self.ptime};"
-            f"maxred={self.maxred};version={self.version}"
-        )
-
-    @classmethod
-    def from_fmtp(cls, text: str, ptime_hint: int | None = None) -> "LargeScParams":
-        """Parse fmtp parameters; unknown ones are ignored, missing ones take defaults."""
-        values: dict[str, float] = {}
-        for item in filter(None, (p.strip() for p in text.split(";"))):
-            key, sep, value = item.partition("=")
-            key = key.strip().lower()
-            if not sep:
-                raise ValueError(f"LargeSC fmtp item {item!r} is not key=value")
-            if key in ("maxcodebooks", "maxbps", "ptime", "maxred", "version"):
-                values[key] = _number(key, value.strip())
-        for key in ("maxcodebooks", "ptime", "maxred", "version"):
-            if key in values and values[key] != int(values[key]):
-                raise ValueError(f"LargeSC fmtp parameter {key}={values[key]:g} must be an integer")
-        if "ptime" not in values and ptime_hint is not None:
-            values["ptime"] = min(MAX_PTIME, max(FRAME_MS, -(-ptime_hint // FRAME_MS) * FRAME_MS))
-        d = cls()
-        return cls(
-            maxcodebooks=int(values.get("maxcodebooks", d.maxcodebooks)),
-            maxbps=values.get("maxbps", d.maxbps),
-            ptime=int(values.get("ptime", d.ptime)),
-            maxred=int(values.get("maxred", d.maxred)),
-            version=int(values.get("version", d.version)),
-        )
-
-    def answer(self, offered: "LargeScParams") -> "LargeScParams | None":
-        """Our answer to ``offered`` (self = what we can receive); None if versions differ."""
-        if offered.version != self.version:
-            return None
-        return LargeScParams(
-            maxcodebooks=min(self.maxcodebooks, offered.maxcodebooks),
-            maxbps=min(self.maxbps, offered.maxbps),
-            ptime=max(self.ptime, offered.ptime),
-            maxred=min(self.maxred, offered.maxred),
-            version=self.version,
-        )
+__all__ = ["Agreement", "Codec", "LargeScParams", "agreement", "default_codecs", "make_answer", "make_offer",
+           "media_codecs", "negotiated"]
 
 
 @dataclass(frozen=True)
@@ -154,8 +79,8 @@ def media_codecs(media: Media) -> list[Codec]:
             raise ValueError(f"a=rtpmap:{value} is not '<pt> <name>/<clock>[/<channels>]'")
         rtpmap[pt] = (parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else 1)
     fmtp = {v.partition(" ")[0]: v.partition(" ")[2] for v in media.values("fmtp")}
-    ptimes = media.values("ptime")
-    ptime_hint = int(ptimes[0]) if ptimes and ptimes[0].isdigit() else None
+    ptime = next(iter(media.values("ptime")), None)
+    maxptime = next(iter(media.values("maxptime")), None)
     out: list[Codec] = []
     for fmt in media.formats:
         if fmt in rtpmap:
@@ -168,7 +93,7 @@ def media_codecs(media: Media) -> list[Codec]:
             raise ValueError(f"RTP format {fmt!r} is not a payload type 0..127")
         codec = Codec(name, clock, int(fmt), channels)
         if codec.is_largesc:
-            codec = replace(codec, params=LargeScParams.from_fmtp(fmtp.get(fmt, ""), ptime_hint))
+            codec = replace(codec, params=LargeScParams.from_sdp(fmtp.get(fmt, ""), ptime, maxptime))
         out.append(codec)
     return out
 
@@ -180,6 +105,11 @@ def _audio_media(codecs: Sequence[Codec], port: int, direction: str | None, rtcp
         attrs.append(("rtpmap", f"{c.payload_type} {c.name}/{c.clock_rate}{channels}"))
         if c.params is not None:
             attrs.append(("fmtp", f"{c.payload_type} {c.params.to_fmtp()}"))
+    largesc = next((c.params for c in codecs if c.params is not None), None)
+    if largesc is not None:  # ptime / maxptime are media-level: LargeSC's wishes, if offered
+        attrs.append(("ptime", str(largesc.ptime)))
+        if largesc.maxptime != MAX_PTIME:
+            attrs.append(("maxptime", str(largesc.maxptime)))
     if rtcp_mux:
         attrs.append(("rtcp-mux", None))
     if direction:
@@ -243,3 +173,30 @@ def negotiated(sd: SessionDescription) -> Codec:
             if codecs:
                 return codecs[0]
     raise ValueError("no active audio m= line with a known codec")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The outcome of offer/answer for one side.
+
+    ``send`` holds the peer's LargeSC parameters (limits on what we send:
+    codebooks, bit/s, redundancy distance, ``send.frames_per_packet``);
+    ``receive`` our own. Both are None when the codec is not LargeSC.
+    """
+
+    codec: Codec
+    send: LargeScParams | None
+    receive: LargeScParams | None
+
+
+def agreement(local: SessionDescription, remote: SessionDescription, we_offered: bool) -> Agreement:
+    """Read the agreed codec (first of the answer) and both directions' LargeSC parameters."""
+    codec = negotiated(remote if we_offered else local)
+
+    def params(sd: SessionDescription) -> LargeScParams | None:
+        for m in sd.media:
+            if m.media == "audio" and m.port:
+                return next((c.params for c in media_codecs(m) if c.payload_type == codec.payload_type), None)
+        return None
+
+    return Agreement(codec, params(remote), params(local))

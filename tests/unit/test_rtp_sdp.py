@@ -10,6 +10,7 @@ from rtp import sdp
 from rtp.offer_answer import (
     Codec,
     LargeScParams,
+    agreement,
     default_codecs,
     make_answer,
     make_offer,
@@ -74,25 +75,73 @@ def test_malformed_sdp_names_the_line(text: str, where: str) -> None:
 
 
 def test_offer_lists_largesc_first_with_fmtp() -> None:
-    offer = make_offer(default_codecs(LargeScParams(maxcodebooks=12, maxbps=1650, ptime=160), 111), "127.0.0.1", 5004)
+    params = LargeScParams(maxcodebooks=12, maxbps=1650, ptime=160, maxptime=480)
+    offer = make_offer(default_codecs(params, 111), "127.0.0.1", 5004)
     text = sdp.serialize(offer)
     assert "m=audio 5004 RTP/AVP 111 0 8 9\r\n" in text
     assert "a=rtpmap:111 LargeSC/24000/1\r\n" in text
-    assert "a=fmtp:111 maxcodebooks=12;maxbps=1650;ptime=160;maxred=3;version=1\r\n" in text
+    assert "a=fmtp:111 maxcodebooks=12;maxbps=1650;maxred=3;version=1\r\n" in text
+    assert "a=ptime:160\r\n" in text and "a=maxptime:480\r\n" in text
     codecs = media_codecs(sdp.parse(text).media[0])
-    assert codecs[0] == Codec("LargeSC", 24000, 111, 1, LargeScParams(12, 1650.0, 160, 3, 1))
+    assert codecs[0] == Codec("LargeSC", 24000, 111, 1, params)
     assert [c.name for c in codecs[1:]] == ["PCMU", "PCMA", "G722"]
 
 
-def test_answer_takes_minimum_and_larger_ptime() -> None:
+SPEC_OFFER = """v=0
+o=alice 2890844526 2890844526 IN IP4 192.0.2.10
+s=-
+c=IN IP4 192.0.2.10
+t=0 0
+m=audio 49170 RTP/AVP 96 0
+a=rtpmap:96 LargeSC/24000
+a=fmtp:96 maxcodebooks=8;maxbps=2062.5;maxred=3;version=1
+a=rtpmap:0 PCMU/8000
+a=ptime:80
+"""
+
+SPEC_ANSWER = """v=0
+o=bob 2808844564 2808844564 IN IP4 198.51.100.7
+s=-
+c=IN IP4 198.51.100.7
+t=0 0
+m=audio 51372 RTP/AVP 96
+a=rtpmap:96 LargeSC/24000
+a=fmtp:96 maxcodebooks=4;maxbps=1100;maxred=5;version=1
+a=ptime:80
+"""
+
+
+def test_payload_format_spec_examples() -> None:
+    """docs/payload-format.md 8.4: Alice sends Bob <= 4 codebooks, 1100 bit/s, distance 5; Bob sends Alice the defaults."""
+    offer, answer = sdp.parse(SPEC_OFFER), sdp.parse(SPEC_ANSWER)
+    alice = agreement(offer, answer, we_offered=True)
+    bob = agreement(answer, offer, we_offered=False)
+    assert alice.codec.name == bob.codec.name == "LargeSC" and alice.codec.payload_type == 96
+    assert alice.send == LargeScParams(maxcodebooks=4, maxbps=1100, maxred=5) == bob.receive
+    assert bob.send == LargeScParams() == alice.receive
+    # Bob's own answer to Alice's offer, wishing 4 codebooks / 1100 bit/s / distance 5, is the spec's answer
+    mine = default_codecs(LargeScParams(maxcodebooks=4, maxbps=1100, maxred=5))
+    ours = make_answer(offer, mine, "198.51.100.7", 51372)
+    assert media_codecs(ours.media[0])[0].params == LargeScParams(maxcodebooks=4, maxbps=1100, maxred=5)
+    high_delay = SPEC_OFFER.replace("maxcodebooks=8;maxbps=2062.5;maxred=3;version=1", "maxbps=1100").replace(
+        "a=ptime:80", "a=ptime:160\na=maxptime:480"
+    )
+    params = media_codecs(sdp.parse(high_delay).media[0])[0].params
+    assert params == LargeScParams(maxbps=1100, ptime=160, maxptime=480) and params.frames_per_packet == 2
+
+
+def test_answer_never_raises_above_the_offer_and_keeps_own_wishes() -> None:
     offer = make_offer(default_codecs(LargeScParams(maxcodebooks=16, maxbps=2000, ptime=80, maxred=5)), "10.0.0.1", 5004)
-    mine = default_codecs(LargeScParams(maxcodebooks=8, maxbps=1100, ptime=240, maxred=2), 120)
+    mine = default_codecs(LargeScParams(maxcodebooks=32, maxbps=1100, ptime=240, maxred=2), 120)
     answer = sdp.parse(sdp.serialize(make_answer(offer, mine, "10.0.0.2", 6000)))
     chosen = negotiated(answer)
     assert chosen.payload_type == 96  # the offer's payload type number is kept
-    assert chosen.params == LargeScParams(maxcodebooks=8, maxbps=1100, ptime=240, maxred=2, version=1)
-    assert chosen.params.frames_per_packet == 3
+    assert chosen.params == LargeScParams(maxcodebooks=16, maxbps=1100, ptime=240, maxred=2)
     assert answer.media[0].port == 6000 and answer.media[0].has("sendrecv")
+    offerer = agreement(offer, answer, we_offered=True)
+    assert offerer.send is not None and offerer.send.frames_per_packet == 3  # the answerer wants 240 ms
+    answerer = agreement(answer, offer, we_offered=False)
+    assert answerer.send is not None and answerer.send.frames_per_packet == 1
 
 
 def test_answer_falls_back_when_largesc_is_missing_or_incompatible() -> None:
@@ -124,26 +173,28 @@ def test_answer_direction_and_rtcp_mux() -> None:
     [
         ("maxcodebooks=40", "maxcodebooks 40"),
         ("maxcodebooks=eight", "maxcodebooks='eight'"),
-        ("ptime=100", "ptime 100"),
         ("maxred=2.5", "maxred=2.5 must be an integer"),
-        ("maxbps=0", "maxbps 0"),
+        ("maxbps=100", "maxbps 100.0 is below 137.5"),
         ("version", "not key=value"),
     ],
 )
 def test_bad_largesc_fmtp(fmtp: str, message: str) -> None:
     text = sdp.serialize(make_offer(default_codecs(), "10.0.0.1", 5004)).replace(
-        "a=fmtp:96 maxcodebooks=8;maxbps=2062.5;ptime=80;maxred=3;version=1", f"a=fmtp:96 {fmtp}"
+        "a=fmtp:96 maxcodebooks=8;maxbps=2062.5;maxred=3;version=1", f"a=fmtp:96 {fmtp}"
     )
     with pytest.raises(ValueError, match=message):
         media_codecs(sdp.parse(text).media[0])
 
 
-def test_fmtp_defaults_and_ptime_attribute_hint() -> None:
+def test_fmtp_defaults_unknown_parameters_and_ptime_rounding() -> None:
     text = (
         "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 5000 RTP/AVP 97\r\n"
-        "a=rtpmap:97 largesc/24000\r\na=ptime:100\r\n"
+        "a=rtpmap:97 largesc/24000\r\na=fmtp:97 future=1;ptime=999\r\na=ptime:100\r\n"
     )
     codec = media_codecs(sdp.parse(text).media[0])[0]
-    assert codec.is_largesc and codec.params == LargeScParams(ptime=160)
+    assert codec.is_largesc and codec.params == LargeScParams()  # 100 ms rounds down to 80
+    assert media_codecs(sdp.parse(text.replace("ptime:100", "ptime:5000")).media[0])[0].params.ptime == 1280  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="a=ptime:abc"):
+        media_codecs(sdp.parse(text.replace("ptime:100", "ptime:abc")).media[0])
     with pytest.raises(ValueError, match="rtpmap"):
         media_codecs(sdp.parse(text.replace("largesc/24000", "largesc")).media[0])
