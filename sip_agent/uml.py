@@ -63,6 +63,10 @@ def find_uml() -> tuple[str, str, Path]:
     module = MODULES_ROOT / version / "kernel/net/sched/sch_netem.ko"
     if not module.exists():
         raise LabError(f"user-mode-linux {version!r} has no {module}. {_INSTALL_HINT}")
+    if not Path("/dev/net/tun").exists():
+        raise LabError("/dev/net/tun is missing, so user-mode-linux cannot attach its TAP "
+                       "devices. Fix: `mkdir -p /dev/net && mknod /dev/net/tun c 10 200` "
+                       "(in a container: --device /dev/net/tun).")
     if shutil.which("insmod", path="/usr/sbin:/sbin:/usr/bin:/bin") is None:
         raise LabError(f"`insmod` is missing, UML cannot load sch_netem. {_INSTALL_HINT}")
     return binary, version, module
