@@ -11,8 +11,8 @@ Sans-IO core: bytes and times in, bytes and decisions out, no sockets, no clock.
   sdp             SDP syntax
   offer_answer    codecs, offer/answer; largesc_params: LargeSC's SDP parameters
   config, session one endpoint: pacing, reports, peer loss feedback
- ``transport`` is the only
-module with sockets (asyncio UDP). This package imports neither torch nor
+
+``transport`` is the only module with sockets (asyncio UDP). This package imports neither torch nor
 moshi; from the codec it uses only ``largesc_codec.types.LossReport``.
 """
 

@@ -12,6 +12,7 @@ Malformed values raise ValueError naming the parameter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 FRAME_MS = 80
@@ -25,11 +26,14 @@ def round_ptime(ms: float) -> int:
     return int(min(MAX_PTIME, max(FRAME_MS, ms // FRAME_MS * FRAME_MS)))
 
 
-def _number(key: str, text: str) -> float:
+def _number(what: str, text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ValueError(f"LargeSC fmtp parameter {key}={text!r} is not a number") from None
+        raise ValueError(f"LargeSC {what}={text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"LargeSC {what}={text!r} is not a finite number")
+    return value
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class LargeScParams:
             if not sep:
                 raise ValueError(f"LargeSC fmtp item {item!r} is not key=value")
             if key in _FMTP_KEYS:
-                values[key] = _number(key, value.strip())
+                values[key] = _number(f"fmtp parameter {key}", value.strip())
         for key in ("maxcodebooks", "maxred", "version"):
             if key in values and values[key] != int(values[key]):
                 raise ValueError(f"LargeSC fmtp parameter {key}={values[key]:g} must be an integer")
@@ -85,10 +89,7 @@ class LargeScParams:
             if text is None:
                 times[key] = default
                 continue
-            try:
-                times[key] = round_ptime(float(text))
-            except ValueError:
-                raise ValueError(f"a={key}:{text} is not a number of milliseconds") from None
+            times[key] = round_ptime(_number(f"a={key}", text))
         return cls(
             maxcodebooks=int(values.get("maxcodebooks", d.maxcodebooks)),
             maxbps=values.get("maxbps", d.maxbps),

@@ -127,3 +127,14 @@ def test_field_ranges_checked() -> None:
         RtpPacket(0, 70000, 0, 0)
     with pytest.raises(ValueError, match="CSRC"):
         RtpPacket(0, 0, 0, 0, csrc=tuple(range(16)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([ONE_BYTE_PROFILE, 0x1000, 0x100F]), st.binary(max_size=40))
+def test_extension_elements_fuzz_only_raise_value_error(profile: int, raw: bytes) -> None:
+    ext = HeaderExtension(profile, raw + bytes(-len(raw) % 4))
+    try:
+        elements = parse_extension_elements(ext)
+    except ValueError:
+        return
+    assert all(len(e.value) <= 256 for e in elements)

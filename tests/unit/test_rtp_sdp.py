@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtp import sdp
 from rtp.offer_answer import (
@@ -194,7 +196,21 @@ def test_fmtp_defaults_unknown_parameters_and_ptime_rounding() -> None:
     codec = media_codecs(sdp.parse(text).media[0])[0]
     assert codec.is_largesc and codec.params == LargeScParams()  # 100 ms rounds down to 80
     assert media_codecs(sdp.parse(text.replace("ptime:100", "ptime:5000")).media[0])[0].params.ptime == 1280  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="a=ptime:abc"):
+    with pytest.raises(ValueError, match="a=ptime='abc'"):  # names the attribute
         media_codecs(sdp.parse(text.replace("ptime:100", "ptime:abc")).media[0])
     with pytest.raises(ValueError, match="rtpmap"):
         media_codecs(sdp.parse(text.replace("largesc/24000", "largesc")).media[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PJSIP_LIKE.split("\r\n")[3:] + SPEC_OFFER.split("\n")[5:] + [
+    "a=fmtp:96 maxcodebooks=inf", "a=ptime:nan", "a=rtpmap:96 LargeSC/x", "m=audio", "c=IN", "a=maxptime:-1",
+    "b=AS:x", "a=fmtp:96 maxred=1e400", "m=audio 1/0 RTP/AVP 96", "zz", "a=rtpmap:96 LargeSC/24000/1/2",
+]), max_size=12), st.text(max_size=20))
+def test_sdp_fuzz_only_raises_value_error(lines: list[str], junk: str) -> None:
+    text = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\n" + "\r\n".join(lines + [junk]) + "\r\n"
+    try:
+        for m in sdp.parse(text).media:
+            media_codecs(m)
+    except ValueError:
+        pass
