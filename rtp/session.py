@@ -241,10 +241,16 @@ class RtpSession:
                 held.clear()  # probation restarted
             held.append(pkt)
             return
-        for early in held:
-            self._deliver(early, now_ms)
-        held.clear()
-        self._deliver(pkt, now_ms)
+        released = held + [pkt]
+        held.clear()  # before calling out: a raising sink must not see these packets twice
+        error: Exception | None = None
+        for p in released:
+            try:
+                self._deliver(p, now_ms)
+            except Exception as exc:  # deliver the rest, then let the caller see the first error
+                error = error or exc
+        if error is not None:
+            raise error
 
     def _deliver(self, pkt: RtpPacket, now_ms: float) -> None:
         if self.on_rtp is not None:

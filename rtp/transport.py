@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from typing import Any
 
 from .session import Datagram, RtpSession
 
 MAX_SLEEP_MS = 100.0
+log = logging.getLogger(__name__)
 _BIND_ATTEMPTS = 50
 Address = tuple[str, int]
 
@@ -121,20 +123,26 @@ class RtpTransport:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self, bye: bool = True, reason: str = "") -> None:
-        """Send BYE (if asked and a peer is known), stop the timer, close the sockets."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        if bye and self._rtp is not None:
-            self.send([self.session.bye(monotonic_ms(), reason)])
-        for t in (self._rtp, self._rtcp):
-            if t is not None:
-                t.close()
-        self._rtp = self._rtcp = None
+        """Send BYE (if asked and a peer is known), stop the timer, close the sockets.
+
+        If the timer task died with an exception (a media source that raised),
+        the sockets are still closed and the exception is raised here.
+        """
+        task, self._task = self._task, None
+        try:
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        finally:
+            if bye and self._rtp is not None:
+                self.send([self.session.bye(monotonic_ms(), reason)])
+            for t in (self._rtp, self._rtcp):
+                if t is not None:
+                    t.close()
+            self._rtp = self._rtcp = None
 
     def wake(self) -> None:
         """Make the timer task poll the session now (after an external change)."""
@@ -160,6 +168,13 @@ class RtpTransport:
         return self.remote if self.rtcp_mux else (self.remote[0], self.remote[1] + 1)
 
     def _received(self, data: bytes, addr: Address, rtcp: bool) -> None:
+        try:
+            self._dispatch(data, addr, rtcp)
+        except Exception:  # a failing sink must not close the socket (asyncio would)
+            self.session.counters["sink_errors"] += 1
+            log.exception("RTP session callback failed on a received datagram")
+
+    def _dispatch(self, data: bytes, addr: Address, rtcp: bool) -> None:
         now = monotonic_ms()
         if self.remote is None and not rtcp:
             self.remote = addr  # symmetric RTP: answer where the media comes from
