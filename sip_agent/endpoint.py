@@ -1,0 +1,164 @@
+"""The pjsua2 library, set up once per process: transports, codecs, audio device, event pump.
+
+Threading model: pjsua2 runs with ``threadCnt = 0``, so no pjsip worker
+thread exists; the agent's main thread calls ``poll()`` (libHandleEvents)
+and every SIP callback (call/account state, SDP, media state) runs inside
+that call, on the main thread. pjmedia's own threads (RTP ioqueue, the
+null-device clock) are pjlib threads and only run C code. Any other Python
+thread that must call pjsua2 calls ``register_thread()`` first (pjlib
+aborts the process on calls from unregistered threads).
+
+pjsua2 allows one Endpoint per process; ``AgentEndpoint`` refuses a second.
+Shut down in this order (else libDestroy aborts with exit code 134): hang up
+and drop calls, delete players/recorders, ``Account.shutdown()``, then
+``AgentEndpoint.destroy()``.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from dataclasses import dataclass
+
+import pjsua2 as pj
+
+_FALLBACK_CODECS = ("PCMU", "PCMA", "G722")
+_alive = threading.Lock()  # held while an AgentEndpoint exists in this process
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Process-wide SIP settings.
+
+    ``sip_port`` 0 picks a port free for both UDP and TCP. ``transports``:
+    any of ``udp``, ``tcp``. ``codecs``: the standard codecs pjsua2 may use,
+    best first (every other codec is disabled, which also keeps the SDP small:
+    pjsua2's Python SDP hook sees only SDP bodies up to 1024 bytes).
+    ``sound_device`` None: null device (no sound card, the clock still runs);
+    ``"default"``: the system's default capture/playback device.
+    ``log_file``: pjsip's log (with every SIP message) at ``log_level``.
+    """
+
+    host: str = "127.0.0.1"
+    sip_port: int = 0
+    transports: tuple[str, ...] = ("udp", "tcp")
+    codecs: tuple[str, ...] = _FALLBACK_CODECS
+    sound_device: str | None = None
+    log_file: str | None = None
+    log_level: int = 5
+    console_log_level: int = 0
+    user_agent: str = "LargeSC-agent/0.1 (pjsua2)"
+
+
+def free_sip_port(host: str, attempts: int = 100) -> int:
+    """A port number free for both UDP and TCP on ``host``."""
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return int(port)
+    raise OSError(f"no port free for both UDP and TCP on {host} after {attempts} attempts")
+
+
+def error_text(exc: BaseException) -> str:
+    """A readable one-liner for a pjsua2 ``Error`` (its ``info()``) or any other exception."""
+    if isinstance(exc, pj.Error):
+        return f"{exc.title}: {exc.reason} (status {exc.status})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class AgentEndpoint:
+    """Owns ``pj.Endpoint``: create, start, poll, destroy (see module docstring)."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        if not _alive.acquire(blocking=False):
+            raise RuntimeError("pjsua2 allows one Endpoint per process; run each agent in its own process")
+        self.config = config
+        self.ep = pj.Endpoint()
+        self._destroyed = False
+        self.sip_port = config.sip_port or free_sip_port(config.host)
+        try:
+            self.ep.libCreate()
+            self.ep.libInit(self._ep_config())
+            self._set_sound_device()
+            self._set_codecs()
+            self._create_transports()
+            self.ep.libStart()
+        except pj.Error as exc:
+            self.destroy()
+            raise RuntimeError(f"cannot start the SIP endpoint on {config.host}:{self.sip_port}: {error_text(exc)}") from exc
+
+    def _ep_config(self) -> pj.EpConfig:
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0  # callbacks run inside poll(), on our thread
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.userAgent = self.config.user_agent
+        cfg.logConfig.level = self.config.log_level if self.config.log_file else self.config.console_log_level
+        cfg.logConfig.consoleLevel = self.config.console_log_level
+        cfg.logConfig.msgLogging = 1
+        if self.config.log_file:
+            cfg.logConfig.filename = self.config.log_file
+        cfg.medConfig.noVad = True  # continuous RTP: honest loss figures, clean recordings
+        cfg.medConfig.clockRate = 16000
+        return cfg
+
+    def _set_sound_device(self) -> None:
+        if self.config.sound_device is None:
+            self.ep.audDevManager().setNullDev()
+
+    def _create_transports(self) -> None:
+        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+        for name in self.config.transports:
+            if name not in kinds:
+                raise ValueError(f"unknown SIP transport {name!r}; use udp and/or tcp")
+            tc = pj.TransportConfig()
+            tc.port = self.sip_port
+            tc.boundAddress = self.config.host
+            try:
+                self.ep.transportCreate(kinds[name], tc)
+            except pj.Error as exc:
+                raise RuntimeError(
+                    f"cannot listen for SIP over {name.upper()} on {self.config.host}:{self.sip_port} "
+                    f"({error_text(exc)}): is another program using that port?"
+                ) from exc
+
+    def _set_codecs(self) -> None:
+        wanted = [c.upper() for c in self.config.codecs]
+        for info in self.ep.codecEnum2():
+            name = info.codecId.split("/")[0].upper()
+            priority = 200 - wanted.index(name) if name in wanted else 0
+            self.ep.codecSetPriority(info.codecId, priority)
+
+    def media_transport_config(self) -> pj.TransportConfig:
+        """RTP ports for pjsua2's own streams: a random even start, so parallel agents rarely collide."""
+        tc = pj.TransportConfig()
+        tc.boundAddress = self.config.host
+        tc.port = random.randrange(20000, 40000, 2)
+        tc.portRange = 2000
+        return tc
+
+    def register_thread(self, name: str = "py-thread") -> None:
+        """Register the calling thread with pjlib if it is not yet (required before any pjsua2 call)."""
+        if not self.ep.libIsThreadRegistered():
+            self.ep.libRegisterThread(name)
+
+    def poll(self, timeout_ms: int = 20) -> None:
+        """Run pjsip's timers and network events for up to ``timeout_ms``; callbacks fire in here."""
+        if not self._destroyed:
+            self.ep.libHandleEvents(timeout_ms)
+
+    def destroy(self) -> None:
+        """libDestroy (hangs up what is left); call after calls, media and accounts are released."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        try:
+            self.ep.libDestroy()
+        finally:
+            _alive.release()
