@@ -1,0 +1,405 @@
+"""Jitter buffer keyed by frame index: insert packets on arrival, pull frames on the playout clock.
+
+Contract of ``insert(ssrc, seq, timestamp, now_ms, primary, redundant)``: ``seq``
+and ``timestamp`` are the raw 16-bit / 32-bit RTP fields; the TokenFrames'
+``index`` values are RELATIVE to the packet's timestamp frame (primary frames
+0..n-1, a redundant copy d frames back has index -d), exactly what
+``uep.depacketize(0, payload, min_index=None)`` returns. The buffer unwraps both
+counters (rtp.seqnum.Unwrapper) and plays absolute frame indices: extended
+timestamp // 1920 (so a sender starting at timestamp 0 keeps its own numbering).
+
+Theory of operation, arrival side (``insert``):
+* Each frame keeps its best copy: a primary always beats a redundant copy,
+  otherwise more codebooks win. Copies for frames already played are late: if
+  they know more than was played, they are handed out once through
+  ``take_late()`` (the concealer may update its state) and never played.
+* Duplicates (same extended sequence number) are counted and ignored.
+* A new SSRC restarts the stream at once: flush, re-anchor, re-buffer; packets
+  from retired SSRCs are discarded. A packet whose timestamp is not a multiple
+  of 1920 from the stream's, or whose transit deviates from the base by more
+  than ``jump_ms`` (timestamp jump, paused sender, path change) is held; if the
+  next packet follows it (sequence +1..3, timestamp consistent) the stream
+  restarts from the held packet, otherwise the held packet is discarded
+  (RFC 3550 A.1-style probation, so one stray packet never flushes the buffer).
+
+Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYING:
+* IDLE (no packet since start/restart): WAIT.
+* BUFFERING: WAIT until the first frame has waited the target delay beyond
+  its fastest arrival; then start there, with ``restarted`` set. If more frames
+  have waited that long (a backlog), all but the newest two are skipped.
+* PLAYING: one frame per pull, indices consecutive except for ``skipped``.
+  With the playout point >= 1 frame above target, a frame is skipped when it
+  is missing or quiet (a primary with <= ``quiet_codebooks`` codebooks: the
+  controller codes non-speech with 1), or unconditionally when >= 2 frames
+  above target, at most once per ``adjust_gap`` pulls. Below target, the
+  buffer holds (WAIT, the cursor stays) when the next frame is missing, when
+  both neighbours are quiet, or unconditionally when a frame below target (same
+  rate limit). It settles within [target, target + 80 ms).
+* After ``comfort_after`` missing frames in a row the kind turns from CONCEAL
+  to COMFORT (an outage). The cursor keeps pace with the clock, so returning
+  packets play at once and a delivered backlog is late, never queued.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from rtp.seqnum import Unwrapper, seq_diff, ts_diff
+
+from .playout import DelayEstimator, PlayoutDecision, PlayoutKind
+from .types import FRAME_MS, FRAME_SAMPLES, MAX_CODEBOOKS, TokenFrame
+
+_REMEMBERED = 1024  # sequence numbers (duplicates) and frame indices (delay samples) remembered
+_RETIRED_SSRCS = 8
+
+
+@dataclass
+class JitterStats:
+    """Counters of a JitterBuffer (``stats()`` returns a snapshot)."""
+
+    packets: int = 0  # accepted packets (late ones included, duplicates not)
+    duplicates: int = 0
+    late: int = 0  # accepted packets whose primary frames had all been played
+    reordered: int = 0  # sequence number below the highest seen
+    restarts: int = 0  # flush + resync: new SSRC, timestamp jump, path change
+    discarded: int = 0  # retired SSRC, or a held jump that no packet confirmed
+    late_frames: int = 0  # late copies handed out through take_late()
+    skipped: int = 0  # frames dropped to shrink the delay or a backlog
+    holds: int = 0  # pulls held (WAIT) to grow the delay
+    outages: int = 0  # entries into COMFORT
+    played: dict[str, int] = field(default_factory=dict)  # pulls per PlayoutKind value
+    current_delay_ms: float = 0.0
+    target_delay_ms: float = 0.0
+    buffered_frames: int = 0
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What ``insert`` did: status "stored" | "late" | "duplicate" | "held" | "stale"."""
+
+    status: str
+    restarted: bool = False
+    reordered: bool = False
+    improved: int = 0  # frames whose best copy this packet improved
+
+
+@dataclass(frozen=True)
+class _Slot:
+    tokens: tuple[int, ...]
+    primary: bool
+    full: int  # codebooks its packet's primaries carry: a copy this long is RECOVERED
+
+
+@dataclass(frozen=True)
+class _Held:
+    seq: int
+    timestamp: int
+    now_ms: float
+    primary: tuple[TokenFrame, ...]
+    redundant: tuple[TokenFrame, ...]
+
+
+def _check_field(name: str, value: int, bits: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << bits):
+        raise ValueError(f"{name} must be an int in 0..{(1 << bits) - 1}, got {value!r}")
+
+
+def _check_now(now_ms: float) -> None:
+    if isinstance(now_ms, bool) or not isinstance(now_ms, (int, float)) or not math.isfinite(now_ms):
+        raise ValueError(f"now_ms must be a finite number, got {now_ms!r}")
+
+
+def _check_frames(primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame]) -> None:
+    if not all(isinstance(f, TokenFrame) for f in (*primary, *redundant)):
+        raise ValueError("primary and redundant must be sequences of TokenFrame")
+    if [f.index for f in primary] != list(range(len(primary))) or not primary:
+        raise ValueError(f"primary frames need relative indices 0..n-1 (n >= 1), got {[f.index for f in primary]}")
+    if any(f.index >= 0 for f in redundant):
+        raise ValueError(f"redundant frames need negative relative indices, got {[f.index for f in redundant]}")
+
+
+class JitterBuffer:
+    """Reorder, merge and time LargeSC frames; ``pull`` says what plays every 80 ms.
+
+    Args:
+        max_delay_ms, min_delay_ms: bounds of the adaptive target delay.
+        initial_delay_ms: target before the jitter is measured.
+        quantile, forget: of the delay estimator (playout.DelayEstimator).
+        comfort_after: missing frames in a row concealed before COMFORT.
+        quiet_codebooks: primaries with at most this many codebooks are quiet
+            (0: never), where the delay is preferably adjusted.
+        adjust_gap: fewest pulls between two unconditional delay adjustments.
+        jump_ms: transit deviation that makes a packet a restart candidate
+            (default max(1000, 2 * max_delay_ms)).
+        late_history: played frames remembered for late copies.
+    """
+
+    def __init__(
+        self,
+        max_delay_ms: float = 400.0,
+        min_delay_ms: float = 0.0,
+        initial_delay_ms: float = 80.0,
+        quantile: float = 0.95,
+        forget: float = 0.95,
+        comfort_after: int = 12,
+        quiet_codebooks: int = 1,
+        adjust_gap: int = 8,
+        jump_ms: float | None = None,
+        late_history: int = 64,
+    ) -> None:
+        for name, v, low in (("comfort_after", comfort_after, 0), ("quiet_codebooks", quiet_codebooks, 0),
+                             ("adjust_gap", adjust_gap, 1), ("late_history", late_history, 1)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+        self._est = DelayEstimator(min_delay_ms, max_delay_ms, quantile, forget, initial_delay_ms=initial_delay_ms)
+        self.jump_ms = max(1000.0, 2.0 * float(max_delay_ms)) if jump_ms is None else float(jump_ms)
+        if not math.isfinite(self.jump_ms) or self.jump_ms <= max_delay_ms:
+            raise ValueError(f"jump_ms must be finite and above max_delay_ms ({max_delay_ms}), got {jump_ms!r}")
+        self.comfort_after, self.quiet_codebooks = comfort_after, quiet_codebooks
+        self.adjust_gap, self.late_history = adjust_gap, late_history
+        self._stats = JitterStats()
+        self._ssrc: int | None = None
+        self._retired: deque[int] = deque(maxlen=_RETIRED_SSRCS)
+        self._seq, self._ts, self._anchor = Unwrapper(16), Unwrapper(32), 0
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
+        self._heard: set[int] = set()  # frames with a delay sample (their first copy arrived)
+        self._heard_order: deque[int] = deque()
+        self._first: int | None = None  # first primary frame of the stream: earlier copies are not sampled
+        self._held: _Held | None = None
+        self._slots: dict[int, _Slot] = {}
+        self._played: dict[int, int] = {}  # recently played index -> codebooks known then
+        self._late: deque[TokenFrame] = deque(maxlen=late_history)
+        self._state = "idle"
+        self._cursor = 0
+        self._missing_run = 0
+        self._pulls = 0
+        self._last_adjust = -adjust_gap
+        self._last_quiet = False
+        self._last_now: float | None = None
+
+    # ------------------------------------------------------------------ arrival side
+    def insert(self, ssrc: int, seq: int, timestamp: int, now_ms: float,
+               primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame] = ()) -> Arrival:
+        """Insert one packet at its arrival time ``now_ms`` (frame indices relative, see module doc)."""
+        _check_field("ssrc", ssrc, 32)
+        _check_field("seq", seq, 16)
+        _check_field("timestamp", timestamp, 32)
+        _check_now(now_ms)
+        _check_frames(primary, redundant)
+        restarted = False
+        if self._ssrc is None:
+            self._begin(ssrc, timestamp)
+        elif ssrc != self._ssrc:
+            if ssrc in self._retired:
+                self._stats.discarded += 1
+                return Arrival("stale")
+            self._retired.append(self._ssrc)
+            self._restart()
+            self._begin(ssrc, timestamp)
+            restarted = True
+        if self._jumped(timestamp, now_ms):
+            held = self._held
+            if held is None or not self._follows(held, seq, timestamp, now_ms):
+                self._stats.discarded += held is not None
+                self._held = _Held(seq, timestamp, now_ms, tuple(primary), tuple(redundant))
+                return Arrival("held")
+            self._restart()
+            self._begin(ssrc, held.timestamp)
+            self._accept(held.seq, held.timestamp, held.now_ms, held.primary, held.redundant)
+            restarted = True
+        elif self._held is not None:
+            self._stats.discarded += 1  # a stray packet: the stream went on as before
+            self._held = None
+        arrival = self._accept(seq, timestamp, now_ms, primary, redundant)
+        return replace(arrival, restarted=restarted)
+
+    def take_late(self) -> list[TokenFrame]:
+        """Late copies (absolute indices) of already played frames that knew more than was played; clears."""
+        out = list(self._late)
+        self._late.clear()
+        return out
+
+    def _begin(self, ssrc: int, timestamp: int) -> None:
+        self._ssrc = ssrc
+        self._seq, self._ts = Unwrapper(16), Unwrapper(32)
+        self._anchor = self._ts.extend(timestamp)
+
+    def _restart(self) -> None:
+        self._stats.restarts += 1
+        self._slots.clear()
+        self._played.clear()
+        self._late.clear()
+        self._seen.clear()
+        self._seen_order.clear()
+        self._heard.clear()
+        self._heard_order.clear()
+        self._first = None
+        self._held = None
+        self._est.reset_base()
+        self._state = "idle"
+        self._missing_run = 0
+
+    def _jumped(self, timestamp: int, now_ms: float) -> bool:
+        ext = self._ts.peek(timestamp)
+        if (ext - self._anchor) % FRAME_SAMPLES:
+            return True  # not this stream's frame grid
+        return abs(self._est.deviation(now_ms, ext // FRAME_SAMPLES)) > self.jump_ms
+
+    def _follows(self, held: _Held, seq: int, timestamp: int, now_ms: float) -> bool:
+        """Does this packet continue the held one's stream (so the held one was a real jump)?"""
+        dt = ts_diff(held.timestamp, timestamp)
+        return (1 <= seq_diff(held.seq, seq) <= 3 and dt > 0 and dt % FRAME_SAMPLES == 0
+                and abs(dt // FRAME_SAMPLES * FRAME_MS - (now_ms - held.now_ms)) <= self.jump_ms)
+
+    def _accept(self, seq: int, timestamp: int, now_ms: float,
+                primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame]) -> Arrival:
+        highest = self._seq.highest
+        ext_seq = self._seq.extend(seq)
+        if ext_seq in self._seen:
+            self._stats.duplicates += 1
+            return Arrival("duplicate")
+        self._seen.add(ext_seq)
+        self._seen_order.append(ext_seq)
+        if len(self._seen_order) > _REMEMBERED:
+            self._seen.discard(self._seen_order.popleft())
+        reordered = highest is not None and ext_seq < highest
+        self._stats.reordered += reordered
+        self._stats.packets += 1
+        frame = self._ts.extend(timestamp) // FRAME_SAMPLES
+        self._est.update_base(now_ms, frame)
+        if self._first is None:
+            self._first = frame
+        for f in (*primary, *redundant):
+            self._hear(frame + f.index, now_ms)
+        late = self._state == "playing" and frame + len(primary) <= self._cursor
+        self._stats.late += late
+        full = max(f.codebooks for f in primary)
+        improved = sum(self._offer(frame + f.index, f.tokens, True, full) for f in primary)
+        improved += sum(self._offer(frame + f.index, f.tokens, False, full) for f in redundant)
+        if self._state == "idle":
+            self._state = "buffering"
+        return Arrival("late" if late else "stored", reordered=reordered, improved=improved)
+
+    def _hear(self, index: int, now_ms: float) -> None:
+        """One delay sample per frame of this stream, when its first copy arrives."""
+        if index in self._heard or self._first is None or index < self._first:
+            return
+        self._heard.add(index)
+        self._heard_order.append(index)
+        if len(self._heard_order) > _REMEMBERED:
+            self._heard.discard(self._heard_order.popleft())
+        self._est.add_sample(now_ms, index)
+
+    def _offer(self, index: int, tokens: tuple[int, ...], primary: bool, full: int) -> int:
+        if self._state == "playing" and index < self._cursor:
+            known = self._played.get(index)
+            if known is not None and len(tokens) > known:
+                self._played[index] = len(tokens)  # hand each improvement out once
+                self._late.append(TokenFrame(index, tokens))
+                self._stats.late_frames += 1
+            return 0
+        old = self._slots.get(index)
+        if old is None or (primary and not old.primary) or (
+                primary == old.primary and len(tokens) > len(old.tokens)):
+            self._slots[index] = _Slot(tokens, primary, full)
+            return 1
+        return 0
+
+    # ------------------------------------------------------------------ playout side
+    def pull(self, now_ms: float) -> PlayoutDecision:
+        """What to play at ``now_ms`` (call every 80 ms on the playout clock; time must not go back)."""
+        _check_now(now_ms)
+        if self._last_now is not None and now_ms < self._last_now:
+            raise ValueError(f"pull time went back: {now_ms} after {self._last_now}")
+        self._last_now = now_ms
+        self._pulls += 1
+        if self._state == "idle":
+            return self._wait(now_ms, "idle")
+        if self._state == "buffering":
+            return self._start(now_ms)
+        target = self._est.target_ms()
+        excess = self._est.current_ms(now_ms, self._cursor) - target
+        slot = self._slots.get(self._cursor)
+        quiet = self._quiet(slot)
+        forced = self._pulls - self._last_adjust >= self.adjust_gap
+        if excess >= FRAME_MS and (slot is None or quiet or (excess >= 2 * FRAME_MS and forced)):
+            skipped = self._cursor
+            self._slots.pop(skipped, None)
+            self._cursor += 1
+            self._stats.skipped += 1
+            self._last_adjust = self._pulls
+            why = "missing" if slot is None else "quiet" if quiet else "forced"
+            return self._play(now_ms, (skipped,), False, f"{why} skip")
+        if excess < 0 and (slot is None or (quiet and self._last_quiet) or (excess <= -FRAME_MS and forced)):
+            self._stats.holds += 1
+            self._last_adjust = self._pulls
+            return self._wait(now_ms, "hold")
+        return self._play(now_ms, (), False, "")
+
+    def _quiet(self, slot: _Slot | None) -> bool:
+        return slot is not None and slot.primary and len(slot.tokens) <= self.quiet_codebooks
+
+    def _start(self, now_ms: float) -> PlayoutDecision:
+        firsts = [i for i, s in self._slots.items() if s.primary]
+        base = self._est.base_ms
+        if not firsts or base is None:
+            return self._wait(now_ms, "buffering")
+        first = min(firsts)
+        # The newest frame that has waited the target delay beyond its fastest arrival.
+        due = math.floor((now_ms - base - self._est.target_ms()) / FRAME_MS)
+        if due < first:
+            self._cursor = first
+            return self._wait(now_ms, "buffering")
+        start = max(first, due - 1)  # keep one frame of a backlog: a first syllable is worth 80 ms
+        for i in [i for i in self._slots if i < start]:
+            del self._slots[i]
+        self._cursor = start
+        self._state = "playing"
+        self._stats.skipped += start - first
+        return self._play(now_ms, tuple(range(first, start)), True, "start")
+
+    def _play(self, now_ms: float, skipped: tuple[int, ...], restarted: bool, reason: str) -> PlayoutDecision:
+        index = self._cursor
+        current = self._est.current_ms(now_ms, index)
+        slot = self._slots.pop(index, None)
+        tokens: tuple[int, ...] = ()
+        if slot is None:
+            self._missing_run += 1
+            kind = PlayoutKind.COMFORT if self._missing_run > self.comfort_after else PlayoutKind.CONCEAL
+            self._stats.outages += self._missing_run == self.comfort_after + 1
+        else:
+            self._missing_run = 0
+            tokens = slot.tokens
+            kind = (PlayoutKind.NORMAL if slot.primary else
+                    PlayoutKind.RECOVERED if len(tokens) >= slot.full else PlayoutKind.PARTIAL)
+        self._last_quiet = self._quiet(slot)
+        # A played primary is final (late copies can only be worse); others may learn more.
+        self._played[index] = MAX_CODEBOOKS if kind is PlayoutKind.NORMAL else len(tokens)
+        if len(self._played) > self.late_history:
+            for i in [i for i in self._played if i <= index - self.late_history]:
+                del self._played[i]
+        self._cursor += 1
+        for i in [i for i in self._slots if i < self._cursor]:
+            del self._slots[i]
+        return self._decide(PlayoutDecision(kind, index, tokens, restarted, skipped, reason, current,
+                                            self._est.target_ms()))
+
+    def _wait(self, now_ms: float, reason: str) -> PlayoutDecision:
+        current = self._est.current_ms(now_ms, self._cursor) if self._state == "playing" else 0.0
+        return self._decide(PlayoutDecision(PlayoutKind.WAIT, self._cursor, (), False, (), reason, current,
+                                            self._est.target_ms()))
+
+    def _decide(self, d: PlayoutDecision) -> PlayoutDecision:
+        played = self._stats.played
+        played[d.kind.value] = played.get(d.kind.value, 0) + 1
+        self._stats.current_delay_ms, self._stats.target_delay_ms = d.current_delay_ms, d.target_delay_ms
+        return d
+
+    def stats(self) -> JitterStats:
+        """A snapshot of the counters, the current and target delay, and the frames buffered."""
+        return replace(self._stats, played=dict(self._stats.played), target_delay_ms=self._est.target_ms(),
+                       buffered_frames=len(self._slots))
