@@ -113,8 +113,7 @@ class Agent:
 
     def _on_incoming(self, call_id: int, invite: str) -> None:
         assert self.account is not None
-        peer = next((ln.split(":", 1)[1].strip() for ln in invite.splitlines() if ln.lower().startswith(("from:", "f:"))),
-                    "unknown peer")
+        peer = _from_uri(invite)
         call = AgentCall(self.account, self.options, self.report, peer, call_id, invite)
         if len(self.calls) >= self.max_calls:
             self.report(f"incoming call from {peer}: busy (486)")
@@ -150,3 +149,15 @@ class Agent:
             self.account = None
         gc.collect()
         self.endpoint.destroy()
+
+
+def _from_uri(message: str) -> str:
+    """The caller's URI from a request's From header (``sip:alice@host``), without display name or tag."""
+    for line in message.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() in ("from", "f"):
+            value = value.strip()
+            if "<" in value and ">" in value:
+                return value[value.index("<") + 1 : value.index(">")]
+            return value.split(";")[0].strip()
+    return "unknown peer"

@@ -91,7 +91,8 @@ class AgentCall(pj.Call):
         self.responses = 0  # responses to our INVITE seen so far (0 = the peer never answered at all)
         self.done = False
         self.result: CallResult | None = None
-        self._end_message: str | None = None
+        self._end_message: str | None = None  # why we hung up
+        self._fail_message: str | None = None  # how a call we gave up on failed (timeouts)
         self._error: str | None = None
         self._ls_port: int | None = None
         self._ls_offer: tuple[int, int] | None = None  # (m= index, payload type) we offered
@@ -136,13 +137,13 @@ class AgentCall(pj.Call):
         """Hang up (BYE, CANCEL or a final response as pjsua2 sees fit), remembering ``why``."""
         if self.hangup_at is not None or self.done:
             return
-        self._end_message = self._end_message or why
+        self._end_message = why
         self.hangup_at = self.clock()
         self.report(f"hanging up: {why}")
         try:
             self.hangup(pj.CallOpParam(True))
         except pj.Error as exc:
-            self._finish(0, exc.reason, f"{why}; hang-up failed locally: {exc.reason}")
+            self._finish(0, exc.reason, f"call with {self.peer}: {why}; hang-up failed locally: {exc.reason}")
 
     def tick(self, now: float) -> None:
         """Apply the timeouts and refresh media statistics (see module docstring)."""
@@ -151,17 +152,17 @@ class AgentCall(pj.Call):
         o = self.options
         if self.hangup_at is not None:
             if now - self.hangup_at > o.teardown_timeout_s:
-                self._finish(408, "Request Timeout", self._end_message or "ended")
+                self._finish(408, "Request Timeout", None)
             return
         if self.outgoing and self.confirmed_at is None and o.answer_timeout_s is not None:
             if now - self.started > o.answer_timeout_s:
                 if self.responses == 0:
-                    self._end_message = (f"call to {self.peer} failed: no SIP response within {o.answer_timeout_s:g} s "
-                                         f"(nothing answers there: is the peer running, and are address, port and "
-                                         f"transport udp/tcp right?)")
+                    self._fail_message = (f"call to {self.peer} failed: no SIP response within {o.answer_timeout_s:g} s "
+                                          f"(nothing answers there: is the peer running, and are address, port and "
+                                          f"transport udp/tcp right?)")
                 else:
-                    self._end_message = f"call to {self.peer} failed: not answered within {o.answer_timeout_s:g} s"
-                self.end(self._end_message)
+                    self._fail_message = f"call to {self.peer} failed: not answered within {o.answer_timeout_s:g} s"
+                self.end(f"no answer within {o.answer_timeout_s:g} s")
                 return
         if self.confirmed_at is not None and o.max_duration_s is not None and now - self.confirmed_at >= o.max_duration_s:
             self.end(f"maximum duration {o.max_duration_s:g} s reached")
@@ -213,7 +214,8 @@ class AgentCall(pj.Call):
             if self._link is not None and self._ls_remote is not None:
                 self._start_engine()
                 return
-            for m in self.getInfo().media:
+            info = self.getInfo()  # keep it alive: ``.media`` is a view into it
+            for m in info.media:
                 if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     self._connect_standard(m.index)
                     break
@@ -238,7 +240,7 @@ class AgentCall(pj.Call):
             return
         prm.sdp.wholeSdp, answered = done
         self._ls_remote = offer
-        self._link = LargeScLink(offer.payload_type, local=answered, remote=offer.params)
+        self._link = LargeScLink(offer.payload_type, send=offer.params, receive=answered)
 
     def _note_response(self, message: str) -> None:
         """Count responses to our INVITE and read the LargeSC answer out of them."""
@@ -254,17 +256,17 @@ class AgentCall(pj.Call):
         accepted = sdp_munge.accepted_largesc(body, pt, index)
         if accepted is not None:
             self._ls_remote = accepted
-            self._link = LargeScLink(pt, local=self.options.params, remote=accepted.params)
+            self._link = LargeScLink(pt, send=accepted.params, receive=self.options.params)
 
     def _start_engine(self) -> None:
         if self._engine is not None or self.options.engine is None:
             return
         assert self._link is not None and self._ls_remote is not None and self._ls_port is not None
         remote = self._ls_remote
-        self.codec, self.bitrate_bps = "LargeSC/24000", float(self._link.remote.maxbps)
+        self.codec, self.bitrate_bps = "LargeSC/24000", float(self._link.send.maxbps)
         self.report(f"negotiated codec: LargeSC/24000 pt {self._link.payload_type}, we send to "
-                    f"{remote.address}:{remote.port} at most {self._link.remote.maxbps:g} bit/s "
-                    f"({self._link.remote.maxcodebooks} codebooks, redundancy {self._link.remote.maxred}), "
+                    f"{remote.address}:{remote.port} at most {self._link.send.maxbps:g} bit/s "
+                    f"({self._link.send.maxcodebooks} codebooks, redundancy {self._link.send.maxred}), "
                     f"we receive on port {self._ls_port}")
         try:
             engine = self.options.engine(self.options.audio)
@@ -310,11 +312,12 @@ class AgentCall(pj.Call):
         self._std.release()
         connected = self.confirmed_at is not None
         duration = self.clock() - self.confirmed_at if self.confirmed_at is not None else 0.0
-        if message is None:
-            message = self._end_message
-        if message is None:
-            who = "peer" if self.hangup_at is None else "we"
-            message = (f"call {'to' if self.outgoing else 'from'} {self.peer} ended: {code} {reason} ({who} hung up)"
-                       if connected else failure_message(self.peer, self.outgoing, code, reason))
+        if message is None and connected:
+            who = "the peer hung up" if self.hangup_at is None else f"we hung up: {self._end_message}"
+            message = f"call {'to' if self.outgoing else 'from'} {self.peer} ended after {duration:.1f} s ({who})"
+        elif message is None:
+            message = self._fail_message or failure_message(self.peer, self.outgoing, code, reason)
+            if self._fail_message is None and self.hangup_at is not None:
+                message += f" (we hung up: {self._end_message})"
         self.result = CallResult(self.peer, self.outgoing, connected, code, reason, message, self.codec,
                                  self.bitrate_bps, duration, self._stats, self._error)

@@ -10,9 +10,11 @@ failed, 2 the agent could not start (port in use, bad file, bad option).
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -47,6 +49,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="hang up after this many seconds connected")
     p.add_argument("--sound-device", action="store_true", help="use the default sound card instead of no device")
     p.add_argument("--sip-log", default=None, help="write pjsip's log with every SIP message to this file")
+    p.add_argument("--report-json", type=Path, default=None,
+                   help="also write the registration and call results (codec, status, media figures) as JSON here")
 
 
 def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -85,44 +89,51 @@ def _engine(name: str) -> EngineFactory | None:
 def _setup(ns: argparse.Namespace, sip_port: int) -> tuple[EndpointConfig, AccountSettings, CallOptions]:
     host = ns.bind
     domain = ns.domain or (ns.registrar.split(":")[1].split(";")[0] if ns.registrar else host)
-    if ns.play is not None and not Path(ns.play).is_file():
-        raise ValueError(f"--play {ns.play}: no such file")
+    duration = ns.duration
+    if ns.play is not None:
+        if not Path(ns.play).is_file():
+            raise ValueError(f"--play {ns.play}: no such file")
+        if duration is None and getattr(ns, "uri", None):
+            duration = _wav_seconds(ns.play) + 1.0  # a caller hangs up once its file has played
     endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=tuple(t.strip() for t in ns.transport.split(",")),
                               sound_device="default" if ns.sound_device else None, log_file=ns.sip_log)
     account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password)
     params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
-                          answer_timeout_s=getattr(ns, "answer_timeout", None), max_duration_s=ns.duration)
+                          answer_timeout_s=getattr(ns, "answer_timeout", None), max_duration_s=duration)
     return endpoint, account, options
 
 
 def _run(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int]) -> int:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    report: dict[str, object] = {"registration": None, "calls": [], "error": None}
+    code = 2
     try:
         endpoint, account, options = _setup(ns, sip_port)
         with Agent(endpoint, account, options, report=_say, stop=stop) as agent:
             _say(f"SIP on {endpoint.host}:{agent.sip_port} ({'/'.join(endpoint.transports)}), "
                  f"LargeSC {'offered/accepted' if options.engine else 'off'}")
-            if agent.wait_registration().failed:
-                return 1
-            return body(agent)
+            registration = agent.wait_registration()
+            if account.registrar:
+                aor = f"sip:{account.user}@{account.domain}"
+                report["registration"] = {**asdict(registration), "message": registration.message(aor, account.registrar)}
+            code = 1 if registration.failed else body(agent)
+        report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         _say(f"error: {exc}")
-        return 2
+        report["error"] = str(exc)
+        code = 2
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if ns.report_json is not None:
+        ns.report_json.write_text(json.dumps({**report, "exit_code": code}, indent=2, default=str))
+    return code
 
 
 def cmd_call(ns: argparse.Namespace) -> int:
     """``call URI``: place one call, run it to its end, print the report; 0 if it connected."""
-    if ns.duration is None and ns.play is not None:
-        try:
-            ns.duration = _wav_seconds(ns.play) + 1.0  # hang up once the file has played
-        except ValueError as exc:
-            _say(f"error: {exc}")
-            return 2
     return _run(ns, ns.sip_port, lambda agent: 0 if agent.call(ns.uri).ok else 1)
 
 

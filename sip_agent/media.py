@@ -41,22 +41,23 @@ class AudioFiles:
 
 @dataclass(frozen=True)
 class LargeScLink:
-    """What offer/answer settled for LargeSC.
+    """What offer/answer settled for LargeSC (the names follow ``rtp.offer_answer.Agreement``).
 
-    ``local``: the parameters we declared (what we receive). ``remote``: what
-    the peer declared (what we may send: at most ``remote.maxcodebooks``
-    codebooks, ``remote.maxbps`` bit/s of tokens, redundancy up to
-    ``remote.maxred``). ``payload_type`` is the same both ways.
+    ``send``: the peer's parameters, i.e. the limits on what we send (at most
+    ``send.maxcodebooks`` codebooks, ``send.maxbps`` bit/s of tokens,
+    redundancy up to ``send.maxred``, ``send.frames_per_packet`` frames a
+    packet). ``receive``: the parameters we declared. ``payload_type`` is the
+    same both ways.
     """
 
     payload_type: int
-    local: LargeScParams
-    remote: LargeScParams
+    send: LargeScParams
+    receive: LargeScParams
 
     @property
     def ptime_ms(self) -> int:
-        """Packet time to send with: the larger of both sides' (both are multiples of 80 ms)."""
-        return max(self.local.ptime, self.remote.ptime)
+        """Packet time to send with: the peer's wish (a multiple of 80 ms)."""
+        return self.send.frames_per_packet * 80
 
 
 @dataclass(frozen=True)

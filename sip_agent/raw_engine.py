@@ -30,7 +30,7 @@ _START_TIMEOUT_S = 5.0
 
 def payload_size(link: LargeScLink) -> int:
     """Bytes per packet that keep within the peer's ``maxbps`` at the link's ptime (at least 5)."""
-    return max(5, int(link.remote.maxbps * link.ptime_ms / 1000.0 / 8.0))
+    return max(5, int(link.send.maxbps * link.ptime_ms / 1000.0 / 8.0))
 
 
 class RawPayloadEngine:
@@ -63,7 +63,7 @@ class RawPayloadEngine:
             payload_type=link.payload_type,
             frames_per_packet=link.ptime_ms // 80,
             cname=f"raw-engine@{remote_addr}",
-            session_bw_bps=max(1000.0, link.remote.maxbps * 2),
+            session_bw_bps=max(1000.0, link.send.maxbps * 2),
         )
         self._session = RtpSession(config, source=self._source, on_rtp=self._on_rtp)
         transport = RtpTransport(self._session, "127.0.0.1" if remote_addr.startswith("127.") else "0.0.0.0",

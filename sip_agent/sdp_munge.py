@@ -10,7 +10,7 @@ project's RTP stack (``rtp.transport``)::
     m=audio 40000 RTP/AVP 96            <- LargeSC only, our socket
     c=IN IP4 127.0.0.1
     a=rtpmap:96 LargeSC/24000/1
-    a=fmtp:96 maxcodebooks=8;maxbps=2062.5;ptime=80;maxred=3;version=1
+    a=fmtp:96 maxcodebooks=8;maxbps=2062.5;maxred=3;version=1
     a=ptime:80
     a=sendrecv
 
@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from rtp import sdp
+from rtp.largesc_params import MAX_PTIME
 from rtp.offer_answer import LARGESC, LARGESC_CLOCK, LargeScParams, media_codecs
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -121,14 +122,17 @@ def free_dynamic_pt(session: sdp.SessionDescription, preferred: int = 96) -> int
 
 def largesc_media(address: str, port: int, payload_type: int, params: LargeScParams, direction: str) -> sdp.Media:
     """The dedicated LargeSC m= line (its own c= line, so pjmedia's validator is satisfied)."""
-    attrs: tuple[sdp.Attribute, ...] = (
+    attrs: list[sdp.Attribute] = [
         ("rtpmap", f"{payload_type} {LARGESC}/{LARGESC_CLOCK}/1"),
         ("fmtp", f"{payload_type} {params.to_fmtp()}"),
         ("ptime", str(params.ptime)),
-        (direction, None),
-    )
+    ]
+    if params.maxptime != MAX_PTIME:
+        attrs.append(("maxptime", str(params.maxptime)))
+    attrs.append((direction, None))
     return sdp.Media(
-        "audio", port, "RTP/AVP", (str(payload_type),), connection=sdp.Connection("IN", "IP4", address), attributes=attrs
+        "audio", port, "RTP/AVP", (str(payload_type),), connection=sdp.Connection("IN", "IP4", address),
+        attributes=tuple(attrs),
     )
 
 
