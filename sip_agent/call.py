@@ -43,7 +43,8 @@ from rtp.offer_answer import LargeScParams
 
 from . import sdp_munge
 from .call_result import CallResult, failure_message
-from .media import AudioFiles, EngineFactory, LargeScLink, MediaEngine, MediaStats, allocate_rtp_port
+from .media import AudioFiles, EngineFactory, MediaEngine, MediaStats
+from .negotiation import LargeScNegotiation
 from .pj_audio import StandardAudio, codec_of, stream_stats
 
 _STATS_EVERY_S = 0.5
@@ -94,10 +95,7 @@ class AgentCall(pj.Call):
         self._end_message: str | None = None  # why we hung up
         self._fail_message: str | None = None  # how a call we gave up on failed (timeouts)
         self._error: str | None = None
-        self._ls_port: int | None = None
-        self._ls_offer: tuple[int, int] | None = None  # (m= index, payload type) we offered
-        self._ls_remote: sdp_munge.LargeScMedia | None = None
-        self._link: LargeScLink | None = None
+        self.largesc = LargeScNegotiation(options.host, options.params)
         self._engine: MediaEngine | None = None
         self._std = StandardAudio(options.audio)
         self._std_index: int | None = None
@@ -195,23 +193,20 @@ class AgentCall(pj.Call):
         try:
             if self.options.engine is None:
                 return
-            local, remote = prm.sdp.wholeSdp, prm.remSdp.wholeSdp
+            remote = prm.remSdp.wholeSdp
             if not remote and not self.outgoing and self.confirmed_at is None:
                 remote = sdp_munge.sdp_body(self.offer_message) or ""  # the INVITE's offer (remSdp is capped at 1 KB)
-            if not local:
-                self.report("pjsua2 passed no SDP text (body over 1024 bytes?): LargeSC left out of this exchange")
-            elif remote:
-                self._answer_sdp(prm, local, remote)
-            elif local.count("\nm=") >= 2:
-                text, pt = sdp_munge.offer_largesc(local, self.options.host, self._port(), self.options.params)
-                self._ls_offer = (text.count("\nm=") - 1, pt)
+            text, note = self.largesc.rewrite(prm.sdp.wholeSdp, remote)
+            if text is not None:
                 prm.sdp.wholeSdp = text
+            if note:
+                self.report(note)
         except Exception as exc:  # leave pjsua2's SDP as it was: the call goes on with the fallback codec
             self.report(f"LargeSC left out of the SDP: {exc}")
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         try:
-            if self._link is not None and self._ls_remote is not None:
+            if self.largesc.settled:
                 self._start_engine()
                 return
             info = self.getInfo()  # keep it alive: ``.media`` is a view into it
@@ -224,24 +219,6 @@ class AgentCall(pj.Call):
             self.end(self._error)
 
     # -- negotiation helpers ----------------------------------------------------
-    def _port(self) -> int:
-        if self._ls_port is None:
-            self._ls_port = allocate_rtp_port(self.options.host)
-        return self._ls_port
-
-    def _answer_sdp(self, prm: pj.OnCallSdpCreatedParam, local: str, remote: str) -> None:
-        offer = sdp_munge.find_largesc(remote)
-        if offer is None:
-            return
-        done = sdp_munge.answer_largesc(local, offer, self.options.host, self._port(), self.options.params)
-        if done is None:
-            self.report(f"peer offered LargeSC version {offer.params.version}; we speak "
-                        f"{self.options.params.version}: using the fallback codec")
-            return
-        prm.sdp.wholeSdp, answered = done
-        self._ls_remote = offer
-        self._link = LargeScLink(offer.payload_type, send=offer.params, receive=answered)
-
     def _note_response(self, message: str) -> None:
         """Count responses to our INVITE and read the LargeSC answer out of them."""
         if not self.outgoing or not message.startswith("SIP/2.0"):
@@ -250,27 +227,21 @@ class AgentCall(pj.Call):
             return
         self.responses += 1
         body = sdp_munge.sdp_body(message)
-        if body is None or self._ls_offer is None:
-            return
-        index, pt = self._ls_offer
-        accepted = sdp_munge.accepted_largesc(body, pt, index)
-        if accepted is not None:
-            self._ls_remote = accepted
-            self._link = LargeScLink(pt, send=accepted.params, receive=self.options.params)
+        if body is not None:
+            self.largesc.peer_answered(body)
 
     def _start_engine(self) -> None:
         if self._engine is not None or self.options.engine is None:
             return
-        assert self._link is not None and self._ls_remote is not None and self._ls_port is not None
-        remote = self._ls_remote
-        self.codec, self.bitrate_bps = "LargeSC/24000", float(self._link.send.maxbps)
-        self.report(f"negotiated codec: LargeSC/24000 pt {self._link.payload_type}, we send to "
-                    f"{remote.address}:{remote.port} at most {self._link.send.maxbps:g} bit/s "
-                    f"({self._link.send.maxcodebooks} codebooks, redundancy {self._link.send.maxred}), "
-                    f"we receive on port {self._ls_port}")
+        link, remote, port = self.largesc.link, self.largesc.remote, self.largesc.port
+        assert link is not None and remote is not None and port is not None
+        self.codec, self.bitrate_bps = "LargeSC/24000", float(link.send.maxbps)
+        self.report(f"negotiated codec: LargeSC/24000 pt {link.payload_type}, we send to {remote.address}:"
+                    f"{remote.port} at most {link.send.maxbps:g} bit/s ({link.send.maxcodebooks} codebooks, "
+                    f"redundancy {link.send.maxred}, {link.ptime_ms} ms packets), we receive on port {port}")
         try:
             engine = self.options.engine(self.options.audio)
-            engine.start(self._ls_port, remote.address, remote.port, self._link)
+            engine.start(port, remote.address, remote.port, link)
         except Exception as exc:
             self._error = f"LargeSC media engine failed to start: {exc}"
             self.end(self._error)

@@ -136,8 +136,8 @@ def largesc_media(address: str, port: int, payload_type: int, params: LargeScPar
     )
 
 
-def offer_largesc(text: str, address: str, port: int, params: LargeScParams) -> tuple[str, int]:
-    """Rewrite the last m= line of pjsua2's offer into the LargeSC line; returns (sdp, payload type).
+def offer_largesc(text: str, address: str, port: int, params: LargeScParams) -> tuple[str, int, int]:
+    """Rewrite the last m= line of pjsua2's offer into the LargeSC line; returns (sdp, payload type, m= index).
 
     ValueError when the SDP has fewer than two m= lines (the call was not
     made with two audio media) or cannot be parsed.
@@ -147,7 +147,7 @@ def offer_largesc(text: str, address: str, port: int, params: LargeScParams) -> 
         raise ValueError("pjsua2's offer has one m= line; make the call with CallSetting.audioCount = 2")
     pt = free_dynamic_pt(session.with_media(session.media[:-1]))
     media = session.media[:-1] + (largesc_media(address, port, pt, params, "sendrecv"),)
-    return sdp.serialize(session.with_media(media)), pt
+    return sdp.serialize(session.with_media(media)), pt, len(media) - 1
 
 
 def _inactive(media: sdp.Media) -> sdp.Media:

@@ -98,3 +98,18 @@ def test_call_to_a_dead_tcp_address_reports_the_transport_error(agent) -> None:
 def test_bad_play_file_is_reported_before_anything_starts(agent, tmp_path: Path) -> None:
     rc, report = agent("call", "call", f"sip:bob@{HOST}:5060", "--play", str(tmp_path / "missing.wav")).finish()
     assert rc == 2 and "missing.wav: no such file" in report["error"]
+
+
+def test_sigterm_during_a_call_hangs_up_cleanly(agent) -> None:
+    port = free_port()
+    answerer = agent("answer", "answer", "--port", str(port), "--calls", "1", "--timeout", "40", "--engine", "raw")
+    answerer.wait_for("waiting for calls")
+    caller = agent("call", "call", f"sip:bob@{HOST}:{port}", "--engine", "raw", "--duration", "60")
+    caller.wait_for("call state: CONFIRMED")
+    caller.proc.terminate()
+    rc_call, call_report = caller.finish(timeout=15)
+    rc_answer, answer_report = answerer.finish(timeout=15)
+    assert (rc_call, rc_answer) == (0, 0), caller.text() + answerer.text()  # not 134 (abort) or -15
+    assert "we hung up: interrupted" in only_call(call_report)["message"]
+    assert "the peer hung up" in only_call(answer_report)["message"]
+    assert "Assertion" not in caller.text() + answerer.text()

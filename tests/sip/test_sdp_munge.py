@@ -33,7 +33,9 @@ BARESIP_ANSWER = (
 
 
 def offer() -> tuple[str, int]:
-    return sdp_munge.offer_largesc(PJSUA_OFFER, "127.0.0.1", 40000, LargeScParams(maxcodebooks=6, maxbps=1100))
+    text, pt, index = sdp_munge.offer_largesc(PJSUA_OFFER, "127.0.0.1", 40000, LargeScParams(maxcodebooks=6, maxbps=1100))
+    assert index == 1
+    return text, pt
 
 
 def test_offer_replaces_the_last_line_and_keeps_pjsuas_line() -> None:
@@ -52,7 +54,7 @@ def test_offer_replaces_the_last_line_and_keeps_pjsuas_line() -> None:
 def test_offer_payload_type_avoids_the_ones_in_use() -> None:
     busy = PJSUA_OFFER.replace("RTP/AVP 0 8 9 120\r\nc=IN IP4 127.0.0.1\r\nb=TIAS:64000\r\na=rtcp:4001",
                                "RTP/AVP 96 97 0\r\nc=IN IP4 127.0.0.1\r\nb=TIAS:64000\r\na=rtcp:4001", 1)
-    _, pt = sdp_munge.offer_largesc(busy, "127.0.0.1", 40000, LargeScParams())
+    _, pt, _ = sdp_munge.offer_largesc(busy, "127.0.0.1", 40000, LargeScParams())
     assert pt == 98
 
 
