@@ -4,23 +4,23 @@ Contract of ``insert(ssrc, seq, timestamp, now_ms, primary, redundant)``: ``seq`
 and ``timestamp`` are the raw 16-bit / 32-bit RTP fields; the TokenFrames'
 ``index`` values are RELATIVE to the packet's timestamp frame (primary frames
 0..n-1, a redundant copy d frames back has index -d), exactly what
-``uep.depacketize(0, payload, min_index=None)`` returns. The buffer unwraps both
-counters (rtp.seqnum.Unwrapper) and plays absolute frame indices: extended
-timestamp // 1920 (so a sender starting at timestamp 0 keeps its own numbering).
+``uep.depacketize(0, payload, min_index=None)`` returns (the default
+``min_index=0`` would drop every redundant copy). The buffer unwraps both
+counters and plays absolute frame indices: extended timestamp // 1920, where
+the stream's first timestamp extends to itself (a sender starting at timestamp
+0 keeps its own frame numbers).
 
 Theory of operation, arrival side (``insert``):
 * Each frame keeps its best copy: a primary always beats a redundant copy,
   otherwise more codebooks win. Copies for frames already played are late: if
   they know more than was played, they are handed out once through
   ``take_late()`` (the concealer may update its state) and never played.
-* Duplicates (same extended sequence number) are counted and ignored.
-* A new SSRC restarts the stream at once: flush, re-anchor, re-buffer; packets
-  from retired SSRCs are discarded. A packet whose timestamp is not a multiple
-  of 1920 from the stream's, or whose transit deviates from the base by more
-  than ``jump_ms`` (timestamp jump, paused sender, path change) is held; if the
-  next packet follows it (sequence +1..3, timestamp consistent) the stream
-  restarts from the held packet, otherwise the held packet is discarded
-  (RFC 3550 A.1-style probation, so one stray packet never flushes the buffer).
+* Stream identity comes first (jitter_stream.StreamTracker): duplicates are
+  counted and ignored; a new SSRC restarts at once; a timestamp jump or a
+  sudden large change of transit restarts once the next packet confirms it.
+  A restart flushes the frames and the delay base (not the jitter histogram)
+  and re-buffers.
+* Each frame's first copy gives the delay estimator one sample (playout.py).
 
 Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYING:
 * IDLE (no packet since start/restart): WAIT.
@@ -34,7 +34,8 @@ Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYIN
   above target, at most once per ``adjust_gap`` pulls. Below target, the
   buffer holds (WAIT, the cursor stays) when the next frame is missing, when
   both neighbours are quiet, or unconditionally when a frame below target (same
-  rate limit). It settles within [target, target + 80 ms).
+  rate limit). So it settles within [target, target + 80 ms) at the next quiet
+  or missing frame; through continuous speech it may stay < 160 ms above.
 * After ``comfort_after`` missing frames in a row the kind turns from CONCEAL
   to COMFORT (an outage). The cursor keeps pace with the clock, so returning
   packets play at once and a delivered backlog is late, never queued.
@@ -47,13 +48,11 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from rtp.seqnum import Unwrapper, seq_diff, ts_diff
-
+from .jitter_stream import Packet, StreamTracker, check_time
 from .playout import DelayEstimator, PlayoutDecision, PlayoutKind
-from .types import FRAME_MS, FRAME_SAMPLES, MAX_CODEBOOKS, TokenFrame
+from .types import FRAME_MS, MAX_CODEBOOKS, TokenFrame
 
-_REMEMBERED = 1024  # sequence numbers (duplicates) and frame indices (delay samples) remembered
-_RETIRED_SSRCS = 8
+_HEARD_FRAMES = 1024  # frame indices remembered as sampled by the delay estimator
 
 
 @dataclass
@@ -91,34 +90,6 @@ class _Slot:
     tokens: tuple[int, ...]
     primary: bool
     full: int  # codebooks its packet's primaries carry: a copy this long is RECOVERED
-
-
-@dataclass(frozen=True)
-class _Held:
-    seq: int
-    timestamp: int
-    now_ms: float
-    primary: tuple[TokenFrame, ...]
-    redundant: tuple[TokenFrame, ...]
-
-
-def _check_field(name: str, value: int, bits: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << bits):
-        raise ValueError(f"{name} must be an int in 0..{(1 << bits) - 1}, got {value!r}")
-
-
-def _check_now(now_ms: float) -> None:
-    if isinstance(now_ms, bool) or not isinstance(now_ms, (int, float)) or not math.isfinite(now_ms):
-        raise ValueError(f"now_ms must be a finite number, got {now_ms!r}")
-
-
-def _check_frames(primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame]) -> None:
-    if not all(isinstance(f, TokenFrame) for f in (*primary, *redundant)):
-        raise ValueError("primary and redundant must be sequences of TokenFrame")
-    if [f.index for f in primary] != list(range(len(primary))) or not primary:
-        raise ValueError(f"primary frames need relative indices 0..n-1 (n >= 1), got {[f.index for f in primary]}")
-    if any(f.index >= 0 for f in redundant):
-        raise ValueError(f"redundant frames need negative relative indices, got {[f.index for f in redundant]}")
 
 
 class JitterBuffer:
@@ -161,15 +132,10 @@ class JitterBuffer:
         self.comfort_after, self.quiet_codebooks = comfort_after, quiet_codebooks
         self.adjust_gap, self.late_history = adjust_gap, late_history
         self._stats = JitterStats()
-        self._ssrc: int | None = None
-        self._retired: deque[int] = deque(maxlen=_RETIRED_SSRCS)
-        self._seq, self._ts, self._anchor = Unwrapper(16), Unwrapper(32), 0
-        self._seen: set[int] = set()
-        self._seen_order: deque[int] = deque()
+        self._stream = StreamTracker(self.jump_ms)
         self._heard: set[int] = set()  # frames with a delay sample (their first copy arrived)
         self._heard_order: deque[int] = deque()
         self._first: int | None = None  # first primary frame of the stream: earlier copies are not sampled
-        self._held: _Held | None = None
         self._slots: dict[int, _Slot] = {}
         self._played: dict[int, int] = {}  # recently played index -> codebooks known then
         self._late: deque[TokenFrame] = deque(maxlen=late_history)
@@ -185,37 +151,18 @@ class JitterBuffer:
     def insert(self, ssrc: int, seq: int, timestamp: int, now_ms: float,
                primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame] = ()) -> Arrival:
         """Insert one packet at its arrival time ``now_ms`` (frame indices relative, see module doc)."""
-        _check_field("ssrc", ssrc, 32)
-        _check_field("seq", seq, 16)
-        _check_field("timestamp", timestamp, 32)
-        _check_now(now_ms)
-        _check_frames(primary, redundant)
-        restarted = False
-        if self._ssrc is None:
-            self._begin(ssrc, timestamp)
-        elif ssrc != self._ssrc:
-            if ssrc in self._retired:
-                self._stats.discarded += 1
-                return Arrival("stale")
-            self._retired.append(self._ssrc)
+        adm = self._stream.admit(ssrc, seq, timestamp, now_ms, primary, redundant, self._est.deviation)
+        self._stats.discarded += adm.discarded + (adm.status == "stale")
+        self._stats.duplicates += adm.status == "duplicate"
+        if adm.restart:
             self._restart()
-            self._begin(ssrc, timestamp)
-            restarted = True
-        if self._jumped(timestamp, now_ms):
-            held = self._held
-            if held is None or not self._follows(held, seq, timestamp, now_ms):
-                self._stats.discarded += held is not None
-                self._held = _Held(seq, timestamp, now_ms, tuple(primary), tuple(redundant))
-                return Arrival("held")
-            self._restart()
-            self._begin(ssrc, held.timestamp)
-            self._accept(held.seq, held.timestamp, held.now_ms, held.primary, held.redundant)
-            restarted = True
-        elif self._held is not None:
-            self._stats.discarded += 1  # a stray packet: the stream went on as before
-            self._held = None
-        arrival = self._accept(seq, timestamp, now_ms, primary, redundant)
-        return replace(arrival, restarted=restarted)
+        late, improved = False, 0
+        for p in adm.packets:  # a confirmed jump admits the held packet first
+            late, n = self._store(p)
+            improved += n
+        if adm.status != "admitted":
+            return Arrival(adm.status, bool(adm.restart), False, improved)
+        return Arrival("late" if late else "stored", bool(adm.restart), adm.packets[-1].reordered, improved)
 
     def take_late(self) -> list[TokenFrame]:
         """Late copies (absolute indices) of already played frames that knew more than was played; clears."""
@@ -223,66 +170,35 @@ class JitterBuffer:
         self._late.clear()
         return out
 
-    def _begin(self, ssrc: int, timestamp: int) -> None:
-        self._ssrc = ssrc
-        self._seq, self._ts = Unwrapper(16), Unwrapper(32)
-        self._anchor = self._ts.extend(timestamp)
-
     def _restart(self) -> None:
         self._stats.restarts += 1
         self._slots.clear()
         self._played.clear()
         self._late.clear()
-        self._seen.clear()
-        self._seen_order.clear()
         self._heard.clear()
         self._heard_order.clear()
         self._first = None
-        self._held = None
         self._est.reset_base()
         self._state = "idle"
         self._missing_run = 0
 
-    def _jumped(self, timestamp: int, now_ms: float) -> bool:
-        ext = self._ts.peek(timestamp)
-        if (ext - self._anchor) % FRAME_SAMPLES:
-            return True  # not this stream's frame grid
-        return abs(self._est.deviation(now_ms, ext // FRAME_SAMPLES)) > self.jump_ms
-
-    def _follows(self, held: _Held, seq: int, timestamp: int, now_ms: float) -> bool:
-        """Does this packet continue the held one's stream (so the held one was a real jump)?"""
-        dt = ts_diff(held.timestamp, timestamp)
-        return (1 <= seq_diff(held.seq, seq) <= 3 and dt > 0 and dt % FRAME_SAMPLES == 0
-                and abs(dt // FRAME_SAMPLES * FRAME_MS - (now_ms - held.now_ms)) <= self.jump_ms)
-
-    def _accept(self, seq: int, timestamp: int, now_ms: float,
-                primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame]) -> Arrival:
-        highest = self._seq.highest
-        ext_seq = self._seq.extend(seq)
-        if ext_seq in self._seen:
-            self._stats.duplicates += 1
-            return Arrival("duplicate")
-        self._seen.add(ext_seq)
-        self._seen_order.append(ext_seq)
-        if len(self._seen_order) > _REMEMBERED:
-            self._seen.discard(self._seen_order.popleft())
-        reordered = highest is not None and ext_seq < highest
-        self._stats.reordered += reordered
+    def _store(self, p: Packet) -> tuple[bool, int]:
+        """Store an admitted packet's copies; (all its primaries were due already?, frames improved)."""
         self._stats.packets += 1
-        frame = self._ts.extend(timestamp) // FRAME_SAMPLES
-        self._est.update_base(now_ms, frame)
+        self._stats.reordered += p.reordered
+        self._est.update_base(p.now_ms, p.frame)
         if self._first is None:
-            self._first = frame
-        for f in (*primary, *redundant):
-            self._hear(frame + f.index, now_ms)
-        late = self._state == "playing" and frame + len(primary) <= self._cursor
+            self._first = p.frame
+        for f in (*p.primary, *p.redundant):
+            self._hear(p.frame + f.index, p.now_ms)
+        late = self._state == "playing" and p.frame + len(p.primary) <= self._cursor
         self._stats.late += late
-        full = max(f.codebooks for f in primary)
-        improved = sum(self._offer(frame + f.index, f.tokens, True, full) for f in primary)
-        improved += sum(self._offer(frame + f.index, f.tokens, False, full) for f in redundant)
+        full = max(f.codebooks for f in p.primary)
+        improved = sum(self._offer(p.frame + f.index, f.tokens, True, full) for f in p.primary)
+        improved += sum(self._offer(p.frame + f.index, f.tokens, False, full) for f in p.redundant)
         if self._state == "idle":
             self._state = "buffering"
-        return Arrival("late" if late else "stored", reordered=reordered, improved=improved)
+        return late, improved
 
     def _hear(self, index: int, now_ms: float) -> None:
         """One delay sample per frame of this stream, when its first copy arrives."""
@@ -290,7 +206,7 @@ class JitterBuffer:
             return
         self._heard.add(index)
         self._heard_order.append(index)
-        if len(self._heard_order) > _REMEMBERED:
+        if len(self._heard_order) > _HEARD_FRAMES:
             self._heard.discard(self._heard_order.popleft())
         self._est.add_sample(now_ms, index)
 
@@ -312,7 +228,7 @@ class JitterBuffer:
     # ------------------------------------------------------------------ playout side
     def pull(self, now_ms: float) -> PlayoutDecision:
         """What to play at ``now_ms`` (call every 80 ms on the playout clock; time must not go back)."""
-        _check_now(now_ms)
+        check_time(now_ms)
         if self._last_now is not None and now_ms < self._last_now:
             raise ValueError(f"pull time went back: {now_ms} after {self._last_now}")
         self._last_now = now_ms

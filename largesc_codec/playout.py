@@ -63,8 +63,9 @@ class PlayoutDecision:
 
     Attributes:
         kind: how the frame is obtained.
-        index: the frame to play (absolute frame index = extended RTP timestamp / 1920).
-            For WAIT, the frame that plays next once playout runs (0 if unknown).
+        index: the frame to play (absolute frame index = extended RTP timestamp // 1920).
+            For WAIT, where the playout cursor stands: the frame that plays next while
+            holding or buffering (not meaningful while idle).
         tokens: the known leading codebooks (``tokens[k]`` = codebook k, ints in
             0..2047); empty for CONCEAL, COMFORT and WAIT.
         restarted: the first frame of a new playout epoch (stream start, new SSRC,

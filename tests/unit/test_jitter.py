@@ -14,7 +14,8 @@ import pytest
 
 from largesc_codec.jitter import JitterBuffer
 from largesc_codec.playout import PlayoutDecision, PlayoutKind
-from largesc_codec.types import TokenFrame
+from largesc_codec.types import Decision, RedundancySpec, TokenFrame
+from largesc_codec.uep import Packetizer, depacketize
 
 FRAME = 80.0
 SSRC = 0x1234ABCD
@@ -409,13 +410,16 @@ def test_start_skips_a_backlog_buffered_before_the_first_pull() -> None:
     assert d.current_delay_ms < d.target_delay_ms + 2 * FRAME  # one backlog frame kept
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_random_traces_keep_order_and_never_replay(seed: int) -> None:
     rng = random.Random(seed)
     n = 300
     lose = {i for i in range(n) if rng.random() < 0.1}
+    # Even seeds put both wraps (sequence and timestamp) in the middle of the trace.
+    seq0 = 65536 - 150 if seed % 2 == 0 else rng.randrange(65536)
+    ts0 = 2**32 - 150 * 1920 + rng.randrange(1920) if seed % 2 == 0 else rng.randrange(2**32)
     pkts = stream(n, jitter=lambda i: rng.expovariate(1 / 60.0), lose=lose, red=[(1, 2), (2, 1)],
-                  seq0=rng.randrange(65536), ts0=rng.randrange(2**32), codebooks=lambda i: rng.choice((1, 4, 8)))
+                  seq0=seq0, ts0=ts0, codebooks=lambda i: rng.choice((1, 4, 8)))
     pkts += [Pkt(p.at + rng.uniform(0, 300), p.frame, p.primary, p.redundant, p.seq, p.ts) for p in pkts[::17]]
     jb = jbuf()
     ds = play(jb, pkts, (n + 20) * FRAME, t0=rng.uniform(0, 80))
@@ -423,6 +427,73 @@ def test_random_traces_keep_order_and_never_replay(seed: int) -> None:
     check_tokens(ds, offset=pkts[0].ts // 1920)
     s = jb.stats()
     assert s.restarts == 0 and s.played.get("normal", 0) > 200
+
+
+def test_payloads_from_the_real_packetizer_fill_the_buffer() -> None:
+    # The contract with uep: depacketize(0, payload, min_index=None) gives the relative indices insert wants.
+    pk = Packetizer(max_distance=2)
+    dec = Decision(4, (RedundancySpec(1, 4), RedundancySpec(2, 2)))
+    rng = random.Random(2)
+    lost = {i for i in range(100) if rng.random() < 0.15}
+    jb = jbuf(min_delay_ms=100.0)
+    ds: list[PlayoutDecision] = []
+    ts0 = 3_000_000_000
+    for i in range(100):
+        data = pk.packetize([TokenFrame(i, toks(i, 8))], [dec])
+        if i not in lost:
+            u = depacketize(0, data, min_index=None)
+            jb.insert(SSRC, i, (ts0 + i * 1920) % 2**32, (i + 1) * FRAME + 30.0, u.primary, u.redundant)
+        ds.append(jb.pull((i + 1) * FRAME + 35.0))
+    first = ts0 // 1920
+    check_order(ds)
+    check_tokens(ds, offset=first)
+    at = {d.index - first: d for d in played(ds)}
+    rescued = [i for i in lost if i + 1 not in lost and i in at]
+    assert rescued and all(at[i].kind is K.RECOVERED for i in rescued)
+
+
+def test_wait_reasons_idle_then_buffering_then_start() -> None:
+    jb = jbuf(initial_delay_ms=150.0)
+    assert jb.pull(0.0).reason == "idle"
+    jb.insert(SSRC, 0, 0, 100.0, [TokenFrame(0, toks(0))])
+    d = jb.pull(160.0)
+    assert (d.kind, d.reason, d.index) == (K.WAIT, "buffering", 0)
+    d = jb.pull(320.0)  # 220 ms after the arrival: past the 160 ms target
+    assert (d.kind, d.reason, d.index, d.restarted) == (K.NORMAL, "start", 0, True)
+
+
+def test_sudden_extra_delay_grows_the_target_by_holding() -> None:
+    pkts = stream(80)
+    for p in pkts[30:]:
+        p.at += 200.0  # 200 ms more transit from frame 30 on: below the jump threshold
+    jb = jbuf()
+    ds = play(jb, pkts, 90 * FRAME)
+    holds = [d for d in ds if d.reason == "hold"]
+    assert holds and all(d.kind is K.WAIT for d in holds)
+    at = {d.index: d for d in played(ds)}
+    assert all(at[i].kind is K.NORMAL for i in range(40, 80))
+    assert at[60].current_delay_ms >= at[60].target_delay_ms >= 200.0
+    s = jb.stats()
+    assert s.restarts == 0 and s.holds == len(holds)
+    check_order(ds)
+
+
+def test_arrival_reports_what_insert_did() -> None:
+    jb = jbuf()
+    first = jb.insert(SSRC, 10, 10 * 1920, 880.0, [TokenFrame(0, toks(10))])
+    assert (first.status, first.restarted, first.improved) == ("stored", False, 1)
+    assert jb.insert(SSRC, 10, 10 * 1920, 890.0, [TokenFrame(0, toks(10))]).status == "duplicate"
+    assert jb.insert(SSRC, 9, 9 * 1920, 895.0, [TokenFrame(0, toks(9))]).reordered
+    assert [jb.pull(880.0 + i * FRAME).kind for i in range(3)] == [K.NORMAL, K.NORMAL, K.CONCEAL]  # 9, 10, 11
+    late = jb.insert(SSRC, 11, 11 * 1920, 1050.0, [TokenFrame(0, toks(11))])
+    assert late.status == "late" and jb.take_late() == [TokenFrame(11, toks(11))]
+    new = jb.insert(0x55, 1, 777 * 1920, 1200.0, [TokenFrame(0, toks(777))])
+    assert (new.status, new.restarted) == ("stored", True)
+    assert jb.insert(SSRC, 12, 12 * 1920, 1210.0, [TokenFrame(0, toks(12))]).status == "stale"
+    held = jb.insert(0x55, 2, 5 * 1920 + 7, 1280.0, [TokenFrame(0, toks(5))])
+    assert held.status == "held"
+    s = jb.stats()
+    assert (s.packets, s.duplicates, s.reordered, s.late, s.restarts, s.discarded) == (4, 1, 1, 1, 1, 1)
 
 
 @pytest.mark.parametrize(
