@@ -189,6 +189,13 @@ class AgentCall(pj.Call):
         except Exception as exc:
             self._error = f"internal error in transaction callback: {exc!r}"
 
+    def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:
+        try:
+            if self._engine is None and prm.streamIdx == self._std_index:
+                self._sample_stats(self.clock())  # last chance: the stream's counters go with it
+        except Exception as exc:
+            self._error = f"internal error in stream callback: {exc!r}"
+
     def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:
         try:
             if self.options.engine is None:

@@ -64,7 +64,8 @@ class LargeScLink:
 class MediaStats:
     """Media figures of one call, from whichever engine carried it.
 
-    Counts are since the start of the call. ``frames_recovered``: frames
+    Counts are since the start of the call; ``duration_s`` is the media time
+    they cover (bit rates are per second of it). ``frames_recovered``: frames
     rebuilt from in-band redundancy; ``frames_concealed``: frames the
     receiver had to invent (LM concealment for LargeSC, PLC for a standard
     codec). ``extra`` holds engine-specific figures (name -> number).

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import struct
 import threading
-import time
 
 from rtp.packet import RtpPacket
 from rtp.session import RtpSession, SessionConfig
@@ -45,13 +44,12 @@ class RawPayloadEngine:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._session: RtpSession | None = None
-        self._started_at = 0.0
-        self._stopped_at: float | None = None
         self._bytes_received = 0
         self._bytes_sent = 0
         self._seen: dict[int, SourceStats] = {}  # kept past an RTCP BYE, which drops them from the session
         self._bad_payloads = 0
         self._size = 0
+        self._ptime_s = 0.08
 
     # -- engine interface -----------------------------------------------------
     def start(self, local_rtp_port: int, remote_addr: str, remote_rtp_port: int, link: LargeScLink) -> None:
@@ -59,6 +57,7 @@ class RawPayloadEngine:
         if self._thread is not None:
             raise RuntimeError("RawPayloadEngine.start called twice; make one engine per call")
         self._size = payload_size(link)
+        self._ptime_s = link.ptime_ms / 1000.0
         config = SessionConfig(
             payload_type=link.payload_type,
             frames_per_packet=link.ptime_ms // 80,
@@ -74,7 +73,6 @@ class RawPayloadEngine:
             raise RuntimeError(f"raw media engine did not start within {_START_TIMEOUT_S} s")
         if self._error is not None:
             raise RuntimeError(f"raw media engine could not bind UDP {local_rtp_port}: {self._error}") from self._error
-        self._started_at = time.monotonic()
 
     def stop(self) -> None:
         """Send RTCP BYE, close the sockets, join the thread. Safe to call more than once."""
@@ -84,7 +82,6 @@ class RawPayloadEngine:
         if loop is not None and stop is not None:
             loop.call_soon_threadsafe(stop.set)
         thread.join(timeout=5.0)
-        self._stopped_at = time.monotonic()
 
     def stats(self) -> MediaStats:
         """Counts so far (RTP session counters, receiver statistics of the peer's SSRC)."""
@@ -96,10 +93,9 @@ class RawPayloadEngine:
             received_bytes, bad = self._bytes_received, self._bad_payloads
             sent, sent_bytes = s.counters["rtp_sent"], self._bytes_sent
             counters = dict(s.counters)
-        end = self._stopped_at if self._stopped_at is not None else time.monotonic()
         return MediaStats(
             codec="LargeSC (raw test payloads)",
-            duration_s=max(0.0, end - self._started_at) if self._started_at else 0.0,
+            duration_s=sent * self._ptime_s,  # audio time sent: the bit rate is then per second of audio
             packets_sent=sent,
             packets_received=sum(src.received for src in sources),
             packets_lost=max(0, sum(src.cumulative_lost for src in sources)),
