@@ -16,10 +16,14 @@ and drop calls, delete players/recorders, ``Account.shutdown()``, then
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import socket
+import sys
 import threading
 from dataclasses import dataclass
+from typing import Iterator
 
 import pjsua2 as pj
 
@@ -66,6 +70,20 @@ def free_sip_port(host: str, attempts: int = 100) -> int:
     raise OSError(f"no port free for both UDP and TCP on {host} after {attempts} attempts")
 
 
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Send what C code writes to file descriptor 1 to /dev/null for the duration."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def error_text(exc: BaseException) -> str:
     """A readable one-liner for a pjsua2 ``Error`` (its ``info()``) or any other exception."""
     if isinstance(exc, pj.Error):
@@ -84,7 +102,8 @@ class AgentEndpoint:
         self._destroyed = False
         self.sip_port = config.sip_port or free_sip_port(config.host)
         try:
-            self.ep.libCreate()
+            with _quiet_stdout():  # pjlib logs its start-up at level 5 before libInit can lower it
+                self.ep.libCreate()
             self.ep.libInit(self._ep_config())
             self._set_sound_device()
             self._set_codecs()
