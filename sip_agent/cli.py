@@ -53,26 +53,28 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="also write the registration and call results (codec, status, media figures) as JSON here")
 
 
-def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add ``call``, ``answer`` and ``register`` to ``subparsers`` (each sets ``func``)."""
-    p = subparsers.add_parser("call", help="call a SIP URI, play/record WAV, report codec and media statistics")
-    p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP)")
-    p.add_argument("--sip-port", type=int, default=0, help="our SIP port (default: any free one)")
-    p.add_argument("--answer-timeout", type=float, default=30.0, help="give up if not answered within S seconds")
-    _common(p)
-    p.set_defaults(func=cmd_call)
-
-    p = subparsers.add_parser("answer", help="answer incoming SIP calls (LargeSC when the caller offers it)")
-    p.add_argument("--port", type=int, required=True, help="SIP port to listen on (UDP and TCP)")
-    p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
-    p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
-    _common(p)
-    p.set_defaults(func=cmd_answer)
-
-    p = subparsers.add_parser("register", help="register at a SIP registrar, report the result, unregister")
-    p.add_argument("--sip-port", type=int, default=0, help="our SIP port (default: any free one)")
-    _common(p)
-    p.set_defaults(func=cmd_register)
+def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
+                         commands: tuple[str, ...] = ("call", "answer", "register")) -> None:
+    """Add the ``commands`` (any of ``call``, ``answer``, ``register``) to ``subparsers``; each sets ``func``."""
+    if "call" in commands:
+        p = subparsers.add_parser("call", help="call a SIP URI, play/record WAV, report codec and media statistics")
+        p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP)")
+        p.add_argument("--sip-port", type=int, default=0, help="our SIP port (default: any free one)")
+        p.add_argument("--answer-timeout", type=float, default=30.0, help="give up if not answered within S seconds")
+        _common(p)
+        p.set_defaults(func=cmd_call)
+    if "answer" in commands:
+        p = subparsers.add_parser("answer", help="answer incoming SIP calls (LargeSC when the caller offers it)")
+        p.add_argument("--port", type=int, required=True, help="SIP port to listen on (UDP and TCP)")
+        p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
+        p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
+        _common(p)
+        p.set_defaults(func=cmd_answer)
+    if "register" in commands:
+        p = subparsers.add_parser("register", help="register at a SIP registrar, report the result, unregister")
+        p.add_argument("--sip-port", type=int, default=0, help="our SIP port (default: any free one)")
+        _common(p)
+        p.set_defaults(func=cmd_register)
 
 
 def _engine(name: str) -> EngineFactory | None:

@@ -50,7 +50,7 @@ def free_port(udp: bool = True, tcp: bool = True) -> int:
 
 def tool(name: str) -> str:
     """Path of a third-party program the tests need; fails with the fix when it is missing."""
-    path = shutil.which(name)
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")  # kamailio lives in /usr/sbin
     if path is None:
         pytest.fail(f"{name} is not installed: `make setup-test` installs it (requirements/apt-test.txt)")
     return path
