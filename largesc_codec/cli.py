@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "make-test-weights": "largesc_codec.cmd_weights",
     "transmit": "largesc_codec.transmit",
     "finetune": "largesc_codec.cmd_finetune",
+    "bench": "largesc_codec.latency",
 }
 
 

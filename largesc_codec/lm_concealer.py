@@ -12,9 +12,11 @@ codebooks that were concealed are written as moshi's "erased" token (the
 ``erased`` context, default), exactly as fine-tuning presents lost frames
 (finetune.py). ``context="predicted"`` feeds the predictions instead.
 
-``prepare()`` (called right after frame n is played, off the deadline path)
-keeps the cb0 guess for frame n+1, erases it in the context, and runs step
-n+2 speculatively: its output is cb1..7 of frame n+1. The full prediction for
+``observe()`` and ``conceal()`` only choose a frame's tokens; the LM work
+for that frame (committing it to the context) is deferred to ``prepare()``,
+called right after the frame went to the decoder, off the deadline path.
+``prepare()`` then keeps the cb0 guess for frame n+1, erases it in the
+context, and runs step n+2 speculatively: its output is cb1..7 of frame n+1. The full prediction for
 frame n+1 is then ready before its deadline, so ``conceal()`` serves a loss
 with no LM work at all.
 
@@ -82,26 +84,32 @@ class LMConcealer:
             self.stepper.reset()
         self._played = next_index - 1
         self._spec: tuple[int, ...] | None = None
+        self._pending: tuple[int, tuple[int, ...], int] | None = None
         self._run = 0
         # Reach S(next_index - 1): one step writes the first cb0 guess.
         self.stepper.step(self._unforced())
 
     # -- Concealer protocol -------------------------------------------------
+    # observe()/conceal() only choose tokens and record them; the LM work for
+    # them (commit) runs in prepare(), after the frame was handed to the decoder.
     def observe(self, index: int, tokens: tuple[int, ...]) -> None:
         """Frame ``index`` played with these true tokens."""
-        self._ready_for(index)
-        self._commit(tokens[: self.dep_q], known=min(len(tokens), self.dep_q))
+        self._check_forward(index)
+        self._flush()
+        self._pending = (index, tuple(tokens[: self.dep_q]), min(len(tokens), self.dep_q))
         self._run = 0
 
     def conceal(self, index: int, known: tuple[int, ...], codebooks: int) -> Concealment:
         """Tokens for frame ``index``: ``known`` leading codebooks kept, the rest predicted."""
         t0 = time.perf_counter()
-        self._ready_for(index)
+        self._check_forward(index)
+        self._flush()
+        self._ready_for(index)  # no LM step when prepare() ran after the previous frame
         spec = self._spec or (0,) * self.dep_q
         want = max(len(known), min(codebooks, self.dep_q))
         tokens = tuple(known) + spec[len(known) : want]
+        self._pending = (index, tokens, min(len(known), self.dep_q))
         self.timings_ms["conceal"].append((time.perf_counter() - t0) * 1e3)
-        self._commit(tokens, known=min(len(known), self.dep_q))
         if known:
             self._run = 0
             return Concealment(tokens)
@@ -109,19 +117,15 @@ class LMConcealer:
         return Concealment(tokens, gain=self._gain())
 
     def prepare(self) -> None:
-        """Speculate frame _played + 1 (call after a frame was played, off the deadline)."""
-        if self._spec is not None:
-            return
+        """Commit the last frame to the LM context and speculate the next one (off the deadline)."""
         t0 = time.perf_counter()
-        cb0 = self.stepper.read_audio(0)[0]
-        if self.erase:
-            self.stepper.write_audio(0, 0, [self._zero])
-        out = self.stepper.step(self._unforced())
-        self._spec = (cb0,) + tuple(int(t) for t in out[0, 1:])
+        self._flush()
+        self._speculate()
         self.timings_ms["prepare"].append((time.perf_counter() - t0) * 1e3)
 
     def observe_late(self, index: int, tokens: tuple[int, ...]) -> bool:
         """A frame arrived after it was played. True if the LM context now holds it."""
+        self._flush()
         if index != self._played or self._spec is None:
             return False
         # Undo the speculative step and the step that wrote frame ``index``'s acoustics.
@@ -129,7 +133,7 @@ class LMConcealer:
         self.stepper.write_audio(0, 0, [tokens[0]])
         self._spec = None
         self._redo(tokens[: self.dep_q], known=min(len(tokens), self.dep_q))
-        self.prepare()
+        self._speculate()
         return True
 
     # -- internals ----------------------------------------------------------
@@ -143,15 +147,35 @@ class LMConcealer:
             return 0.0
         return 1.0 - (self._run - self.fade_after) / (self.silence_after - self.fade_after)
 
+    def _check_forward(self, index: int) -> None:
+        last = self._pending[0] if self._pending is not None else self._played
+        if index <= last:
+            raise ValueError(f"frame {index} comes after frame {last} was played: frames go forward")
+
+    def _flush(self) -> None:
+        if self._pending is None:
+            return
+        index, tokens, known = self._pending
+        self._pending = None
+        self._ready_for(index)
+        self._commit(tokens, known)
+
     def _ready_for(self, index: int) -> None:
         """Bring the LM to S(index - 1) with a speculation for ``index`` ready."""
-        if index <= self._played:
-            raise ValueError(f"frame {index} comes after frame {self._played} was played: frames go forward")
         while self._played < index - 1:
             # Frames the LM never saw (a gap in indices): treat them as lost.
-            self.prepare()
+            self._speculate()
             self._commit((), known=0)
-        self.prepare()
+        self._speculate()
+
+    def _speculate(self) -> None:
+        if self._spec is not None:
+            return
+        cb0 = self.stepper.read_audio(0)[0]
+        if self.erase:
+            self.stepper.write_audio(0, 0, [self._zero])
+        out = self.stepper.step(self._unforced())
+        self._spec = (cb0,) + tuple(int(t) for t in out[0, 1:])
 
     def _commit(self, tokens: tuple[int, ...], known: int) -> None:
         """Make frame _played + 1 final in the LM context; reaches S(_played + 1)."""

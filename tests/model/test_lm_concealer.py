@@ -79,6 +79,8 @@ def test_conceal_at_deadline_runs_no_lm_step(lm) -> None:  # type: ignore[no-unt
     before = c.stepper.steps
     c.conceal(3, (), 8)
     assert c.stepper.steps == before  # the prediction was made by prepare()
+    c.observe(4, frames[3])
+    assert c.stepper.steps == before  # a real frame costs no LM step before it is decoded either
     assert c.timings_ms["conceal"][-1] < c.timings_ms["prepare"][-1]
 
 
@@ -108,7 +110,8 @@ def test_gap_in_indices_is_treated_as_loss(lm) -> None:  # type: ignore[no-untyp
     frames = _frames(10)
     c.observe(0, frames[0])
     c.observe(5, frames[5])  # frames 1..4 never reached the concealer
-    assert c.stepper.steps == 1 + 6
+    c.prepare()
+    assert c.stepper.steps == 1 + 6 + 1
     with pytest.raises(ValueError, match="frames go forward"):
         c.observe(5, frames[5])
 
