@@ -95,22 +95,40 @@ def build_concealer(plc: str, models: Any, adapter: str | None = None) -> Any:
     return CONCEALERS[plc]()
 
 
-def run(args: argparse.Namespace) -> int:
-    from .channel import LossStats, parse_channel
-    from .framing import read_audio, write_wav
-    from .model import load_models
+@dataclass
+class Simulation:
+    """Outcome of one run through sender, channel and receiver (see ``simulate``)."""
+
+    pcm: np.ndarray  # float32 (frames * 1920,) at 24 kHz, frame i at [i*1920, (i+1)*1920)
+    frames: int
+    sent: int
+    lost: int
+    primary_lost_frames: int
+    payload_bytes: int
+    codebooks: list[int]
+    sources: Counter[str]
+    wall_s: float
+    receiver: Any
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames * FRAME_MS / 1000.0
+
+
+def simulate(pcm: np.ndarray, rate: int, models: Any, channel: Any, concealer: Any,
+             max_bps: float = 2062.5, max_codebooks: int = 8, delay_ms: float = 0.0) -> Simulation:
+    """Run PCM (float32 (n, channels) at ``rate``) through the whole pipeline on a simulated clock."""
+    from .channel import LossStats
     from .receiver import LargeSCReceiver
     from .sender import LargeSCSender
 
-    channel = parse_channel(args.channel, seed=args.seed)
-    pcm, rate = read_audio(args.input)
+    if pcm.ndim == 1:
+        pcm = pcm[:, None]
     if pcm.shape[1] > 2:
         pcm = pcm.mean(axis=1, keepdims=True)
-    models = load_models(args.weights, num_codebooks=args.max_codebooks)
     sender = LargeSCSender(models.new_mimi(), sample_rate=rate, channels=pcm.shape[1],
-                           max_bps=args.max_bps, max_codebooks=args.max_codebooks)
-    receiver = LargeSCReceiver(models.new_mimi(), build_concealer(args.plc, models, args.adapter),
-                               codebooks=args.max_codebooks)
+                           max_bps=max_bps, max_codebooks=max_codebooks)
+    receiver = LargeSCReceiver(models.new_mimi(), concealer, codebooks=max_codebooks)
     t0 = time.perf_counter()
     sent, n_lost, lost_first, payload_bytes, codebooks = 0, 0, set(), 0, []
     in_flight: list[tuple[float, int, int, bytes]] = []  # (arrival_ms, seq, timestamp, payload)
@@ -137,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 n_lost += 1
                 lost_first.update(range(pkt.first_index, pkt.first_index + len(pkt.decisions)))
             else:
-                in_flight.append((now + args.delay_ms, seq, pkt.first_index * FRAME_SAMPLES, pkt.payload))
+                in_flight.append((now + delay_ms, seq, pkt.first_index * FRAME_SAMPLES, pkt.payload))
         # Receiver: packets that have arrived, then one frame on the playout clock.
         while in_flight and in_flight[0][0] <= now:
             arrival, seq, ts, payload = in_flight.pop(0)
@@ -157,25 +175,39 @@ def run(args: argparse.Namespace) -> int:
             sender.on_loss_report(feedback.report())
         now += FRAME_MS
     frames = len(codebooks)
-    out = out[: frames * FRAME_SAMPLES]
-    wall = time.perf_counter() - t0
-    write_wav(args.output, out, SAMPLE_RATE)
-    duration = frames * FRAME_MS / 1000.0
-    timings = getattr(receiver.concealer, "timings_ms", {})
+    return Simulation(out[: frames * FRAME_SAMPLES], frames, sent, n_lost, len(lost_first), payload_bytes,
+                      codebooks, sources, time.perf_counter() - t0, receiver)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .channel import parse_channel
+    from .framing import read_audio, write_wav
+    from .model import load_models
+
+    channel = parse_channel(args.channel, seed=args.seed)
+    pcm, rate = read_audio(args.input)
+    models = load_models(args.weights, num_codebooks=args.max_codebooks)
+    sim = simulate(pcm, rate, models, channel, build_concealer(args.plc, models, args.adapter),
+                   args.max_bps, args.max_codebooks, args.delay_ms)
+    write_wav(args.output, sim.pcm, SAMPLE_RATE)
+    duration = sim.duration_s
+    sources = sim.sources
+    timings = getattr(sim.receiver.concealer, "timings_ms", {})
+    jitter = sim.receiver.jitter.stats()
     report = TransmitReport(
         input=str(args.input), output=str(args.output), weights=args.weights, untrained_weights=models.untrained,
-        channel=args.channel, seed=args.seed, plc=args.plc, max_bps=args.max_bps, frames=frames,
-        duration_s=duration, packets_sent=sent, packets_lost=n_lost,
-        loss_rate=n_lost / max(sent, 1),
-        payload_bps=payload_bytes * 8 / duration if duration else 0.0,
-        wire_bps=(payload_bytes + WIRE_OVERHEAD_BYTES * sent) * 8 / duration if duration else 0.0,
-        mean_codebooks=float(np.mean(codebooks)) if codebooks else 0.0,
+        channel=args.channel, seed=args.seed, plc=args.plc, max_bps=args.max_bps, frames=sim.frames,
+        duration_s=duration, packets_sent=sim.sent, packets_lost=sim.lost,
+        loss_rate=sim.lost / max(sim.sent, 1),
+        payload_bps=sim.payload_bytes * 8 / duration if duration else 0.0,
+        wire_bps=(sim.payload_bytes + WIRE_OVERHEAD_BYTES * sim.sent) * 8 / duration if duration else 0.0,
+        mean_codebooks=float(np.mean(sim.codebooks)) if sim.codebooks else 0.0,
         frames_primary=sources["primary"], frames_recovered=sources["recovered"],
         frames_partial=sources["partial"], frames_concealed=sources["concealed"],
-        frames_comfort=sources["comfort"], frames_skipped=receiver.jitter.stats().skipped,
-        truth_frames_primary_lost=len(lost_first),
-        realtime_factor=wall / duration if duration else 0.0,
-        jitter=asdict(receiver.jitter.stats()),
+        frames_comfort=sources["comfort"], frames_skipped=jitter.skipped,
+        truth_frames_primary_lost=sim.primary_lost_frames,
+        realtime_factor=sim.wall_s / duration if duration else 0.0,
+        jitter=asdict(jitter),
         plc_timing_ms={k: float(np.median(v)) for k, v in timings.items() if v},
     )
     if args.report:
