@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "transmit": "largesc_codec.transmit",
     "finetune": "largesc_codec.cmd_finetune",
     "bench": "largesc_codec.latency",
+    "eval": "largesc_codec.cmd_eval",
 }
 
 

@@ -121,8 +121,9 @@ def plot_bitrate(summary: Sequence[dict[str, Any]], path: Path) -> Path:
     markers = dict(zip(families, "osD^v<>"))
     for rate in BITRATE_LOSSES:
         for fam in families:
-            pts = sorted((_f(s["payload_bps"]) / 1000, s) for s in summary if s["family"] == fam
-                         and s["loss_model"] == "uniform" and abs(_f(s["loss_rate"]) - rate) < 1e-9)
+            pts = sorted(((_f(s["payload_bps"]) / 1000, s) for s in summary if s["family"] == fam
+                          and s["loss_model"] == "uniform" and abs(_f(s["loss_rate"]) - rate) < 1e-9),
+                         key=lambda p: p[0])  # rows at the same rate must not be compared
             if not pts:
                 continue
             for ax, (key, _) in zip(axes, QUALITY):
