@@ -1,0 +1,84 @@
+"""Mimi decoding for N concurrent streams in one batched streaming step.
+
+Theory of operation. One Mimi copy runs in streaming mode with batch N (one
+row per call). Every 80 ms tick each active stream brings one frame; idle
+streams (no call, or a call on hold) are masked out with moshi's execution
+mask, so their convolution and attention states do not move, and
+``reset(stream)`` restarts one row (a new call) with moshi's reset mask.
+Streams may carry different numbers of codebooks: each group is de-quantised
+on its own (embedding sums, cheap); the upsampler, decoder transformer and
+SEANet decoder (the expensive part) then run once for the whole batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .types import CARDINALITY, FRAME_SAMPLES
+
+
+class BatchedMimiDecoder:
+    """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call."""
+
+    def __init__(self, mimi: Any, streams: int) -> None:
+        self._mimi = mimi
+        self.streams = streams
+        self._total = int(mimi.total_codebooks)
+        self._device = next(mimi.parameters()).device
+        # Decoding more codebooks than the active count needs the full quantiser.
+        self._mimi.set_num_codebooks(self._total)
+        self._mimi.streaming_forever(streams)
+
+    @torch.inference_mode()
+    def decode(self, frames: Sequence[Sequence[int] | None]) -> np.ndarray:
+        """One frame per stream: tokens of codebooks 0..k-1 (1 <= k <= 32), or None (stream idle).
+
+        Returns float32 PCM [streams, 1920] at 24 kHz; rows of idle streams are zero
+        and their decoder state does not move.
+        """
+        if len(frames) != self.streams:
+            raise ValueError(f"decode takes one entry per stream ({self.streams}), got {len(frames)}")
+        groups: dict[int, list[int]] = {}
+        for b, f in enumerate(frames):
+            if f is None:
+                continue
+            arr = np.asarray(f, dtype=np.int64)
+            if arr.ndim != 1 or not 1 <= len(arr) <= self._total:
+                raise ValueError(f"stream {b}: decode takes 1..{self._total} tokens of one frame, got shape {arr.shape}")
+            if arr.min() < 0 or arr.max() >= CARDINALITY:
+                raise ValueError(f"stream {b}: tokens must be in 0..{CARDINALITY - 1}, got {arr.min()}..{arr.max()}")
+            groups.setdefault(len(arr), []).append(b)
+        out = np.zeros((self.streams, FRAME_SAMPLES), dtype=np.float32)
+        if not groups:
+            return out
+        mimi = self._mimi
+        latents: list[torch.Tensor] = []
+        rows: list[int] = []
+        for k, members in groups.items():
+            codes = torch.tensor([list(frames[b] or ()) for b in members], dtype=torch.long, device=self._device)
+            latents.append(mimi.decode_latent(codes.view(len(members), k, 1)))
+            rows += members
+        active = torch.cat(latents)
+        emb = active.new_zeros((self.streams,) + tuple(active.shape[1:]))
+        emb[rows] = active
+        mask = torch.tensor([f is not None for f in frames], device=self._device)
+        mimi.set_exec_mask(mask)
+        # The rest of MimiModel.decode (streaming branch), once for the whole batch.
+        state = mimi._streaming_state
+        emb = mimi._to_encoder_framerate(emb)
+        if mimi.decoder_transformer is not None:
+            (emb,) = state.graphed_tr_dec(emb)
+        pcm = state.graphed_decoder(emb).clone()[:, 0].float().cpu().numpy()
+        if pcm.shape != (self.streams, FRAME_SAMPLES):
+            raise RuntimeError(f"Mimi returned {pcm.shape} samples, expected ({self.streams}, {FRAME_SAMPLES})")
+        out[mask.cpu().numpy()] = pcm[mask.cpu().numpy()]
+        return out
+
+    def reset(self, stream: int) -> None:
+        """Restart one stream's decoder state (new call); the others go on."""
+        mask = torch.zeros(self.streams, dtype=torch.bool, device=self._device)
+        mask[stream] = True
+        self._mimi.reset_streaming(mask)
