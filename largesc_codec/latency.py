@@ -6,7 +6,7 @@ runs for real and its measured duration moves the clock:
   frame k's first sample is spoken at k*80 ms; the frame is complete at (k+1)*80
   -> sender (features, controller, Mimi encode, packetise) takes e_k
   -> the packet arrives at once; depacketise + jitter-buffer insert takes i_k
-  -> the receiver's playout clock (phase set by the first arrival) pulls frame k
+  -> the receiver's playout clock (phased to frame 0's typical arrival) pulls frame k
      at P_k; the buffer's delay is whatever its adaptive target makes it
   -> concealment at the deadline (none needed: the LM's prediction is prepared
      while the previous frame plays) + Mimi decode takes d_k
@@ -99,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         for p in pkts:
             if rng.random() >= args.loss:
                 arrivals.append(((k + 1) * FRAME_MS + e, p.first_index, p.payload))
-    # Receiver on its own playout clock, phase set by the first arrival.
-    now = arrivals[0][0] if arrivals else 0.0
+    # Receiver on its own playout clock, phased to when frame 0 arrives with a typical
+    # (median) encode time: a one-off slow first encode must not shift the whole call.
+    now = FRAME_MS + float(np.median(send_ms))
     a, pulled, seq = 0, 0, 0
     by_stage: dict[str, list[float]] = {}
     while pulled < len(frames) and now < (len(frames) + 50) * FRAME_MS:
