@@ -132,7 +132,7 @@ def plot_bitrate(summary: Sequence[dict[str, Any]], path: Path) -> Path:
     _reference_lines(axes, summary)
     for ax in axes:
         ax.set_xlabel("payload bitrate (kbit/s)")
-        _log_x(ax, (0.5, 1, 2, 4, 8, 16, 32, 64))
+        _log_x(ax, (0.5, 1, 2, 4, 6, 9, 12, 16, 24, 32, 64))
     return _save(plt, fig, axes, path)
 
 
