@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "finetune": "largesc_codec.cmd_finetune",
     "bench": "largesc_codec.latency",
     "eval": "largesc_codec.cmd_eval",
+    "lab": "largesc_codec.cmd_lab",
 }
 
 

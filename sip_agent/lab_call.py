@@ -1,0 +1,206 @@
+"""A real SIP call across the impairment lab, measured from both ends and from the wire.
+
+Theory of operation
+-------------------
+:func:`run_lab_call` builds a :class:`~sip_agent.netem.Lab` (caller and callee
+namespaces, netem router; the report names the kernel that impairs), then:
+
+1. optionally sends a dense probe train each impaired way
+   (:func:`sip_agent.netem_probe.probe`): many packets in a few seconds give the
+   tight statistical check of the loss model that a 12.5 packet/s call cannot;
+2. starts the RTP capture on both interfaces (:mod:`sip_agent.lab_capture`);
+3. starts the callee (``answer``, records what it hears) and, once it listens,
+   the caller (``call``, plays the file), each in its namespace
+   (:mod:`sip_agent.lab_agents`);
+4. waits for the caller to finish; the callee then ends by itself (one call),
+   else it is stopped with SIGTERM (it hangs up and still writes its report);
+   if either dies, the other is stopped the same way;
+5. waits for packets still in flight, stops the capture and builds the report
+   (:mod:`sip_agent.lab_analysis`), also when the call failed.
+
+Everything runs inside ``with Lab(...)``: on any exception, Ctrl-C or SIGTERM
+the lab terminates the agents, removes namespaces and router, and the capture
+sockets are closed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from sip_agent.lab_agents import AgentProcess, agent_program, negotiated, pick_engine
+from sip_agent.lab_analysis import direction_report, probe_report
+from sip_agent.lab_capture import Capture
+from sip_agent.netem_spec import NetemSpec
+
+__all__ = ["LabCallConfig", "run_lab_call", "wav_seconds"]
+
+SIP_PORT = 5060  # the namespaces are private, so a fixed port never collides
+_LISTEN_TIMEOUT_S = 60.0  # agent start-up, model loading included
+
+
+@dataclass(frozen=True)
+class LabCallConfig:
+    """What ``largesc lab`` was asked to do (see ``largesc lab --help``)."""
+
+    play: Path
+    report: Path
+    profile: str = "clean"
+    backward: str | None = None
+    duration_s: float | None = None
+    record: Path | None = None
+    weights: str | None = None
+    plc: str | None = None
+    engine: str = "auto"
+    probe_count: int = 0
+    probe_rate: float = 500.0
+    backend: str = "auto"
+    answer_timeout_s: float = 30.0
+
+
+def wav_seconds(path: Path) -> float:
+    """Length of a WAV file; ValueError naming the file when it is missing or not a WAV."""
+    if not path.is_file():
+        raise ValueError(f"--play {path}: no such file")
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getnframes() == 0:
+                raise ValueError(f"--play {path}: the WAV file holds no audio")
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"--play {path}: not a readable WAV file ({exc})") from exc
+
+
+def _files(cfg: LabCallConfig) -> dict[str, Path]:
+    stem = cfg.report.with_suffix("")
+    return {"caller_log": Path(f"{stem}.caller.log"), "callee_log": Path(f"{stem}.callee.log"),
+            "caller_json": Path(f"{stem}.caller.json"), "callee_json": Path(f"{stem}.callee.json"),
+            "recording": cfg.record or Path(f"{stem}.heard.wav")}
+
+
+def _agent_args(cfg: LabCallConfig, options: frozenset[str], engine: str) -> list[str]:
+    args = ["--engine", engine]
+    for flag, value in (("--weights", cfg.weights), ("--plc", cfg.plc)):
+        if value is None:
+            continue
+        if flag not in options:
+            raise ValueError(f"{flag} {value}: the SIP agent takes no {flag} option (the codec-backed "
+                             f"'largesc' media engine and its `largesc call/answer` options are "
+                             f"not installed); leave {flag} out to test with the raw engine")
+        args += [flag, value]
+    return args
+
+
+def _drain_s(*specs: NetemSpec) -> float:
+    """How long packets may still be in flight after the last one was sent."""
+    return 0.5 + max(2 * (s.delay_ms + 4 * s.jitter_ms) / 1e3 for s in specs)
+
+
+def _run_agents(lab: Any, cfg: LabCallConfig, files: dict[str, Path], call_s: float,
+                say: Callable[[str], None]) -> tuple[AgentProcess, AgentProcess | None, str | None]:
+    """Callee then caller; returns both (caller None if never started) and the failure, if any."""
+    program = agent_program()
+    engine = pick_engine(cfg.engine)
+    common = _agent_args(cfg, program.options, engine)
+    say(f"agents: {' '.join(program.prefix[1:])} call/answer, media engine {engine}")
+    callee = AgentProcess(lab, "callee", program.argv(
+        "answer", "--bind", lab.callee.address, "--port", str(SIP_PORT), "--calls", "1",
+        "--timeout", f"{cfg.answer_timeout_s + call_s + _LISTEN_TIMEOUT_S:g}",
+        "--record", str(files["recording"]), *common), files["callee_log"], files["callee_json"])
+    if not callee.wait_for("waiting for calls", _LISTEN_TIMEOUT_S):
+        callee.stop()
+        return callee, None, f"the callee agent did not start listening:\n{callee.tail()}"
+    say(f"callee listening on {lab.callee.address}:{SIP_PORT}")
+    duration = [] if cfg.duration_s is None else ["--duration", f"{cfg.duration_s:g}"]
+    caller = AgentProcess(lab, "caller", program.argv(
+        "call", f"sip:lab@{lab.callee.address}:{SIP_PORT}", "--bind", lab.caller.address,
+        "--play", str(cfg.play), "--answer-timeout", f"{cfg.answer_timeout_s:g}", *duration,
+        *common), files["caller_log"], files["caller_json"])
+    deadline = time.monotonic() + cfg.answer_timeout_s + call_s + _LISTEN_TIMEOUT_S
+    connected = False
+    while caller.running and callee.running and time.monotonic() < deadline:
+        if not connected and "call state: CONFIRMED" in caller.text():
+            connected = True
+            say(f"call connected ({negotiated(caller.text()).get('codec')}); playing {cfg.play}")
+        time.sleep(0.1)
+    failure = None
+    if caller.running and callee.running:
+        failure = "the call ran past its deadline; both agents were stopped"
+    elif caller.running:
+        failure = f"the callee agent exited during the call:\n{callee.tail()}"
+    code = caller.stop()  # SIGTERM if still running: it hangs up and writes its report
+    if failure is None and code != 0:
+        failure = f"the caller agent exited with {code}:\n{caller.tail()}"
+    # One call: after a normal hang-up the callee exits by itself; else it is told to.
+    if failure is None:
+        callee.wait(10.0)
+    callee_code = callee.stop()
+    if failure is None and callee_code != 0:
+        failure = f"the callee agent exited with {callee_code}:\n{callee.tail()}"
+    return callee, caller, failure
+
+
+def _media(agent: AgentProcess | None) -> dict[str, Any] | None:
+    call = agent.call() if agent is not None else None
+    media = call.get("media") if call else None
+    return media if isinstance(media, dict) else None
+
+
+def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tuple[int, dict[str, Any]]:
+    """Make the call (module docstring); write and return the report. Exit code 0: call ok."""
+    from sip_agent.netem import Lab
+    from sip_agent.netem_probe import probe
+
+    played_s = wav_seconds(cfg.play)  # a bad file fails here, before anything is built
+    call_s = cfg.duration_s if cfg.duration_s is not None else played_s + 1.0
+    cfg.report.parent.mkdir(parents=True, exist_ok=True)
+    files = _files(cfg)
+    files["recording"].unlink(missing_ok=True)
+    report: dict[str, Any] = {"play": str(cfg.play)}
+    with Lab(cfg.profile, backward=cfg.backward, backend=cfg.backend) as lab:
+        say(lab.info.describe())
+        info = lab.info
+        report["lab"] = {"lab_id": lab.lab_id, "backend": info.backend, "kernel": info.kernel,
+                         "profile": info.profile, "forward": info.forward,
+                         "backward": info.backward}
+        directions = {"forward": lab.forward, "backward": lab.backward}
+        if cfg.probe_count > 0:
+            report["probe"] = {}
+            for name, spec in directions.items():
+                if spec.is_clean():
+                    continue
+                result = probe(lab, cfg.probe_count, cfg.probe_rate, direction=name, seed=1)
+                say(f"probe {name}: {result.describe()}")
+                report["probe"][name] = probe_report(result, spec, cfg.probe_rate)
+        capture = Capture(lab).start()
+        try:
+            callee, caller, failure = _run_agents(lab, cfg, files, call_s, say)
+            time.sleep(_drain_s(lab.forward, lab.backward))
+        finally:
+            packets = capture.stop()
+        report["qdisc_stats"] = lab.qdisc_stats()
+    log = caller.text() if caller is not None else callee.text()
+    codec = negotiated(log)
+    ends = {"caller": caller.call() if caller else None, "callee": callee.call()}
+    report["call"] = {**codec, "connected": bool(ends["caller"] and ends["caller"]["connected"]),
+                      "nominal_bps": (ends["caller"] or {}).get("bitrate_bps"),
+                      "duration_s": (ends["caller"] or {}).get("duration_s"),
+                      "messages": {k: (v or {}).get("message") for k, v in ends.items()},
+                      "error": failure}
+    report["directions"] = {
+        "forward": direction_report(packets, "caller", "callee", directions["forward"],
+                                    codec["payload_type"], codec["clock_rate"], _media(callee)),
+        "backward": direction_report(packets, "callee", "caller", directions["backward"],
+                                     codec["payload_type"], codec["clock_rate"], _media(caller))}
+    report["capture_errors"] = capture.errors
+    heard = files["recording"]
+    report["recording"] = str(heard) if heard.exists() and heard.stat().st_size > 44 else None
+    report["files"] = {k: str(v) for k, v in files.items() if k != "recording"}
+    code = 0 if failure is None and report["call"]["connected"] else 1
+    report["exit_code"] = code
+    cfg.report.write_text(json.dumps(report, indent=2, default=str))
+    return code, report
