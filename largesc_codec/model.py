@@ -100,8 +100,23 @@ def _checkpoint_from_dir(path: Path) -> Any:
 
 
 def _checkpoint_from_hub(repo: str) -> Any:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
     from moshi.models import loaders
 
+    try:
+        # Probe once: moshi reads an unreachable hub's missing config.json as a legacy
+        # repo and then retries every weight file, which takes minutes to fail.
+        hf_hub_download(repo, "config.json")
+    except LocalEntryNotFoundError as exc:
+        raise WeightsError(
+            f"could not reach the model hub for {repo} and the files are not in the local cache. "
+            + _HOW_TO_FIX
+        ) from exc
+    except EntryNotFoundError:
+        pass  # a legacy repo without config.json: moshi handles it
+    except Exception as exc:
+        raise WeightsError(f"could not read the model hub repo {repo} ({type(exc).__name__}: {exc}). " + _HOW_TO_FIX) from exc
     try:
         return loaders.CheckpointInfo.from_hf_repo(repo)
     except Exception as exc:  # huggingface_hub raises many types for "unreachable"
