@@ -46,7 +46,7 @@ class BatchedStepper(LMStepper):
         for c in self._caches:
             if not c.respect_exec_mask:
                 raise ValueError("the LM's attention caches must keep one offset per stream")
-        gen_state = self.gen._streaming_state
+        gen_state = self.gen_state
         self.depth = int(gen_state.cache.shape[2]) - 1
         dev = lm.device
         self._ar = torch.arange(batch_size, device=dev)
@@ -58,9 +58,17 @@ class BatchedStepper(LMStepper):
         self._executed = torch.zeros(batch_size, dtype=torch.long, device=dev)
         self._rewindable = torch.zeros(batch_size, dtype=torch.long, device=dev)
 
+    @property
+    def gen_state(self) -> Any:
+        """LMGen's streaming state (token cache, per-stream offsets, exec mask)."""
+        state = self.gen._streaming_state
+        if state is None:
+            raise RuntimeError("the stepper was closed")
+        return state
+
     def steps_of(self, stream: int) -> int:
         """Steps stream ``stream`` has taken since its last reset (its LMGen offset)."""
-        return int(self.gen._streaming_state.offsets[stream])
+        return int(self.gen_state.offsets[stream])
 
     @torch.no_grad()
     def step_masked(self, forced: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -85,7 +93,7 @@ class BatchedStepper(LMStepper):
             hist[slot, ex] = s[ex]
         self._executed[ex] += 1
         self._rewindable[ex] = torch.clamp(self._rewindable[ex] + 1, max=self.depth)
-        state = self.gen._streaming_state
+        state = self.gen_state
         pos = state.offsets % state.cache.shape[2]
         return state.cache[self._ar, 1 : self.dep_q + 1, pos].clone()
 
@@ -101,7 +109,7 @@ class BatchedStepper(LMStepper):
                 c.cache[:, b, :, (c.end_offset[b] - j) % c.capacity, :] = hist[slot, b]
         self._executed -= ks
         self._rewindable -= ks
-        self.gen._streaming_state.offsets -= ks
+        self.gen_state.offsets -= ks
         for val in self._counters:
             val -= ks
         for c in self._caches:
@@ -115,20 +123,20 @@ class BatchedStepper(LMStepper):
 
     def write_at(self, stream: int, steps_back: int, first_cb: int, tokens: Sequence[int]) -> None:
         """Overwrite audio codebooks first_cb.. of ``stream`` at its position ``steps_back`` steps ago."""
-        state = self.gen._streaming_state
+        state = self.gen_state
         pos = (int(state.offsets[stream]) - steps_back) % state.cache.shape[2]
         vals = torch.tensor(list(tokens), dtype=torch.long, device=state.cache.device)
         state.cache[stream, 1 + first_cb : 1 + first_cb + len(vals), pos] = vals
 
     def read_at(self, stream: int, steps_back: int) -> list[int]:
         """The audio tokens (8) of ``stream`` at its position written ``steps_back`` steps ago."""
-        state = self.gen._streaming_state
+        state = self.gen_state
         pos = (int(state.offsets[stream]) - steps_back) % state.cache.shape[2]
         return [int(t) for t in state.cache[stream, 1 : 1 + self.dep_q, pos]]
 
     def state_bytes(self) -> int:
         """Bytes held in streaming tensors (LM caches, counters, rewind history): constant in time."""
-        gen_state = self.gen._streaming_state
+        gen_state = self.gen_state
         total = gen_state.cache.numel() * gen_state.cache.element_size()
         total += sum(c.cache.numel() * c.cache.element_size() for c in self._caches)
         total += sum(h.numel() * h.element_size() for h in self._history)

@@ -105,7 +105,7 @@ def _batched(lm: Any, traces: list[list[Event]]) -> tuple[list[list[Any]], list[
     n = len(traces)
     b = BatchedLMConcealer(lm, n)
     logits: list[list[torch.Tensor]] = [[] for _ in range(n)]
-    state = b.stepper.gen._streaming_state
+    state = b.stepper.gen_state
 
     def hook(x: torch.Tensor) -> None:
         for s in range(n):
