@@ -13,25 +13,26 @@ that it puts what the direction's netem spec should produce for that many
 packets (:func:`configured`, the chain's stationary loss and mean burst with
 z-sigma bounds from :mod:`sip_agent.netem_markov`), the payload and wire bit
 rates, and a check of the receiving agent's counters against this ground truth
-(:func:`agreement`): the receiver's RFC 3550 window starts where its probation
-ended (the second of two in-sequence arrivals) and ends at its highest sequence
-number, which must be a packet that arrived; inside it the agent's received and
-lost counts must equal the capture's.
+(:func:`agreement`): the receiver's RFC 3550 window ends where its last RTCP
+packet (sent as it stopped) puts it (:func:`_window_ends`), at a packet that
+must have arrived, and spans its expected count; inside it the agent's received
+and lost counts must equal the capture's.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict
 from typing import Any, Sequence
 
 from rtp.seqnum import TS_BITS, Unwrapper, wrap_diff
-from sip_agent.lab_capture import RtpSeen
+from sip_agent.lab_capture import RtcpSeen, RtpSeen
 from sip_agent.netem_probe import Arrival, ProbeResult, analyze
 from sip_agent.netem_spec import NetemSpec
 
 __all__ = ["Z", "configured", "within", "pick_stream", "direction_report", "agreement",
-           "probe_report"]
+           "probe_report", "netem_counters"]
 
 Z = 4.5  # bound half-width in standard deviations: about 1e-5 false failures per check
 MIN_SEQUENTIAL = 2  # RFC 3550 A.1 probation, as rtp.stats uses it
@@ -91,51 +92,90 @@ def _bitrates(sent: Sequence[RtpSeen], clock_rate: int | None) -> dict[str, floa
             "payload_bytes_mean": sum(p.payload_bytes for p in sent) / len(sent)}
 
 
-def agreement(arrived: Sequence[int], media: dict[str, Any] | None) -> dict[str, Any] | None:
+def _window(arrived: Sequence[int], base: int, end: int, got: int, lost: int) -> dict[str, Any] | None:
+    """The window's figures if the agent's counts fit it exactly, else None."""
+    inside = [i for i in arrived if base <= i <= end]
+    truth_lost = (end - base + 1) - len(set(inside))
+    if end not in set(arrived) or len(inside) != got or truth_lost != lost:
+        return None
+    return {"window": [base, end], "captured_received": len(inside), "captured_lost": truth_lost,
+            "arrived_before_window": len({i for i in arrived if i < base}),
+            "arrived_after_window": len({i for i in arrived if i > end})}
+
+
+def agreement(arrived: Sequence[int], media: dict[str, Any] | None,
+              ends: Sequence[int] = ()) -> dict[str, Any] | None:
     """The receiving agent's RTP counters against the capture (see module docstring).
 
-    ``arrived``: packet indices in arrival order; ``media``: the agent's MediaStats as a dict.
-    The agent may have missed the first arrivals (its port opens when its side of the
-    offer/answer completes), so every probation point is a candidate window start:
-    an arrival that directly follows its predecessor's arrival. The window's end must
-    be a packet that arrived, and inside it the counts must match exactly.
+    ``arrived``: packet indices in arrival order; ``media``: the agent's MediaStats as a
+    dict; ``ends``: where the agent's window may end, from its last RTCP packet
+    (:func:`_window_ends`); ``anchored`` is True when the counts fit a window ending
+    there. Otherwise every probation point (an arrival right after its predecessor's) is
+    tried as the window's start, since the agent's port opens only when its side of the
+    offer/answer completes; a fit found so is ``agrees`` but not ``anchored``.
     """
     if media is None:
         return None
     got, lost = int(media.get("packets_received", 0)), int(media.get("packets_lost", 0))
-    out: dict[str, Any] = {"agent_received": got, "agent_lost": lost}
+    out: dict[str, Any] = {"agent_received": got, "agent_lost": lost, "window_ends": list(ends)}
     if got + lost <= 0:
-        return {**out, "window": None, "agrees": not arrived or len(arrived) < MIN_SEQUENTIAL}
-    present = set(arrived)
+        return {**out, "window": None, "anchored": False,
+                "agrees": not arrived or len(arrived) < MIN_SEQUENTIAL}
+    for end in ends:
+        fit = _window(arrived, end - got - lost + 1, end, got, lost)
+        if fit is not None:
+            return {**out, **fit, "anchored": True, "agrees": True}
     starts = [cur for prev, cur in zip(arrived, arrived[1:]) if cur == prev + 1]
     for base in dict.fromkeys(starts):  # earliest first, each once
-        end = base + got + lost - 1
-        inside = [i for i in arrived if base <= i <= end]
-        truth_lost = (end - base + 1) - len(set(inside))
-        if end in present and len(inside) == got and truth_lost == lost:
-            return {**out, "window": [base, end], "captured_received": len(inside),
-                    "captured_lost": truth_lost, "arrived_before_window": sum(
-                        1 for i in present if i < base),
-                    "arrived_after_window": sum(1 for i in present if i > end), "agrees": True}
-    return {**out, "window": None, "captured_received": len(arrived),
+        fit = _window(arrived, base, base + got + lost - 1, got, lost)
+        if fit is not None:
+            return {**out, **fit, "anchored": False, "agrees": True}
+    present = set(arrived)
+    return {**out, "window": None, "captured_received": len(arrived), "anchored": False,
             "captured_lost": (max(present) - min(present) + 1 - len(present)) if present else 0,
             "agrees": False}
 
 
-def direction_report(packets: Sequence[RtpSeen], sender: str, receiver: str, spec: NetemSpec,
-                     payload_type: int | None, clock_rate: int | None,
+def _window_ends(packets: Sequence[RtpSeen | RtcpSeen], receiver: str, ssrc: int,
+                 first_seq: int, arrivals: Sequence[Arrival]) -> tuple[list[int], int | None]:
+    """Where the receiver's statistics window can end, and its last reported cumulative loss.
+
+    The receiver's last RTCP packet is its BYE compound when it stopped cleanly. A report
+    block about ``ssrc`` in it names the highest sequence number it counted: the end. The
+    session drops a source whose own RTCP BYE came first, and then the block is missing;
+    the receiver still counted every packet that arrived before it stopped, so the end is
+    the highest index that arrived before that last RTCP packet left (or, if the agent
+    had not yet read the very last one, the highest before that).
+    """
+    last = None
+    for p in packets:
+        if isinstance(p, RtcpSeen) and p.side == receiver and p.outgoing:
+            last = p
+    if last is None or not arrivals:
+        return [], None
+    block = next(((h, c) for s, h, c in last.blocks if s == ssrc), None)
+    if block is not None:
+        near = max(a.seq for a in arrivals)
+        return [near + wrap_diff((first_seq + near) % 65536, block[0] & 0xFFFF, 16)], block[1]
+    before = [a.seq for a in arrivals if a.recv_ns < last.t_ns]
+    ends = [max(before, default=-1), max(before[:-1], default=-1)]
+    return [e for e in dict.fromkeys(ends) if e >= 0], None
+
+
+def direction_report(packets: Sequence[RtpSeen | RtcpSeen], sender: str, receiver: str,
+                     spec: NetemSpec, payload_type: int | None, clock_rate: int | None,
                      receiver_media: dict[str, Any] | None) -> dict[str, Any]:
     """Configured vs observed for one direction, bit rates and the receiver's counters."""
-    key = pick_stream(packets, sender, payload_type)
+    rtp = [p for p in packets if isinstance(p, RtpSeen)]
+    key = pick_stream(rtp, sender, payload_type)
     if key is None:
         return {"stream": None, "configured": configured(spec, 0), "observed": None,
                 "within_bounds": None, "bitrate": _bitrates([], None),
                 "receiver_counters": receiver_media, "agreement": None}
     ssrc, pt, dport = key
-    sent = [p for p in packets if p.side == sender and p.outgoing and (p.ssrc, p.payload_type,
-                                                                       p.dport) == key]
-    got = [p for p in packets if p.side == receiver and not p.outgoing and (p.ssrc, p.payload_type,
-                                                                           p.dport) == key]
+    mine = [p for p in rtp if (p.ssrc, p.payload_type, p.dport) == key]
+    sent = [p for p in mine if p.side == sender and p.outgoing]
+    got = [p for p in mine if p.side == receiver and not p.outgoing]
     ext = Unwrapper(16)
     first = ext.extend(sent[0].seq)
     send_ns: dict[int, int] = {}
@@ -155,10 +195,15 @@ def direction_report(packets: Sequence[RtpSeen], sender: str, receiver: str, spe
     conf = configured(spec, count)
     observed = {**asdict(seen), "not_sent_by_sender": count - len(send_ns),
                 "unmatched_arrivals": unmatched}
+    indices = [a.seq for a in arrivals]
+    ends, rtcp_lost = _window_ends(packets, receiver, ssrc, sent[0].seq, arrivals)
+    agree = agreement(indices, receiver_media, ends)
+    if agree is not None:
+        agree["rtcp_cumulative_lost"] = rtcp_lost
     return {"stream": {"ssrc": ssrc, "payload_type": pt, "dst_port": dport},
             "configured": conf, "observed": observed, "within_bounds": within(conf, seen),
             "bitrate": _bitrates(sent, clock_rate), "receiver_counters": receiver_media,
-            "agreement": agreement([a.seq for a in arrivals], receiver_media)}
+            "agreement": agree}
 
 
 def probe_report(result: ProbeResult, spec: NetemSpec, rate_pps: float) -> dict[str, Any]:
@@ -166,3 +211,15 @@ def probe_report(result: ProbeResult, spec: NetemSpec, rate_pps: float) -> dict[
     conf = configured(spec, result.sent)
     return {"rate_pps": rate_pps, "configured": conf, "observed": asdict(result),
             "within_bounds": within(conf, result)}
+
+
+def netem_counters(stats: str) -> dict[str, dict[str, int]]:
+    """netem's own packets sent / dropped per direction from ``Lab.qdisc_stats()`` text."""
+    out: dict[str, dict[str, int]] = {}
+    for block in re.split(r"^\[", stats, flags=re.M):
+        name = block.split("]", 1)[0]
+        found = re.search(r"Sent \d+ bytes (\d+) pkt \(dropped (\d+)", block)
+        if name in ("forward", "backward"):
+            out[name] = ({"sent": int(found.group(1)), "dropped": int(found.group(2))} if found
+                         else {"sent": 0, "dropped": 0})  # a clean direction has no qdisc
+    return out

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sip_agent.lab_agents import AgentProcess, agent_program, negotiated, pick_engine
-from sip_agent.lab_analysis import direction_report, probe_report
+from sip_agent.lab_analysis import direction_report, netem_counters, probe_report
 from sip_agent.lab_capture import Capture
 from sip_agent.netem_spec import NetemSpec
 
@@ -41,6 +41,8 @@ __all__ = ["LabCallConfig", "run_lab_call", "wav_seconds"]
 
 SIP_PORT = 5060  # the namespaces are private, so a fixed port never collides
 _LISTEN_TIMEOUT_S = 60.0  # agent start-up, model loading included
+_CALLEE_EXTRA_S = 2.0  # the callee's own hang-up comes this long after the caller's
+_TEARDOWN_S = 8.0  # BYE retransmissions (the agent gives up after 3 s), report, exit
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,13 @@ def _run_agents(lab: Any, cfg: LabCallConfig, files: dict[str, Path], call_s: fl
     engine = pick_engine(cfg.engine)
     common = _agent_args(cfg, program.options, engine)
     say(f"agents: {' '.join(program.prefix[1:])} call/answer, media engine {engine}")
+    # The callee hangs up by itself _CALLEE_EXTRA_S after the caller should have: a BYE that
+    # netem drops on every retransmission must not leave it in the call (and without a report).
     callee = AgentProcess(lab, "callee", program.argv(
         "answer", "--bind", lab.callee.address, "--port", str(SIP_PORT), "--calls", "1",
         "--timeout", f"{cfg.answer_timeout_s + call_s + _LISTEN_TIMEOUT_S:g}",
-        "--record", str(files["recording"]), *common), files["callee_log"], files["callee_json"])
+        "--duration", f"{call_s + _CALLEE_EXTRA_S:g}", "--record", str(files["recording"]),
+        *common), files["callee_log"], files["callee_json"])
     if not callee.wait_for("waiting for calls", _LISTEN_TIMEOUT_S):
         callee.stop()
         return callee, None, f"the callee agent did not start listening:\n{callee.tail()}"
@@ -122,22 +127,24 @@ def _run_agents(lab: Any, cfg: LabCallConfig, files: dict[str, Path], call_s: fl
         *common), files["caller_log"], files["caller_json"])
     deadline = time.monotonic() + cfg.answer_timeout_s + call_s + _LISTEN_TIMEOUT_S
     connected = False
-    while caller.running and callee.running and time.monotonic() < deadline:
+    # A callee that exits 0 has finished its call (the caller may still be retransmitting
+    # its BYE); one that exits otherwise ends the call for both.
+    while caller.running and callee.proc.poll() in (None, 0) and time.monotonic() < deadline:
         if not connected and "call state: CONFIRMED" in caller.text():
             connected = True
             say(f"call connected ({negotiated(caller.text()).get('codec')}); playing {cfg.play}")
         time.sleep(0.1)
     failure = None
-    if caller.running and callee.running:
+    if caller.running and callee.proc.poll() in (None, 0):
         failure = "the call ran past its deadline; both agents were stopped"
     elif caller.running:
-        failure = f"the callee agent exited during the call:\n{callee.tail()}"
+        failure = f"the callee agent exited with {callee.proc.poll()} during the call:\n{callee.tail()}"
     code = caller.stop()  # SIGTERM if still running: it hangs up and writes its report
     if failure is None and code != 0:
         failure = f"the caller agent exited with {code}:\n{caller.tail()}"
     # One call: after a normal hang-up the callee exits by itself; else it is told to.
     if failure is None:
-        callee.wait(10.0)
+        callee.wait(_CALLEE_EXTRA_S + _TEARDOWN_S)
     callee_code = callee.stop()
     if failure is None and callee_code != 0:
         failure = f"the callee agent exited with {callee_code}:\n{callee.tail()}"
@@ -183,10 +190,12 @@ def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tupl
         finally:
             packets = capture.stop()
         report["qdisc_stats"] = lab.qdisc_stats()
+        report["netem_counters"] = netem_counters(report["qdisc_stats"])
     log = caller.text() if caller is not None else callee.text()
     codec = negotiated(log)
     ends = {"caller": caller.call() if caller else None, "callee": callee.call()}
-    report["call"] = {**codec, "connected": bool(ends["caller"] and ends["caller"]["connected"]),
+    either = ends["caller"] or ends["callee"] or {}  # the caller's view unless it left none
+    report["call"] = {**codec, "connected": bool(either.get("connected")),
                       "nominal_bps": (ends["caller"] or {}).get("bitrate_bps"),
                       "duration_s": (ends["caller"] or {}).get("duration_s"),
                       "messages": {k: (v or {}).get("message") for k, v in ends.items()},

@@ -12,8 +12,11 @@ CLOCK_REALTIME, the same clock in every namespace) and whether the side sent
 it. So the sender's interface shows what left before netem touched it and the
 receiver's interface shows what netem let through: sequence-level loss, bursts
 and one-way delay, without any help from the agents. SIP (text, first byte
-``0x41``-``0x5A`` = version 1) and RTCP (PT 200-204 = marker + 72-76) are
-skipped by the header test alone. :func:`parse_frame` is the pure part.
+``0x41``-``0x5A`` = version 1) is skipped by the version test; RTCP (PT
+200-204, which an RTP reading would take for marker + 72-76) is kept as
+:class:`RtcpSeen` with its report blocks: a receiver's last report names the
+highest sequence number it counted, which pins its statistics window to the
+capture. :func:`parse_frame` is the pure part.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rtp.packet import parse as parse_rtp
+from rtp.rtcp import ReceiverReport, SenderReport, parse_compound
 
 if TYPE_CHECKING:
     from sip_agent.netem import Lab
 
-__all__ = ["RtpSeen", "Capture", "parse_frame"]
+__all__ = ["RtpSeen", "RtcpSeen", "Capture", "parse_frame"]
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
@@ -65,9 +69,33 @@ class RtpSeen:
     payload_bytes: int
 
 
-def parse_frame(frame: bytes, side: str, outgoing: bool, t_ns: int) -> RtpSeen | None:
-    """The RTP packet in an Ethernet frame, or None if it carries none (pure)."""
-    if len(frame) < 14 + 20 + 8 + 12 or struct.unpack_from("!H", frame, 12)[0] != ETH_P_IP:
+@dataclass(frozen=True)
+class RtcpSeen:
+    """One RTCP compound packet on one lab interface: its report blocks as
+    (reportee SSRC, extended highest sequence number, cumulative lost)."""
+
+    side: str
+    outgoing: bool
+    t_ns: int
+    src: str
+    dst: str
+    blocks: tuple[tuple[int, int, int], ...]
+
+
+def _rtcp(body: bytes, side: str, outgoing: bool, t_ns: int, ip: bytes) -> RtcpSeen | None:
+    try:
+        packets = parse_compound(body)
+    except ValueError:
+        return None
+    blocks = tuple((b.ssrc, b.highest_seq, b.cumulative_lost) for p in packets
+                   if isinstance(p, (SenderReport, ReceiverReport)) for b in p.reports)
+    return RtcpSeen(side, outgoing, t_ns, socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]),
+                    blocks)
+
+
+def parse_frame(frame: bytes, side: str, outgoing: bool, t_ns: int) -> RtpSeen | RtcpSeen | None:
+    """The RTP or RTCP packet in an Ethernet frame, or None if it carries neither (pure)."""
+    if len(frame) < 14 + 20 + 8 + 8 or struct.unpack_from("!H", frame, 12)[0] != ETH_P_IP:
         return None
     ip = frame[14:]
     ihl = (ip[0] & 0x0F) * 4
@@ -78,8 +106,10 @@ def parse_frame(frame: bytes, side: str, outgoing: bool, t_ns: int) -> RtpSeen |
     total = struct.unpack_from("!H", ip, 2)[0]
     sport, dport, udp_len = struct.unpack_from("!HHH", ip, ihl)
     body = ip[ihl + 8: ihl + udp_len]
-    if len(body) < 12 or body[0] >> 6 != 2 or 72 <= body[1] & 0x7F <= 76:
-        return None  # not RTP version 2, or RTCP (SR/RR/SDES/BYE/APP seen as marker + 72..76)
+    if len(body) < 8 or body[0] >> 6 != 2:
+        return None  # not RTP/RTCP version 2 (SIP text starts with version 1)
+    if 200 <= body[1] <= 204:
+        return _rtcp(bytes(body), side, outgoing, t_ns, ip)
     try:
         rtp = parse_rtp(bytes(body))
     except ValueError:
@@ -90,7 +120,7 @@ def parse_frame(frame: bytes, side: str, outgoing: bool, t_ns: int) -> RtpSeen |
 
 
 class Capture:
-    """Record RTP on both lab interfaces from ``start()`` to ``stop()`` (see module docstring)."""
+    """Record RTP and RTCP on both lab interfaces from ``start()`` to ``stop()`` (see module docstring)."""
 
     def __init__(self, lab: "Lab") -> None:
         self._lab = lab
@@ -98,7 +128,7 @@ class Capture:
         self._threads: list[threading.Thread] = []
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._seen: list[RtpSeen] = []
+        self._seen: list[RtpSeen | RtcpSeen] = []
         self.errors: list[str] = []
 
     def start(self) -> "Capture":
@@ -120,7 +150,7 @@ class Capture:
             raise
         return self
 
-    def stop(self) -> list[RtpSeen]:
+    def stop(self) -> list[RtpSeen | RtcpSeen]:
         """Stop the readers, close the sockets; return everything seen (idempotent)."""
         self._stop.set()
         for thread in self._threads:
@@ -130,7 +160,7 @@ class Capture:
         self._socks.clear()
         return self.packets()
 
-    def packets(self) -> list[RtpSeen]:
+    def packets(self) -> list[RtpSeen | RtcpSeen]:
         """A snapshot of what was seen so far, in capture order per side."""
         with self._lock:
             return list(self._seen)

@@ -1,0 +1,294 @@
+"""`largesc lab`: a real SIP call across netem, checked against RTP ground truth.
+
+Pure parts first (frame parsing, the analysis of seeded traces, bounds), then
+calls through the lab (root, namespaces, UML where the host has no netem): a
+clean call, a Gilbert-Elliott bursty call with a dense probe for the tight
+statistical check, and forced failures (bad --play file, the caller killed
+mid-call, Ctrl-C) after which nothing of the lab may remain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sip_agent import netem_ns
+from sip_agent.lab_analysis import agreement, configured, direction_report, netem_counters
+from sip_agent.lab_capture import RtcpSeen, RtpSeen, parse_frame
+from sip_agent.netem_parse import parse_netem
+from tests.netem.conftest import NETNS_DIR, gilbert_bounds, leftovers, loss_bounds
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEECH = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav")
+BURSTY = "loss gemodel 10% 40%"  # Gilbert: 20 % loss in bursts of 2.5 packets on average
+
+
+# -- pure: frames, traces, bounds ------------------------------------------------------------
+def _frame(udp_payload: bytes, *, proto: int = 17, frag: int = 0, ethertype: int = 0x0800) -> bytes:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(udp_payload), 1, frag, 64, proto, 0,
+                     socket.inet_aton("10.201.1.2"), socket.inet_aton("10.201.2.2"))
+    udp = struct.pack("!HHHH", 40000, 50000, 8 + len(udp_payload), 0)
+    return b"\x02" * 12 + struct.pack("!H", ethertype) + ip + udp + udp_payload
+
+
+def _rtp(seq: int, ts: int = 0, pt: int = 96, ssrc: int = 7, payload: bytes = b"x" * 20) -> bytes:
+    return struct.pack("!BBHII", 0x80, pt, seq, ts, ssrc) + payload
+
+
+def test_parse_frame_keeps_rtp_and_skips_sip_rtcp_fragments_and_non_ip() -> None:
+    seen = parse_frame(_frame(_rtp(65535, 1920)), "caller", True, 5)
+    assert isinstance(seen, RtpSeen) and (seen.seq, seen.timestamp, seen.ssrc, seen.payload_type) == (65535, 1920, 7, 96)
+    assert (seen.src, seen.dst, seen.sport, seen.dport) == ("10.201.1.2", "10.201.2.2", 40000, 50000)
+    assert seen.ip_bytes == 20 + 8 + 12 + 20 and seen.payload_bytes == 20 and seen.outgoing
+    block = struct.pack("!IB3sIIII", 9, 0, (3).to_bytes(3, "big"), (1 << 16) | 42, 0, 0, 0)
+    rr = parse_frame(_frame(struct.pack("!BBHI", 0x81, 201, 7, 7) + block), "callee", True, 6)
+    assert isinstance(rr, RtcpSeen) and rr.blocks == ((9, (1 << 16) | 42, 3),) and rr.outgoing
+    for frame in (_frame(b"INVITE sip:lab@10.201.2.2 SIP/2.0\r\n"), _frame(b"SIP/2.0 200 OK\r\n\r\n"),
+                  _frame(struct.pack("!BBHI", 0x81, 201, 7, 7)), _frame(_rtp(1), proto=6),
+                  _frame(_rtp(1), frag=0x2000), _frame(_rtp(1), ethertype=0x86DD), _frame(b"\x80\x60")):
+        assert parse_frame(frame, "callee", False, 0) is None
+
+
+def _trace(count: int, lost: set[int], first_seq: int = 65_500, delay_ns: int = 3_000_000,
+           ) -> list[RtpSeen]:
+    """A sender's 80 ms packets and the receiver's copies of those not in ``lost``."""
+    out = []
+    for i in range(count):
+        seq, ts, t = (first_seq + i) % 65536, (1000 + 1920 * i) % (1 << 32), 10**12 + i * 80_000_000
+        common = dict(src="10.201.1.2", dst="10.201.2.2", sport=40000, dport=50000, ssrc=9, payload_type=96,
+                      seq=seq, timestamp=ts, ip_bytes=60, payload_bytes=20)
+        out.append(RtpSeen(side="caller", outgoing=True, t_ns=t, **common))  # type: ignore[arg-type]
+        if i not in lost:
+            out.append(RtpSeen(side="callee", outgoing=False, t_ns=t + delay_ns, **common))  # type: ignore[arg-type]
+    return out
+
+
+def test_direction_report_counts_loss_bursts_delay_and_rates_across_the_wrap() -> None:
+    lost = {10, 11, 12, 40, 100, 101, 199}  # bursts 3, 1, 2, 1 -> mean 1.75
+    spec = parse_netem(BURSTY)
+    trace = _trace(200, lost)
+    # The receiving agent opened its port at index 3 (probation: 3, 4 -> counts from 4) and
+    # stopped after 198; its last RTCP report names 198 as its highest sequence number.
+    media = {"packets_received": 195 - 6, "packets_lost": 6}
+    last_rr = RtcpSeen("callee", True, 2 * 10**12, "10.201.2.2", "10.201.1.2",
+                       ((9, (1 << 16) | ((65_500 + 198) % 65536), 6),))
+    rep = direction_report([*trace, last_rr], "caller", "callee", spec, 96, 24000, media)
+    obs = rep["observed"]
+    assert (obs["sent"], obs["lost"], obs["bursts"], obs["max_burst"]) == (200, 7, 4, 3)
+    assert obs["mean_burst"] == pytest.approx(1.75) and obs["delay_mean_ms"] == pytest.approx(3.0)
+    assert obs["reordered"] == obs["duplicates"] == obs["unmatched_arrivals"] == 0
+    assert rep["bitrate"]["payload_bps"] == pytest.approx(2000.0)  # 20 bytes every 80 ms
+    assert rep["bitrate"]["wire_bps"] == pytest.approx(6000.0)
+    agree = rep["agreement"]
+    assert agree["agrees"] and agree["anchored"] and agree["window"] == [4, 198]
+    assert agree["rtcp_cumulative_lost"] == 6 and agree["arrived_before_window"] == 4
+    # a BYE-only last RTCP packet (no block): the end is what arrived before it left
+    bye = RtcpSeen("callee", True, trace[-1].t_ns - 40_000_000, "10.201.2.2", "10.201.1.2", ())
+    timed = direction_report([*trace, bye], "caller", "callee", spec, 96, 24000, media)["agreement"]
+    assert timed["anchored"] and timed["window"] == [4, 198] and timed["rtcp_cumulative_lost"] is None
+    assert rep["configured"]["loss_rate"] == pytest.approx(0.2) and rep["within_bounds"]["loss"]
+    # without the report only a window that fits can be found, and it is not pinned
+    loose = direction_report(trace, "caller", "callee", spec, 96, 24000, media)["agreement"]
+    assert loose["agrees"] and not loose["anchored"]
+
+
+def test_agreement_rejects_counters_that_disagree_with_the_capture() -> None:
+    arrived = [i for i in range(100) if i not in {20, 21, 50}]
+    assert agreement(arrived, {"packets_received": 96, "packets_lost": 3}, [99])["anchored"]  # 1..99
+    assert not agreement(arrived, {"packets_received": 96, "packets_lost": 2}, [99])["agrees"]  # a loss missed
+    assert not agreement(arrived, {"packets_received": 96, "packets_lost": 4}, [99])["agrees"]  # one too many
+    assert not agreement(arrived, {"packets_received": 95, "packets_lost": 4}, [99])["agrees"]  # wrong split
+    wrong_end = agreement(arrived, {"packets_received": 96, "packets_lost": 3}, [60])
+    assert wrong_end["agrees"] and not wrong_end["anchored"]  # counts fit elsewhere, not at its end
+    assert agreement([], None) is None
+
+
+def test_configured_bounds_match_the_closed_form_gilbert_bounds() -> None:
+    spec = parse_netem(BURSTY)
+    conf = configured(spec, 3000)
+    (lo, hi), (blo, bhi) = gilbert_bounds(0.10, 0.40, 3000)
+    assert conf["loss_bounds"] == pytest.approx([lo, hi], rel=1e-6)
+    assert conf["mean_burst_bounds"] == pytest.approx([blo, bhi], rel=0.1)  # delta method vs geometric
+    assert configured(parse_netem("clean"), 100)["loss_bounds"] == [0.0, 0.0]
+
+
+def test_netem_counters_read_tc_statistics() -> None:
+    text = ("[forward]\nqdisc netem 8001: root refcnt 2 limit 1000 loss gemodel p 10% r 40%\n"
+            " Sent 179018 bytes 1691 pkt (dropped 394, overlimits 0 requeues 0) \n"
+            "[backward] qdisc noqueue 0: root refcnt 2\n Sent 0 bytes 0 pkt (dropped 0, overlimits 0)\n")
+    assert netem_counters(text) == {"forward": {"sent": 1691, "dropped": 394},
+                                    "backward": {"sent": 0, "dropped": 0}}
+
+
+# -- through the lab ---------------------------------------------------------------------------
+def _lab_argv(tmp: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "largesc_codec.cli", "lab", "--report", str(tmp / "lab.json"), *args]
+
+
+def _run_lab(tmp: Path, *args: str, timeout: float = 150) -> tuple[subprocess.CompletedProcess[str],
+                                                                    dict[str, Any]]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run(_lab_argv(tmp, *args), capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env=env)
+    report = tmp / "lab.json"
+    assert report.exists(), done.stdout + done.stderr
+    return done, json.loads(report.read_text())
+
+
+def _lab_id(report: dict[str, Any]) -> str:
+    return str(report["lab"]["lab_id"])
+
+
+def _check_agreement(direction: dict[str, Any]) -> None:
+    """The receiving agent's counters equal the capture's over the agent's window."""
+    agree = direction["agreement"]
+    assert agree is not None and agree["agrees"] and agree["anchored"], direction
+    window = agree["window"]
+    sent = direction["observed"]["sent"]
+    # the window is most of the call: only packets before the agent's port opened are outside
+    assert window[1] - window[0] + 1 >= sent - 25, (window, sent)
+    media = direction["receiver_counters"]
+    if media["codec"].startswith("LargeSC") and "raw" not in media["codec"]:
+        handled = media["frames_recovered"] + media["frames_concealed"] + media["extra"].get("frames_partial", 0)
+        assert handled >= agree["captured_lost"] - 3, media  # every lost frame was rescued or invented
+
+
+@pytest.fixture
+def speech_wav(tmp_path: Path) -> Path:
+    if not SPEECH.exists():
+        pytest.fail(f"{SPEECH} missing: the test set-up installs Debian's pocketsphinx-testdata")
+    return SPEECH
+
+
+@pytest.mark.netem
+@pytest.mark.timeout(180)
+def test_clean_call_loses_nothing_and_counters_match(netns_ok: None, tmp_path: Path, speech_wav: Path) -> None:
+    done, rep = _run_lab(tmp_path, "--profile", "clean", "--play", str(speech_wav), "--duration", "4")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "impairment kernel:" in done.stdout
+    assert rep["call"]["connected"] and rep["call"]["codec"] == "LargeSC/24000"
+    for name in ("forward", "backward"):
+        d = rep["directions"][name]
+        obs = d["observed"]
+        assert obs["sent"] >= 40 and obs["lost"] == 0 and obs["duplicates"] == 0, obs
+        assert obs["delay_p95_ms"] < 50, obs
+        _check_agreement(d)
+        # wire = payload + IPv4 20 + UDP 8 + RTP 12 bytes at 12.5 packets/s
+        assert d["bitrate"]["wire_bps"] - d["bitrate"]["payload_bps"] == pytest.approx(4000, rel=1e-6)
+        assert 0 < d["bitrate"]["payload_bps"] <= rep["call"]["nominal_bps"] + 1e-6
+    if "raw" not in rep["directions"]["forward"]["receiver_counters"]["codec"]:
+        with wave.open(rep["recording"]) as w:  # the codec-backed engine records what arrived
+            assert w.getnframes() / w.getframerate() > 2.0
+    assert leftovers(_lab_id(rep)) == []
+
+
+@pytest.mark.netem
+@pytest.mark.timeout(240)
+def test_bursty_call_matches_the_gilbert_elliott_model(netns_ok: None, tmp_path: Path,
+                                                       speech_wav: Path) -> None:
+    done, rep = _run_lab(tmp_path, "--netem", BURSTY, "--play", str(speech_wav), "--duration", "12",
+                         "--probe", "3000", "--probe-rate", "1000")
+    assert done.returncode == 0, done.stdout + done.stderr
+    spec = parse_netem(BURSTY)
+    for name in ("forward", "backward"):
+        probe = rep["probe"][name]  # tight check: 3000 packets
+        (lo, hi), (blo, bhi) = loss_bounds(spec, probe["observed"]["sent"])
+        assert lo <= probe["observed"]["loss_fraction"] <= hi, probe
+        assert blo <= probe["observed"]["mean_burst"] <= bhi, probe
+        assert probe["within_bounds"] == {"loss": True, "mean_burst": True}
+        d = rep["directions"][name]
+        obs = d["observed"]  # the call: ~150 packets, wide bounds, but the same model
+        (lo, hi), (blo, bhi) = loss_bounds(spec, obs["sent"])
+        assert obs["sent"] >= 140 and 0 < obs["lost"] and lo <= obs["loss_fraction"] <= hi, obs
+        assert blo <= obs["mean_burst"] <= bhi, obs
+        _check_agreement(d)
+        # netem's own drop counter saw every loss measured, plus a few SIP/RTCP packets at most
+        extra = rep["netem_counters"][name]["dropped"] - probe["observed"]["lost"] - obs["lost"]
+        assert 0 <= extra <= 15, (rep["netem_counters"], probe["observed"]["lost"], obs["lost"])
+    assert leftovers(_lab_id(rep)) == []
+
+
+def test_bad_play_file_fails_fast_and_builds_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(random.Random(0).randbytes(2000))
+    before = set(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else set()
+    started = time.monotonic()
+    done = subprocess.run(_lab_argv(tmp_path, "--play", str(bad)), capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2 and "not a readable WAV file" in done.stderr, done.stderr
+    assert time.monotonic() - started < 30
+    after = set(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else set()
+    assert {n for n in after - before if n.startswith("lsclab-")} == set()
+    assert not (tmp_path / "lab.json").exists()
+
+
+def _start_lab(tmp: Path, *args: str) -> tuple[subprocess.Popen[str], str, list[int]]:
+    """A `largesc lab` run, once its call is connected: (process, lab id, agent pids)."""
+    proc = subprocess.Popen(_lab_argv(tmp, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.stdout is not None
+    lines, lab_id = [], ""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "(netns lsclab-" in line:
+            lab_id = line.split("(netns lsclab-")[1].split("-")[0]
+        if "call connected" in line or not line:
+            break
+    if not lab_id or "call connected" not in lines[-1]:
+        proc.kill()
+        pytest.fail("lab call did not connect:\n" + "".join(lines) + proc.stdout.read())
+    pids = [p for side in ("caller", "callee") for p in netem_ns.pids_in(f"lsclab-{lab_id}-{side}")]
+    assert pids, "the agents should run inside the lab's namespaces"
+    return proc, lab_id, pids
+
+
+def _gone(lab_id: str, pids: list[int], timeout: float = 20.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = leftovers(lab_id) + [f"pid {p}" for p in pids if os.path.exists(f"/proc/{p}")
+                                    and "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[-1][:3]]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.netem
+@pytest.mark.timeout(120)
+def test_caller_killed_mid_call_is_reported_and_nothing_is_left(netns_ok: None, tmp_path: Path,
+                                                                speech_wav: Path) -> None:
+    proc, lab_id, pids = _start_lab(tmp_path, "--profile", "wifi-bursty", "--play", str(speech_wav),
+                                    "--duration", "60")
+    for pid in netem_ns.pids_in(f"lsclab-{lab_id}-caller"):
+        os.kill(pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    report = json.loads((tmp_path / "lab.json").read_text())
+    assert "the caller agent exited with -9" in report["call"]["error"]
+    assert report["directions"]["forward"]["observed"]["sent"] > 0  # the capture still reports
+    assert _gone(lab_id, pids) == []
+
+
+@pytest.mark.netem
+@pytest.mark.timeout(120)
+def test_ctrl_c_mid_call_tears_everything_down(netns_ok: None, tmp_path: Path, speech_wav: Path) -> None:
+    proc, lab_id, pids = _start_lab(tmp_path, "--profile", "clean", "--play", str(speech_wav),
+                                    "--duration", "60")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert _gone(lab_id, pids) == []
