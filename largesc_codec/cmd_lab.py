@@ -22,7 +22,7 @@ from .cli import UserError
 __all__ = ["register", "run", "summary"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("lab", help="SIP call across a netem-impaired link between two namespaces, "
                        "with a JSON report of configured vs observed loss, bursts, delay and counters",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -104,13 +104,19 @@ def test_direction_report_counts_loss_bursts_delay_and_rates_across_the_wrap() -
     assert loose["agrees"] and not loose["anchored"]
 
 
+def _agreement(arrived: list[int], got: int, lost: int, ends: list[int]) -> dict[str, Any]:
+    out = agreement(arrived, {"packets_received": got, "packets_lost": lost}, ends)
+    assert out is not None
+    return out
+
+
 def test_agreement_rejects_counters_that_disagree_with_the_capture() -> None:
     arrived = [i for i in range(100) if i not in {20, 21, 50}]
-    assert agreement(arrived, {"packets_received": 96, "packets_lost": 3}, [99])["anchored"]  # 1..99
-    assert not agreement(arrived, {"packets_received": 96, "packets_lost": 2}, [99])["agrees"]  # a loss missed
-    assert not agreement(arrived, {"packets_received": 96, "packets_lost": 4}, [99])["agrees"]  # one too many
-    assert not agreement(arrived, {"packets_received": 95, "packets_lost": 4}, [99])["agrees"]  # wrong split
-    wrong_end = agreement(arrived, {"packets_received": 96, "packets_lost": 3}, [60])
+    assert _agreement(arrived, 96, 3, [99])["anchored"]  # window 1..99
+    assert not _agreement(arrived, 96, 2, [99])["agrees"]  # a loss missed
+    assert not _agreement(arrived, 96, 4, [99])["agrees"]  # one too many
+    assert not _agreement(arrived, 95, 4, [99])["agrees"]  # wrong split
+    wrong_end = _agreement(arrived, 96, 3, [60])
     assert wrong_end["agrees"] and not wrong_end["anchored"]  # counts fit elsewhere, not at its end
     assert agreement([], None) is None
 
