@@ -73,8 +73,8 @@ def main() -> int:
             c.prepare()
         c.stepper.close()
         for k in totals:
-            totals[k] += c.timings_ms[k][5:]
-        print(f"run {r + 1}: prepare {_pct(c.timings_ms['prepare'][5:])}")
+            totals[k] += list(c.timings_ms[k])[5:]
+        print(f"run {r + 1}: prepare {_pct(list(c.timings_ms['prepare'])[5:])}")
     for k, v in totals.items():
         print(f"all  {k:<8} {_pct(v)}")
     return 0

@@ -39,12 +39,15 @@ concealed frame are not predicted (the frame plays with 8).
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 import torch
 
 from .concealer import Concealment
 from .lmstep import UNFORCED, LMStepper
+
+TIMING_WINDOW = 2000  # frames of stage timings kept (about 160 s)
 
 
 class LMConcealer:
@@ -75,7 +78,8 @@ class LMConcealer:
         self._zero = int(lm.zero_token_id)
         self.fade_after = fade_after
         self.silence_after = silence_after
-        self.timings_ms: dict[str, list[float]] = {"prepare": [], "update": [], "conceal": []}
+        # Recent timings only: a one-hour call must not grow memory.
+        self.timings_ms: dict[str, deque[float]] = {k: deque(maxlen=TIMING_WINDOW) for k in ("prepare", "update", "conceal")}
         self.reset()
 
     def reset(self, next_index: int = 0) -> None:
