@@ -23,6 +23,8 @@ import torch
 
 def _pct(v: list[float]) -> str:
     a = np.asarray(v)
+    if a.size == 0:
+        return "no samples (n=0)"
     return f"median {np.median(a):7.2f} ms  p95 {np.percentile(a, 95):7.2f} ms  (n={len(a)})"
 
 
