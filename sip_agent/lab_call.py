@@ -191,8 +191,9 @@ def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tupl
             packets = capture.stop()
         report["qdisc_stats"] = lab.qdisc_stats()
         report["netem_counters"] = netem_counters(report["qdisc_stats"])
-    log = caller.text() if caller is not None else callee.text()
-    codec = negotiated(log)
+    codec = negotiated(caller.text()) if caller is not None else negotiated("")
+    if codec["codec"] is None:  # the caller died before media started: the callee may know
+        codec = negotiated(callee.text())
     ends = {"caller": caller.call() if caller else None, "callee": callee.call()}
     either = ends["caller"] or ends["callee"] or {}  # the caller's view unless it left none
     report["call"] = {**codec, "connected": bool(either.get("connected")),
