@@ -10,7 +10,6 @@ TEST_STAMP := $(VENV)/.stamp-test
 APT_STAMP := $(VENV)/.stamp-apt
 APT_TEST_STAMP := $(VENV)/.stamp-apt-test
 WEIGHTS ?= hub
-SAMPLE := /usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav
 
 .PHONY: demo test setup setup-test apt apt-test bench clean
 
@@ -46,8 +45,14 @@ demo: setup
 test: setup-test
 	$(BIN)/python -m pytest -q -ra
 
+# Short runs of every benchmark (figures printed; docs/performance.md has full runs).
 bench: setup
-	$(BIN)/python bench/mimi_stream.py --frames 60
+	$(BIN)/python bench/mimi_stream.py --frames 40 --runs 2
+	$(BIN)/largesc make-test-weights out/bench-weights >/dev/null
+	$(BIN)/python bench/plc_step.py --frames 100 --runs 2
+	$(BIN)/largesc bench latency --weights out/bench-weights --mimi full --frames 60
+	$(BIN)/python bench/many_calls.py --streams 1,2,4,8 --ticks 20 --runs 1 --mimi small
+	$(BIN)/python bench/long_call.py --frames 4000 --every 1000 --weights out/bench-weights
 
 clean:
 	rm -rf $(VENV) build *.egg-info
