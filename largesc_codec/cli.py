@@ -23,6 +23,10 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "largesc_codec.latency",
     "eval": "largesc_codec.cmd_eval",
     "lab": "largesc_codec.cmd_lab",
+    # One module mounts the SIP agent's three commands (its register() is idempotent).
+    "call": "largesc_codec.cmd_sip",
+    "answer": "largesc_codec.cmd_sip",
+    "register": "largesc_codec.cmd_sip",
 }
 
 

@@ -1,0 +1,293 @@
+"""The codec-backed LargeSC media engine (registered as ``largesc``): speech through ``rtp/`` and the codec.
+
+Theory of operation
+-------------------
+``start`` (agent thread, returns quickly) takes the process's cached models
+(``largesc_setup.MODELS``; the command line preloads and warms them), derives
+what we may send from the SDP agreement (``SendPlan``: the peer's maxbps,
+maxcodebooks, maxred and ptime, capped by our ``--max-bps``), opens the WAV
+files, starts the RTP thread (``largesc_rtp.RtpThread``: session, transport,
+RTCP loss reports, sockets bound on the negotiated port) and the codec
+thread. Neither thread touches pjlib, so neither needs registering with it.
+
+The codec thread builds its own sender (Mimi copy, adaptive controller) and
+receiver (Mimi copy, jitter buffer, concealer per ``--plc``), then runs the
+80 ms playout clock on ``time.monotonic``. Each tick:
+
+1. packets queued by the RTP thread go into the receiver with their arrival
+   times; one frame is pulled and appended to the recording (silence while
+   the jitter buffer fills);
+2. the peer's latest loss report goes to the sender's controller; the next
+   80 ms of the play file (at its own rate; silence without one or after its
+   end) is pushed; finished packets go to the RTP thread;
+3. ``prepare_next()`` lets the concealer work ahead, off the deadline path;
+4. a stats snapshot is published for ``stats()`` (any thread, cheap).
+
+The recording starts at ``start``: the codec thread's build time is silence
+in it, so its length is the call's media time. Overload: a tick that starts
+``MAX_LAG_FRAMES`` or more frames late (a CPU slower than the models need)
+skips the missed ticks: silence in the recording, that span of the play file
+dropped, the RTP frame clock moved on by as many frames (the peer conceals
+them), counted in ``overruns``. Latency stays bounded.
+
+``stop`` ends the codec thread, then the RTP thread (RTCP BYE), finishes the
+WAV, returns the LM to the cache and raises (once) if the codec failed during
+the call, so the call's result shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from functools import partial
+from typing import Any, Callable
+
+from rtp.transport import monotonic_ms
+
+from .largesc_rtp import WIRE_OVERHEAD_BYTES, RtpThread
+from .largesc_setup import MODELS, CodecOptions, SendPlan, build_concealer
+from .largesc_wav import FRAME_S, PlaySource, RecordSink
+from .media import AudioFiles, LargeScLink, MediaStats, register_engine
+
+__all__ = ["CODEC_NAME", "LargeSCEngine", "register"]
+log = logging.getLogger(__name__)
+
+CODEC_NAME = "LargeSC/24000"
+MAX_LAG_FRAMES = 3  # a tick this late (240 ms) skips ahead instead of queueing delay
+_STOP_TIMEOUT_S = 10.0
+
+Report = Callable[[str], None]
+
+
+class _CodecState:
+    """Counters the codec thread keeps (published as a snapshot every tick)."""
+
+    def __init__(self) -> None:
+        self.ticks = self.overruns = self.frames_sent = self.codebooks_sent = self.codebooks_received = 0
+        self.lead = 0  # ticks of silence recorded while the codec was being built
+        self.startup_ms = 0.0
+        self.last_report: Any = None
+
+
+class LargeSCEngine:
+    """One call's LargeSC media through the codec (see module docstring); satisfies ``media.MediaEngine``.
+
+    Args:
+        audio: WAV file to play (any PCM rate/channels; None: silence) and to record (24 kHz mono).
+        options: weights, concealer, our bit-rate cap (``CodecOptions``).
+        report: where progress and problems are printed (default: this module's logger).
+    """
+
+    def __init__(self, audio: AudioFiles | None = None, options: CodecOptions | None = None,
+                 report: Report | None = None) -> None:
+        self.audio = audio or AudioFiles()
+        self.options = options or CodecOptions()
+        self.options.check()
+        self._say: Report = report or (lambda text: log.warning("%s", text))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._codec_thread: threading.Thread | None = None
+        self._codec_error: BaseException | None = None
+        self._stopped = False
+        self._rtp: RtpThread | None = None
+        self._source: PlaySource | None = None
+        self._sink: RecordSink | None = None
+        self._plan: SendPlan | None = None
+        self._link: LargeScLink | None = None
+        self._models: Any = None
+        self._lm: Any = None
+        self._frame_offset = 0  # RTP frames skipped on overload (added to the sender's frame index)
+        self._snapshot: dict[str, Any] = {}
+        self._started = 0.0  # time.monotonic() at start(): the recording's time zero
+
+    # -- engine interface ----------------------------------------------------------
+    def start(self, local_rtp_port: int, remote_addr: str, remote_rtp_port: int, link: LargeScLink) -> None:
+        """Bind ``local_rtp_port`` (+1 RTCP) and start media; raises with the problem and the fix."""
+        if self._rtp is not None:
+            raise RuntimeError("LargeSCEngine.start called twice; make one engine per call")
+        self._link, self._started = link, time.monotonic()
+        self._models = MODELS.models(self.options.weights)  # cached: the command line preloaded it
+        self._plan = SendPlan.from_link(link, self.options, int(self._models.mimi.total_codebooks))
+        rtp = RtpThread(link, self._say)
+        try:
+            self._source = PlaySource(self.audio.play)
+            self._sink = RecordSink(self.audio.record)
+            if self.options.plc == "lm":
+                self._lm = MODELS.take_lm(self.options.weights, self.options.adapter)
+            rtp.start(local_rtp_port, remote_addr, remote_rtp_port)
+        except BaseException:
+            self._close_files()
+            self._give_back_lm()
+            raise
+        self._rtp = rtp
+        self._codec_thread = threading.Thread(target=self._codec_main, name="largesc-engine-codec", daemon=True)
+        self._codec_thread.start()
+        p = self._plan
+        self._say(f"LargeSC media: sending <= {p.max_bps:g} bit/s, <= {p.codebooks} codebooks, redundancy <= "
+                  f"{p.redundancy}, {p.frames_per_packet * 80} ms packets; concealment {self.options.plc}"
+                  + (" (UNTRAINED test weights: audio is not speech)" if self._models.untrained else ""))
+
+    def stop(self) -> None:
+        """Stop the codec, send RTCP BYE, close sockets and WAV files. Idempotent.
+
+        Raises RuntimeError (once) if the codec failed during the call.
+        """
+        if self._stopped or self._rtp is None:
+            return
+        self._stopped = True
+        self._stop.set()
+        if self._codec_thread is not None:
+            self._codec_thread.join(_STOP_TIMEOUT_S)
+        self._rtp.stop()
+        self._close_files()
+        if self._codec_error is not None:
+            raise RuntimeError(f"the LargeSC codec failed during the call: {self._codec_error}") from self._codec_error
+
+    def stats(self) -> MediaStats:
+        """Counts so far: RTP statistics of the peer's stream, our sending, the receiver's frames."""
+        rtp = self._rtp
+        if rtp is None:
+            return MediaStats(codec=CODEC_NAME)
+        with rtp.lock:
+            sources = list(rtp.seen.values())
+            sent_bytes, got_bytes, wrong_pt = rtp.bytes_sent, rtp.bytes_received, rtp.wrong_payload_type
+        with self._lock:
+            snap = dict(self._snapshot)
+        counters = dict(rtp.session.counters)
+        sent = counters.get("rtp_sent", 0)
+        counts: Counter[str] = snap.get("counts", Counter())
+        duration = snap.get("ticks", 0) * FRAME_S  # while the codec clock ran
+        extra = {
+            "frames_primary": counts["primary"], "frames_partial": counts["partial"],
+            "frames_comfort": counts["comfort"], "frames_late_used": counts["late_used"],
+            "malformed_payloads": counts["malformed"], "wrong_payload_type": wrong_pt,
+            "jitter_buffer_ms": snap.get("jb_delay_ms", 0.0), "jitter_buffer_target_ms": snap.get("jb_target_ms", 0.0),
+            "jitter_buffer_skipped": snap.get("jb_skipped", 0), "overruns": snap.get("overruns", 0),
+            "codec_startup_ms": snap.get("startup_ms", 0.0),
+            "mean_codebooks_sent": snap.get("codebooks_sent", 0) / max(1, snap.get("frames_sent", 0)),
+            "mean_codebooks_received": snap.get("codebooks_received", 0) / max(1, counts["primary"]),
+            "max_bps": self._plan.max_bps if self._plan else 0.0,
+            "wire_bps": 8.0 * (sent_bytes + WIRE_OVERHEAD_BYTES * sent) / duration if duration > 0 else 0.0,
+            "recorded_s": self._sink.seconds if self._sink else 0.0,
+            "rtcp_sent": counters.get("rtcp_sent", 0), "rtcp_received": counters.get("rtcp_received", 0),
+        }
+        report = rtp.session.peer_loss_report
+        if report is not None:
+            extra["peer_loss_fraction"] = report.fraction_lost
+        return MediaStats(
+            codec=CODEC_NAME, duration_s=duration, packets_sent=sent,
+            packets_received=sum(s.received for s in sources),
+            packets_lost=max(0, sum(s.cumulative_lost for s in sources)),
+            payload_bytes_sent=sent_bytes, payload_bytes_received=got_bytes,
+            frames_recovered=counts["recovered"], frames_concealed=counts["concealed"],
+            jitter_ms=max((s.jitter * 1000.0 / s.clock_rate for s in sources), default=0.0),
+            extra={k: float(v) for k, v in extra.items()},
+        )
+
+    # -- codec thread ---------------------------------------------------------------------
+    def _codec_main(self) -> None:
+        release: Callable[[], None] | None = None
+        try:
+            assert self._plan is not None and self._source is not None and self._link is not None
+            models, source = self._models, self._source
+            from largesc_codec.receiver import LargeSCReceiver
+
+            sender = self._plan.build_sender(models.new_mimi(), source.rate, source.channels)
+            concealer, release = build_concealer(self.options, self._lm)
+            self._lm = None  # the concealer owns it now; release() gives it back
+            codebooks = min(self._link.receive.maxcodebooks, int(models.mimi.total_codebooks))
+            receiver = LargeSCReceiver(models.new_mimi(), concealer, codebooks=codebooks)
+            self._run_clock(sender, receiver)
+        except Exception as exc:  # reported by stop() and printed now; the call goes on without audio
+            self._codec_error = exc
+            self._say(f"LargeSC media engine: the codec stopped: {exc!r}")
+            log.debug("codec thread failed", exc_info=True)
+        finally:
+            try:
+                if release is not None:
+                    release()
+            except Exception as exc:  # an LM that cannot leave streaming mode is not reused
+                log.debug("LM concealer release failed: %r", exc)
+            self._give_back_lm()
+
+    def _run_clock(self, sender: Any, receiver: Any) -> None:
+        assert self._sink is not None
+        state = _CodecState()
+        state.lead = int((time.monotonic() - self._started) / FRAME_S)
+        state.startup_ms = (time.monotonic() - self._started) * 1000.0
+        self._sink.silence(state.lead)
+        t0, tick = self._started + state.lead * FRAME_S, state.lead
+        while not self._stop.is_set():
+            due = t0 + tick * FRAME_S
+            wait = due - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            late = int((time.monotonic() - due) / FRAME_S)
+            if late >= MAX_LAG_FRAMES:
+                self._skip(late, state)
+                tick += late
+            self._tick(sender, receiver, state)
+            tick += 1
+            state.ticks = tick
+            self._publish(receiver, state)
+
+    def _skip(self, frames: int, state: _CodecState) -> None:
+        assert self._sink is not None and self._source is not None
+        self._sink.silence(frames)
+        self._source.skip(frames)
+        self._frame_offset += frames
+        state.overruns += frames
+
+    def _tick(self, sender: Any, receiver: Any, state: _CodecState) -> None:
+        assert self._sink is not None and self._source is not None and self._rtp is not None
+        rtp = self._rtp
+        while rtp.arrivals:
+            ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
+            receiver.push(ssrc, seq, ts, payload, arrived)
+        played = receiver.pull(monotonic_ms())
+        if played is None:
+            self._sink.silence(1)
+        else:
+            self._sink.write(played.pcm)
+            if played.frame.source == "primary":
+                state.codebooks_received += played.frame.received_codebooks
+        report = rtp.loss_report
+        if report is not None and report is not state.last_report:
+            sender.on_loss_report(report)
+            state.last_report = report
+        sender.push(self._source.next_tick())
+        for packet in sender.pull():
+            state.frames_sent += len(packet.decisions)
+            state.codebooks_sent += sum(d.codebooks for d in packet.decisions)
+            rtp.hand_over(packet.payload, packet.first_index + self._frame_offset, packet.talkspurt_start)
+        if played is not None:
+            receiver.prepare_next()
+
+    def _publish(self, receiver: Any, state: _CodecState) -> None:
+        jitter = receiver.jitter.stats()
+        snap = {"counts": Counter(receiver.counts), "ticks": state.ticks - state.lead, "overruns": state.overruns,
+                "startup_ms": state.startup_ms, "frames_sent": state.frames_sent,
+                "codebooks_sent": state.codebooks_sent, "codebooks_received": state.codebooks_received,
+                "jb_delay_ms": jitter.current_delay_ms, "jb_target_ms": jitter.target_delay_ms,
+                "jb_skipped": jitter.skipped}
+        with self._lock:
+            self._snapshot = snap
+
+    # -- clean-up -------------------------------------------------------------------------
+    def _close_files(self) -> None:
+        for f in (self._sink, self._source):
+            if f is not None:
+                f.close()
+
+    def _give_back_lm(self) -> None:
+        lm, self._lm = self._lm, None
+        if lm is not None:
+            MODELS.give_back_lm(self.options.weights, self.options.adapter, lm)
+
+
+def register(options: CodecOptions, report: Report | None = None) -> None:
+    """Make ``largesc`` (this engine with ``options``) the media engine the SIP agent uses."""
+    options.check()
+    register_engine("largesc", partial(LargeSCEngine, options=options, report=report))
