@@ -78,10 +78,17 @@ def summary(report: dict[str, Any]) -> list[str]:
                      f"({100 * obs['loss_fraction']:.2f}%, mean burst {obs['mean_burst']:.2f}; "
                      f"{want}), delay {obs['delay_mean_ms']:.1f} ms, jitter {obs['jitter_ms']:.1f} ms, "
                      f"payload {rate['payload_bps']:.0f} bit/s, wire {rate['wire_bps']:.0f} bit/s")
-        media, agree = d.get("receiver_counters"), d.get("agreement")
+        media, agree, frames = d.get("receiver_counters"), d.get("agreement"), d.get("frames")
+        if frames:
+            jb = d.get("jitter_buffer") or {}
+            lines.append(f"  receiver frames: {frames['primary']} primary, {frames['recovered']} "
+                         f"recovered, {frames['partial']} partial, {frames['concealed']} concealed, "
+                         f"{frames['comfort']} comfort; missing {frames['missing']} (not sent "
+                         f"{frames['not_sent_by_sender']}); jitter buffer "
+                         f"{jb.get('delay_ms', 0):.0f} ms; consistent {frames['consistent']}")
         if media:
-            lines.append(f"  receiver: recovered {media.get('frames_recovered')}, concealed "
-                         f"{media.get('frames_concealed')} frames; counters match the capture: "
+            lines.append(f"  receiver packets: received {media.get('packets_received')}, lost "
+                         f"{media.get('packets_lost')}; match the capture: "
                          f"{agree.get('agrees') if agree else None}")
     for name, p in report.get("probe", {}).items():
         o = p["observed"]

@@ -16,7 +16,8 @@ rates, and a check of the receiving agent's counters against this ground truth
 (:func:`agreement`): the receiver's RFC 3550 window ends where its last RTCP
 packet (sent as it stopped) puts it (:func:`_window_ends`), at a packet that
 must have arrived, and spans its expected count; inside it the agent's received
-and lost counts must equal the capture's.
+and lost counts must equal the capture's. For LargeSC the receiver's frame counters
+are checked too (:mod:`sip_agent.lab_frames`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Sequence
 
 from rtp.seqnum import TS_BITS, Unwrapper, wrap_diff
 from sip_agent.lab_capture import RtcpSeen, RtpSeen
+from sip_agent.lab_frames import frame_accounting
 from sip_agent.netem_probe import Arrival, ProbeResult, analyze
 from sip_agent.netem_spec import NetemSpec
 
@@ -171,7 +173,8 @@ def direction_report(packets: Sequence[RtpSeen | RtcpSeen], sender: str, receive
     if key is None:
         return {"stream": None, "configured": configured(spec, 0), "observed": None,
                 "within_bounds": None, "bitrate": _bitrates([], None),
-                "receiver_counters": receiver_media, "agreement": None}
+                "receiver_counters": receiver_media, "agreement": None, "frames": None,
+                "jitter_buffer": _jitter_buffer(receiver_media)}
     ssrc, pt, dport = key
     mine = [p for p in rtp if (p.ssrc, p.payload_type, p.dport) == key]
     sent = [p for p in mine if p.side == sender and p.outgoing]
@@ -179,8 +182,11 @@ def direction_report(packets: Sequence[RtpSeen | RtcpSeen], sender: str, receive
     ext = Unwrapper(16)
     first = ext.extend(sent[0].seq)
     send_ns: dict[int, int] = {}
+    stamps: dict[int, int] = {}
     for p in sent:
-        send_ns.setdefault(ext.extend(p.seq) - first, p.t_ns)  # a resend keeps the first time
+        index = ext.extend(p.seq) - first
+        send_ns.setdefault(index, p.t_ns)  # a resend keeps the first time
+        stamps.setdefault(index, p.timestamp)
     count = max(send_ns) + 1
     rx = Unwrapper(16)
     rx.extend(sent[0].seq)
@@ -200,10 +206,21 @@ def direction_report(packets: Sequence[RtpSeen | RtcpSeen], sender: str, receive
     agree = agreement(indices, receiver_media, ends)
     if agree is not None:
         agree["rtcp_cumulative_lost"] = rtcp_lost
+    window = agree.get("window") if agree is not None else None
+    frames = frame_accounting(stamps, set(indices), window, receiver_media)
     return {"stream": {"ssrc": ssrc, "payload_type": pt, "dst_port": dport},
             "configured": conf, "observed": observed, "within_bounds": within(conf, seen),
             "bitrate": _bitrates(sent, clock_rate), "receiver_counters": receiver_media,
-            "agreement": agree}
+            "agreement": agree, "frames": frames, "jitter_buffer": _jitter_buffer(receiver_media)}
+
+
+def _jitter_buffer(media: dict[str, Any] | None) -> dict[str, float] | None:
+    """The receiving agent's jitter-buffer figures, when its engine reports them."""
+    extra = (media or {}).get("extra") or {}
+    names = {"delay_ms": "jitter_buffer_ms", "target_ms": "jitter_buffer_target_ms",
+             "skipped_frames": "jitter_buffer_skipped"}
+    found = {k: float(extra[v]) for k, v in names.items() if v in extra}
+    return found or None
 
 
 def probe_report(result: ProbeResult, spec: NetemSpec, rate_pps: float) -> dict[str, Any]:
