@@ -115,7 +115,11 @@ class AgentProcess:
             return ""
 
     def tail(self, lines: int = 15) -> str:
-        return "\n".join(self.text().splitlines()[-lines:])
+        """The agent's own ``error:`` lines if it printed any (library retry noise left out),
+        else the last ``lines`` lines of its log."""
+        text = self.text().splitlines()
+        errors = [line for line in text if line.startswith("error:")]
+        return "\n".join(errors or text[-lines:]) + f"\n(full log: {self.log})"
 
     @property
     def running(self) -> bool:
