@@ -5,9 +5,9 @@ the small-test-weights Mimi decoder step every frame of a seeded loss trace;
 frames are decoded, lost ones concealed first. The LM context (3000 steps)
 wraps 15 times in an hour. Every --every frames it prints: process RSS and
 peak RSS (VmHWM), the LM position, the bytes held in streaming tensors (LM and
-Mimi), the number of live Python objects and of LMConcealer timing entries.
-LMConcealer.timings_ms grows one float per call forever; they are trimmed
-every frame here unless --keep-timings (then you see them grow).
+Mimi), the number of live Python objects and of timing entries kept
+(LMConcealer.timings_ms, a bounded window since a0fc0f3; trimmed every frame
+here unless --keep-timings, which shows the window filling and stopping).
 
 --streams N runs N calls through BatchedLMConcealer + BatchedMimiDecoder instead.
 --per-call 1,2,4,8,16 runs a short call (--frames, default 300 there) with N
