@@ -132,8 +132,12 @@ class LMConcealer:
         self._flush()
         if index != self._played or self._spec is None:
             return False
-        # Undo the speculative step and the step that wrote frame ``index``'s acoustics.
-        self.stepper.rewind(2)
+        # Undo the speculative step and the step that wrote frame ``index``'s acoustics
+        # (exact only before the attention ring wraps; after that the late frame is dropped).
+        try:
+            self.stepper.rewind(2)
+        except ValueError:
+            return False
         self.stepper.write_audio(0, 0, [tokens[0]])
         self._spec = None
         self._redo(tokens[: self.dep_q], known=min(len(tokens), self.dep_q))

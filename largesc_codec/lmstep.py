@@ -76,6 +76,11 @@ class LMStepper:
         pos = (int(state.offsets[0]) - steps_back) % state.cache.shape[2]
         return [int(t) for t in state.cache[0, 1 : 1 + self.dep_q, pos]]
 
+    def _kv_capacity(self) -> int:
+        caps = [st.kv_cache.capacity for st in self.lm.get_streaming_state().values()
+                if st is not None and getattr(st, "kv_cache", None) is not None]
+        return min(caps) if caps else 1 << 62
+
     def rewind(self, k: int) -> None:
         """Undo the last ``k`` steps exactly (counters only; slots get overwritten)."""
         if k <= 0:
@@ -84,6 +89,10 @@ class LMStepper:
         # LMGen's token cache holds max_delay + 2 positions; deeper rewinds would
         # need positions that later steps already overwrote.
         limit = min(self.steps, gen_state.cache.shape[2] - 1)
+        # Once the attention ring has wrapped, each undone step overwrote a slot
+        # still inside the window of the step before it: only one step is exact.
+        if self.steps > self._kv_capacity():
+            limit = min(limit, 1)
         if k > limit:
             raise ValueError(f"cannot rewind {k} steps: at most {limit} here")
         gen_state.offsets -= k

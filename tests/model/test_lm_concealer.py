@@ -136,3 +136,23 @@ def test_late_frame_updates_context_like_an_on_time_one(lm) -> None:  # type: ig
         return ctx
 
     assert context(late=True) == context(late=False)
+
+
+def test_two_step_rewind_refused_after_the_attention_ring_wraps() -> None:
+    from moshi.models import loaders
+
+    from largesc_codec.testweights import SMALL_LM
+
+    torch.manual_seed(0)
+    lm = loaders.get_moshi_lm(None, lm_kwargs={**SMALL_LM, "context": 8}, device="cpu", dtype=torch.float32)
+    c = LMConcealer(lm)
+    frames = _frames(12)
+    for i in range(11):
+        c.observe(i, frames[i])
+        c.prepare()
+    assert c.stepper.steps > 8
+    with pytest.raises(ValueError, match="at most 1"):
+        c.stepper.rewind(2)
+    c.conceal(11, (), 8)
+    c.prepare()
+    assert c.observe_late(11, frames[11]) is False  # not used rather than used inexactly
