@@ -98,7 +98,7 @@ def prepare_engine(ns: argparse.Namespace) -> str | None:
             return f"cannot load the LargeSC models: {exc}"
         ENGINES.pop("largesc", None)
         print(f"note: LargeSC is off for this run (could not load the models from {options.weights}: "
-              f"{str(exc).splitlines()[0]}); standard codecs only. Give --weights DIR to use LargeSC.", flush=True)
+              f"{str(exc).split('. ')[0]}); standard codecs only. Give --weights DIR to use LargeSC.", flush=True)
         return None
     untrained = " (UNTRAINED test weights: audio is not speech)" if models.untrained else ""
     print(f"LargeSC codec ready: weights {options.weights}{untrained}, concealment {options.plc}, "

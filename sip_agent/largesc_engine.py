@@ -218,7 +218,7 @@ class LargeSCEngine:
         state.lead = int((time.monotonic() - self._started) / FRAME_S)
         state.startup_ms = (time.monotonic() - self._started) * 1000.0
         self._sink.silence(state.lead)
-        t0, tick = self._started + state.lead * FRAME_S, state.lead
+        t0, tick = self._started, state.lead  # tick k is due at start() + k x 80 ms
         while not self._stop.is_set():
             due = t0 + tick * FRAME_S
             wait = due - time.monotonic()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import wave
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -46,11 +46,15 @@ class PlaySource:
         self.ended = path is None
         self.rate, self.channels, self._file_channels = SEND_RATE, 1, 1
         self._dtype = _DTYPES[2]
+        self._file: BinaryIO | None = None
         if path is None:
             return
+        # Open the file ourselves: wave's own open leaves a half-built object behind on failure.
         try:
-            wav = wave.open(str(path), "rb")
+            self._file = f = open(path, "rb")
+            wav = wave.open(f, "rb")
         except (OSError, EOFError, wave.Error) as exc:
+            self.close()
             raise ValueError(f"--play {path}: not a readable WAV file ({exc}); give a PCM WAV file") from exc
         width, rate, channels = wav.getsampwidth(), wav.getframerate(), wav.getnchannels()
         problem = None
@@ -61,7 +65,7 @@ class PlaySource:
         elif channels < 1:
             problem = "no channels"
         if problem is not None:
-            wav.close()
+            self.close()
             raise ValueError(f"--play {path}: cannot send {problem}")
         self._wav, self._dtype, self.rate, self._file_channels = wav, _DTYPES[width], rate, channels
         self.channels = channels if channels <= 2 else 1
@@ -91,13 +95,16 @@ class PlaySource:
         """Drop ``ticks`` ticks of audio (the engine fell behind real time)."""
         for _ in range(ticks):
             n = self._span()
-            if self._wav is not None and not self.ended and len(self._wav.readframes(n)) < n * self._wav.getsampwidth():
-                self.ended = True
+            if self._wav is not None and not self.ended:
+                frame_bytes = self._wav.getsampwidth() * self._file_channels
+                self.ended = len(self._wav.readframes(n)) < n * frame_bytes
 
     def close(self) -> None:
-        if self._wav is not None:
-            self._wav.close()
-            self._wav = None
+        wav, f, self._wav, self._file = self._wav, self._file, None, None
+        if wav is not None:
+            wav.close()
+        if f is not None:
+            f.close()
 
 
 def _to_float(samples: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
@@ -115,13 +122,15 @@ class RecordSink:
         self.frames = 0
         self._lock = threading.Lock()
         self._wav: wave.Wave_write | None = None
+        self._file: BinaryIO | None = None
         if path is None:
             return
         try:
-            wav = wave.open(str(path), "wb")
+            self._file = open(path, "wb")
         except OSError as exc:
             raise OSError(f"--record {path}: cannot write there ({exc.strerror or exc}); "
                           f"give a path in a writable directory") from exc
+        wav = wave.open(self._file, "wb")
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(SEND_RATE)
@@ -148,9 +157,11 @@ class RecordSink:
     def close(self) -> None:
         """Finish the WAV header; later writes are dropped. Idempotent."""
         with self._lock:
-            wav, self._wav = self._wav, None
+            wav, f, self._wav, self._file = self._wav, self._file, None, None
         if wav is not None:
-            wav.close()
+            wav.close()  # writes the final header; the file object stays ours to close
+        if f is not None:
+            f.close()
 
     @property
     def seconds(self) -> float:
