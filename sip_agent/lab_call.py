@@ -40,7 +40,7 @@ from sip_agent.netem_spec import NetemSpec
 __all__ = ["LabCallConfig", "run_lab_call", "wav_seconds"]
 
 SIP_PORT = 5060  # the namespaces are private, so a fixed port never collides
-_LISTEN_TIMEOUT_S = 60.0  # agent start-up, model loading included
+_LISTEN_TIMEOUT_S = 300.0  # agent start-up, model loading included (the real LM takes minutes)
 _CALLEE_EXTRA_S = 2.0  # the callee's own hang-up comes this long after the caller's
 _TEARDOWN_S = 8.0  # BYE retransmissions (the agent gives up after 3 s), report, exit
 
