@@ -44,6 +44,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
             p.set_defaults(func=partial(_unavailable, str(exc)))
         return
     register_subcommands(sub, COMMANDS)
+    sub.choices["register"].set_defaults(engine="none")  # registering places no call: no media engine
     for name in ("call", "answer"):
         parser = sub.choices[name]
         g = parser.add_argument_group(_ENGINE_GROUP)

@@ -121,6 +121,15 @@ def test_bad_weights_stop_the_agent_before_it_listens(largesc: Any, tmp_path: Pa
     assert rc == 2 and "cannot load the LargeSC models" in report["error"] and "make-test-weights" in report["error"]
 
 
+def test_without_weights_or_hub_auto_answers_with_standard_codecs(largesc: Any, tmp_path: Path) -> None:
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-home")}  # no hub, no cache
+    run = largesc("answer", "answer", "--port", str(free_port()), "--calls", "1", "--timeout", "1", env=offline)
+    rc, report = run.finish(timeout=60)
+    assert rc == 1 and report["calls"] == [], run.text()  # listened, nobody called
+    assert "LargeSC is off for this run" in run.text() and "Give --weights DIR" in run.text()
+    assert re.search(r"SIP on .*LargeSC off", run.text()), run.text()
+
+
 # -- the engine alone, in this process (no pjsua2) -------------------------------------------
 
 
@@ -211,6 +220,26 @@ def test_engines_conceal_what_the_network_drops(engine_env: Any, tmp_path: Path)
         rate, _, pcm = _wav(path)
         assert rate == 24000 and 2.8 <= len(pcm) / rate <= 3.6, len(pcm) / rate
         assert engine.extra["recorded_s"] == pytest.approx(len(pcm) / rate)
+
+
+def test_sequential_calls_reuse_the_lm(engine_env: Any, tmp_path: Path) -> None:
+    from sip_agent.largesc_engine import LargeSCEngine
+    from sip_agent.largesc_setup import MODELS, preload
+
+    options = type(engine_env)(weights=engine_env.weights, plc="lm")
+    preload(options)
+    lm = MODELS.take_lm(options.weights, None)
+    MODELS.give_back_lm(options.weights, None, lm)
+    link = LargeScLink(96, LargeScParams(), LargeScParams())
+    for n in range(2):  # nobody listens at the peer's port: the engine still runs its clock
+        engine = LargeSCEngine(AudioFiles(None, tmp_path / f"rec{n}.wav"), options)
+        engine.start(allocate_rtp_port(HOST), HOST, allocate_rtp_port(HOST), link)
+        time.sleep(1.0)
+        engine.stop()
+        stats = engine.stats()
+        assert stats.packets_sent >= 6 and stats.extra["overruns"] == 0, stats
+    assert MODELS.take_lm(options.weights, None) is lm  # left streaming mode and came back both times
+    MODELS.give_back_lm(options.weights, None, lm)
 
 
 def test_engine_start_failures_are_clear(engine_env: Any, tmp_path: Path) -> None:
