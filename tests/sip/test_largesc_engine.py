@@ -222,6 +222,40 @@ def test_engines_conceal_what_the_network_drops(engine_env: Any, tmp_path: Path)
         assert engine.extra["recorded_s"] == pytest.approx(len(pcm) / rate)
 
 
+def test_a_stalled_codec_skips_ahead_and_keeps_call_time(engine_env: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from sip_agent.largesc_engine import LargeSCEngine
+    from sip_agent.largesc_wav import PlaySource
+
+    original, calls = PlaySource.next_tick, [0]
+
+    def stall_once(self: PlaySource) -> Any:
+        if self.path is not None:  # only a's source plays a file
+            calls[0] += 1
+            if calls[0] == 12:  # a's 12th tick takes 0.5 s
+                time.sleep(0.5)
+        return original(self)
+
+    monkeypatch.setattr(PlaySource, "next_tick", stall_once)
+    link = LargeScLink(96, LargeScParams(), LargeScParams())
+    a_port, b_port = allocate_rtp_port(HOST), allocate_rtp_port(HOST)
+    a = LargeSCEngine(AudioFiles(tone_wav(tmp_path / "a.wav", 440, 3.0), tmp_path / "a_rec.wav"), engine_env)
+    b = LargeSCEngine(AudioFiles(None, tmp_path / "b_rec.wav"), engine_env)
+    b.start(b_port, HOST, a_port, link)
+    a.start(a_port, HOST, b_port, link)
+    try:
+        time.sleep(2.5)
+    finally:
+        a.stop()
+        b.stop()
+    sa, sb = a.stats(), b.stats()
+    assert sa.extra["overruns"] >= 5, sa  # 0.5 s late: the missed ticks were skipped, not queued
+    assert 2.2 <= sa.extra["recorded_s"] <= 3.0, sa  # the recording still keeps call time
+    assert sb.packets_lost == 0, sb  # sequence numbers stay contiguous: only the frame clock jumped
+    invented = sb.frames_concealed + sb.extra["frames_comfort"] + sb.extra["jitter_buffer_skipped"]
+    assert invented >= 3, sb  # b filled (or skipped) the frames a never sent
+
+
 def test_sequential_calls_reuse_the_lm(engine_env: Any, tmp_path: Path) -> None:
     from sip_agent.largesc_engine import LargeSCEngine
     from sip_agent.largesc_setup import MODELS, preload
