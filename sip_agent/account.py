@@ -75,7 +75,7 @@ class RegistrationState:
 IncomingHandler = Callable[[int, str], None]  # (pjsua call id, whole INVITE text)
 
 
-class AgentAccount(pj.Account):
+class AgentAccount(pj.Account):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
     """A pjsua2 account that records registration results and passes incoming calls on."""
 
     def __init__(self, settings: AccountSettings, on_incoming: IncomingHandler, report: Callable[[str], None]) -> None:

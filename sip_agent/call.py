@@ -75,7 +75,7 @@ def _rx_text(event: pj.SipEvent) -> str:
     return ""
 
 
-class AgentCall(pj.Call):
+class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
     """A pjsua2 call with the lifecycle above; ``done`` and ``result`` tell the agent how it ended."""
 
     def __init__(self, account: pj.Account, options: CallOptions, report: Callable[[str], None], peer: str,

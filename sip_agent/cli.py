@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -31,13 +32,50 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+_SIP_URI = re.compile(r"sips?:(?:[^@;]+@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?(?:;.*)?")
+
+
+def registrar_uri(text: str) -> str:
+    """argparse type of ``--registrar``: a ``sip:``/``sips:`` URI with host[:port] (returned as given)."""
+    m = _SIP_URI.fullmatch(text)
+    if m is None or (m["port"] is not None and not 1 <= int(m["port"]) <= 65535):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a SIP URI with host[:port]: write it as sip:HOST[:PORT], e.g. sip:127.0.0.1:5060 "
+            "(add ;transport=tcp for TCP)")
+    return text
+
+
+def uri_host(uri: str) -> str:
+    """The host part of a URI accepted by ``registrar_uri`` (IPv6 without brackets)."""
+    m = _SIP_URI.fullmatch(uri)
+    if m is None:
+        raise ValueError(f"{uri!r} is not a SIP URI with host[:port]")
+    return m["host"].strip("[]")
+
+
+def port_number(low: int) -> Callable[[str], int]:
+    """argparse type: an integer port in ``low``..65535."""
+    def parse(text: str) -> int:
+        try:
+            port = int(text)
+        except ValueError:
+            port = -1
+        if not low <= port <= 65535:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a port number: give {low}..65535")
+        return port
+
+    parse.__name__ = "port"  # argparse names the type in its messages
+    return parse
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="127.0.0.1", help="local IP address for SIP and RTP, also written into SDP")
     p.add_argument("--transport", default="udp,tcp", help="SIP transports to listen on: udp, tcp or udp,tcp")
     p.add_argument("--user", default="largesc", help="our SIP user name (and digest user name)")
     p.add_argument("--password", default=None, help="digest password, used when a registrar or peer challenges")
     p.add_argument("--domain", default=None, help="domain of our address (default: the registrar's host or --bind)")
-    p.add_argument("--registrar", default=None, help="register at this SIP URI first, e.g. sip:127.0.0.1:5060")
+    p.add_argument("--registrar", type=registrar_uri, default=None,
+                   help="register at this SIP URI first, e.g. sip:127.0.0.1:5060")
     p.add_argument("--engine", default="auto",
                    help="LargeSC media engine: 'largesc' (the codec), 'raw' (test payloads), 'none' (standard "
                         "codecs only) or 'auto' (largesc when available, else none)")
@@ -59,22 +97,22 @@ def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.Argume
     if "call" in commands:
         p = subparsers.add_parser("call", help="call a SIP URI, play/record WAV, report codec and media statistics")
         p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP)")
-        p.add_argument("--sip-port", type=int, default=0, help="our SIP port (default: any free one)")
+        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (default: any free one)")
         p.add_argument("--answer-timeout", type=float, default=30.0, help="give up if not answered within S seconds")
         _common(p)
         p.set_defaults(func=cmd_call)
     if "answer" in commands:
         p = subparsers.add_parser("answer", help="answer incoming SIP calls (LargeSC when the caller offers it)")
-        p.add_argument("--port", type=int, required=True, help="SIP port to listen on (UDP and TCP)")
+        p.add_argument("--port", type=port_number(1), required=True, help="SIP port to listen on (UDP and TCP)")
         p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
         p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
         _common(p)
         p.set_defaults(func=cmd_answer)
     if "register" in commands:
         p = subparsers.add_parser("register", help="register at a SIP registrar, report the result, unregister")
-        p.add_argument("--sip-port", type=int, default=0, help="our SIP port (default: any free one)")
+        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (default: any free one)")
         _common(p)
-        p.set_defaults(func=cmd_register)
+        p.set_defaults(func=cmd_register, engine="none")  # registering places no call: no media engine
 
 
 def _engine(name: str) -> EngineFactory | None:
@@ -90,7 +128,7 @@ def _engine(name: str) -> EngineFactory | None:
 
 def _setup(ns: argparse.Namespace, sip_port: int) -> tuple[EndpointConfig, AccountSettings, CallOptions]:
     host = ns.bind
-    domain = ns.domain or (ns.registrar.split(":")[1].split(";")[0] if ns.registrar else host)
+    domain = ns.domain or (uri_host(ns.registrar) if ns.registrar else host)
     duration = ns.duration
     if ns.play is not None:
         if not Path(ns.play).is_file():

@@ -114,7 +114,8 @@ def audio_lines(text: str) -> int:
 def free_dynamic_pt(session: sdp.SessionDescription, preferred: int = 96) -> int:
     """A dynamic payload type (96..127) used by no m= line of ``session``, ``preferred`` if free."""
     used = {f for m in session.media for f in m.formats}
-    for pt in [preferred, *range(96, 128)]:
+    candidates: list[int] = [preferred, *range(96, 128)]
+    for pt in candidates:
         if str(pt) not in used:
             return pt
     raise ValueError("all dynamic payload types 96..127 are in use; cannot add LargeSC")
