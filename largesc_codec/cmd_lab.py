@@ -21,43 +21,81 @@ from .cli import UserError
 
 __all__ = ["register", "run", "summary"]
 
+ENGINES = ("auto", "largesc", "raw", "none")  # sip_agent's --engine values
+
+
+def _number(kind: type, low: float, strict: bool, what: str) -> Any:
+    """An argparse type: ``kind`` above ``low`` (``strict``) or at least ``low``, else exit 2."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < low or (strict and value == low) or value != value:  # NaN too
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    return parse
+
+
+def _netem_spec(text: str) -> str:
+    from sip_agent.netem_parse import parse_netem  # pure: no root, no lab
+
+    try:
+        parse_netem(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).splitlines()[0]) from None
+    return text
+
+
+def _weights(text: str) -> str:
+    if text != "hub" and not text.startswith("hf://") and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such directory (give hub, hf://owner/repo or "
+                                         "a weights directory; `largesc make-test-weights DIR`)")
+    return text
+
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("lab", help="SIP call across a netem-impaired link between two namespaces, "
                        "with a JSON report of configured vs observed loss, bursts, delay and counters",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from sip_agent.netem_profiles import PROFILES  # pure, light: validation at parse time
+
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--profile", default=None,
-                      help="named profile: clean (default), lossy-uniform-10, wifi-bursty, "
-                           "cellular-edge, satellite, congested-4state (docs/impairment-lab.md)")
-    what.add_argument("--netem", default=None, metavar="SPEC",
+    what.add_argument("--profile", default=None, choices=tuple(PROFILES), metavar="NAME",
+                      help=f"named profile: {', '.join(PROFILES)} (default clean; "
+                           "docs/impairment-lab.md)")
+    what.add_argument("--netem", default=None, metavar="SPEC", type=_netem_spec,
                       help="tc-netem spec for both directions, e.g. 'delay 40ms 5ms loss gemodel 5%% "
                            "40%%' (callee->caller too unless --reverse-netem is given)")
-    p.add_argument("--reverse-netem", default=None, metavar="SPEC",
+    p.add_argument("--reverse-netem", default=None, metavar="SPEC", type=_netem_spec,
                    help="tc-netem spec for callee->caller ('clean' for none)")
     p.add_argument("--play", type=Path, required=True, help="WAV file (16-bit PCM) the caller plays")
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("--duration", type=_number(float, 0, True, "a number of seconds > 0"),
+                   default=None,
                    help="seconds connected before the caller hangs up (default: FILE's length + 1)")
     p.add_argument("--report", type=Path, default=Path("lab-report.json"),
                    help="JSON report (default lab-report.json); agent logs and reports go beside it")
     p.add_argument("--record", type=Path, default=None,
                    help="WAV file for what the callee hears (default: REPORT's name + .heard.wav)")
-    p.add_argument("--weights", default=None,
+    p.add_argument("--weights", default=None, type=_weights,
                    help="codec weights for both agents: hub, or a local directory (`largesc "
                         "make-test-weights DIR` runs offline)")
     p.add_argument("--plc", choices=("lm", "repeat", "none"), default=None,
                    help="receiver concealment of the codec-backed engine")
-    p.add_argument("--engine", default="auto",
+    p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="media engine of both agents: largesc (the codec), raw (test payloads, no "
                         "audio), none (standard codecs) or auto (largesc when installed, else raw)")
-    p.add_argument("--probe", type=int, default=0, metavar="N",
+    p.add_argument("--probe", type=_number(int, 0, False, "a packet count >= 0"), default=0,
+                   metavar="N",
                    help="before the call, send N probe packets each impaired way for a tight "
                         "statistical check of the loss model (default 0: none)")
-    p.add_argument("--probe-rate", type=float, default=500.0, metavar="PPS",
+    p.add_argument("--probe-rate", type=_number(float, 0, True, "packets per second > 0"),
+                   default=500.0, metavar="PPS",
                    help="probe packets per second (default 500)")
     p.add_argument("--backend", choices=("auto", "native", "uml"), default="auto",
                    help="netem router: host kernel (native), user-mode-linux, or auto (default)")
-    p.add_argument("--answer-timeout", type=float, default=30.0,
+    p.add_argument("--answer-timeout", type=_number(float, 0, True, "a number of seconds > 0"),
+                   default=30.0,
                    help="give up if the call is not answered within S seconds (default 30)")
     p.set_defaults(func=run)
 

@@ -25,6 +25,7 @@ sockets are closed in ``finally``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 import wave
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sip_agent.lab_agents import AgentProcess, agent_program, negotiated, pick_engine
+from sip_agent.lab_agents import (AgentProcess, AgentProgram, agent_program, negotiated,
+                                  pick_engine)
 from sip_agent.lab_analysis import direction_report, netem_counters, probe_report
 from sip_agent.lab_capture import Capture
 from sip_agent.netem_spec import NetemSpec
@@ -43,6 +45,7 @@ SIP_PORT = 5060  # the namespaces are private, so a fixed port never collides
 _LISTEN_TIMEOUT_S = 300.0  # agent start-up, model loading included (the real LM takes minutes)
 _CALLEE_EXTRA_S = 2.0  # the callee's own hang-up comes this long after the caller's
 _TEARDOWN_S = 8.0  # BYE retransmissions (the agent gives up after 3 s), report, exit
+ENGINES = ("largesc", "raw", "none")  # what `auto` may resolve to; the agents' --engine values
 
 
 @dataclass(frozen=True)
@@ -97,17 +100,28 @@ def _agent_args(cfg: LabCallConfig, options: frozenset[str], engine: str) -> lis
     return args
 
 
-def _drain_s(*specs: NetemSpec) -> float:
-    """How long packets may still be in flight after the last one was sent."""
-    return 0.5 + max(2 * (s.delay_ms + 4 * s.jitter_ms) / 1e3 for s in specs)
-
-
-def _run_agents(lab: Any, cfg: LabCallConfig, files: dict[str, Path], call_s: float,
-                say: Callable[[str], None]) -> tuple[AgentProcess, AgentProcess | None, str | None]:
-    """Callee then caller; returns both (caller None if never started) and the failure, if any."""
+def _agents_plan(cfg: LabCallConfig) -> tuple[AgentProgram, str, list[str]]:
+    """Agent program, media engine and shared options; ValueError before any lab is built."""
     program = agent_program()
     engine = pick_engine(cfg.engine)
-    common = _agent_args(cfg, program.options, engine)
+    if engine not in ENGINES:
+        raise ValueError(f"--engine {engine}: no such media engine (use one of {', '.join(ENGINES)})")
+    if engine == "largesc" and importlib.util.find_spec("sip_agent.largesc_engine") is None:
+        raise ValueError("--engine largesc: the codec-backed media engine (sip_agent.largesc_engine) "
+                         "is not installed; use --engine raw or auto")
+    return program, engine, _agent_args(cfg, program.options, engine)
+
+
+def _drain_s(*specs: NetemSpec) -> float:
+    """How long packets may still be in flight after the last one was sent (1 s: host load)."""
+    return 1.0 + max(2 * (s.delay_ms + 4 * s.jitter_ms) / 1e3 for s in specs)
+
+
+def _run_agents(lab: Any, cfg: LabCallConfig, plan: tuple[AgentProgram, str, list[str]],
+                files: dict[str, Path], call_s: float, say: Callable[[str], None],
+                ) -> tuple[AgentProcess, AgentProcess | None, str | None]:
+    """Callee then caller; returns both (caller None if never started) and the failure, if any."""
+    program, engine, common = plan
     say(f"agents: {' '.join(program.prefix[1:])} call/answer, media engine {engine}")
     # The callee hangs up by itself _CALLEE_EXTRA_S after the caller should have: a BYE that
     # netem drops on every retransmission must not leave it in the call (and without a report).
@@ -162,10 +176,12 @@ def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tupl
     from sip_agent.netem import Lab
     from sip_agent.netem_probe import probe
 
-    played_s = wav_seconds(cfg.play)  # a bad file fails here, before anything is built
+    played_s = wav_seconds(cfg.play)  # a bad file or option fails here, before anything is built
+    plan = _agents_plan(cfg)
     call_s = cfg.duration_s if cfg.duration_s is not None else played_s + 1.0
-    cfg.report.parent.mkdir(parents=True, exist_ok=True)
     files = _files(cfg)
+    for path in (cfg.report, files["recording"]):
+        path.parent.mkdir(parents=True, exist_ok=True)
     files["recording"].unlink(missing_ok=True)
     report: dict[str, Any] = {"play": str(cfg.play)}
     with Lab(cfg.profile, backward=cfg.backward, backend=cfg.backend) as lab:
@@ -185,7 +201,7 @@ def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tupl
                 report["probe"][name] = probe_report(result, spec, cfg.probe_rate)
         capture = Capture(lab).start()
         try:
-            callee, caller, failure = _run_agents(lab, cfg, files, call_s, say)
+            callee, caller, failure = _run_agents(lab, cfg, plan, files, call_s, say)
             time.sleep(_drain_s(lab.forward, lab.backward))
         finally:
             packets = capture.stop()

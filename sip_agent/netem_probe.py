@@ -11,7 +11,8 @@ regenerated at the receiver to count corrupted packets that passed the UDP
 checksum. :func:`analyze` is the pure part: it turns the arrivals into a
 :class:`ProbeResult` (loss fraction, loss bursts = runs of consecutive missing
 sequence numbers, duplicates, reordering = packets that arrive after a higher
-sequence number, delay statistics and the RFC 3550 interarrival jitter).
+sequence number, delay statistics, the RFC 3550 interarrival jitter, and the
+span from the first send to the last arrival, which a ``rate`` limit stretches).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ProbeResult:
     delay_p95_ms: float
     delay_std_ms: float
     jitter_ms: float
+    span_ms: float  # first send to last arrival: a bound on throughput
 
     def describe(self) -> str:
         return (f"sent {self.sent}, received {self.received}, lost {self.lost} "
@@ -122,7 +124,9 @@ def analyze(sent: int, arrivals: Sequence[Arrival]) -> ProbeResult:
         corrupted=sum(1 for a in first if not a.intact),
         delay_min_ms=delays[0] if delays else float("nan"), delay_mean_ms=mean,
         delay_p50_ms=_percentile(delays, 0.5), delay_p95_ms=_percentile(delays, 0.95),
-        delay_std_ms=std, jitter_ms=jitter)
+        delay_std_ms=std, jitter_ms=jitter,
+        span_ms=(max(a.recv_ns for a in first) - min(a.sent_ns for a in first)) / 1e6
+        if first else float("nan"))
 
 
 def _bodies(count: int, size: int, seed: int) -> list[bytes]:

@@ -177,5 +177,6 @@ def test_analyze_counts_bursts_duplicates_reordering_and_delay() -> None:
     assert (res.duplicates, res.reordered, res.corrupted) == (1, 1, 1)
     assert res.delay_min_ms == pytest.approx(20.0)
     assert res.delay_mean_ms == pytest.approx((20 + 21 + 25 + 24) / 4)
+    assert res.span_ms == pytest.approx(50 + 25)  # seq 0 sent at 0, seq 5 arrived at 75 ms
     with pytest.raises(ValueError, match="outside the train"):
         analyze(3, [Arrival(3, 0, 1)])
