@@ -6,14 +6,17 @@
 Received packets reach ``on_rtp(packet, now_ms)``; the session keeps the
 RFC 3550 receiver statistics and sends RTCP reports (RR + SDES + XR Loss RLE)
 back to the sender, which learns loss fraction and mean burst length from
-them. The run ends on the sender's BYE or after --timeout-s without packets.
+them. The run ends on the sender's BYE, after --timeout-s without any
+datagram once the stream has started, or after --first-timeout-s if nothing
+arrives at all (generous: a LargeSC sender loads its models first).
 
   --codec pcmu (default): mu-law payloads are decoded and placed by RTP
       timestamp; a lost packet becomes silence (no jitter buffer: this is an
       RTP demo, not a player). Output: 8 kHz WAV.
   --codec largesc: payloads go into ``largesc_codec.receiver.LargeSCReceiver``
       (jitter buffer + token-domain concealment), pulled every 80 ms on the
-      playout clock. Output: 24 kHz WAV. Needs --weights.
+      playout clock; decoding runs on a worker thread so the event loop keeps
+      the RTP/RTCP clock. Output: 24 kHz WAV. Needs --weights.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +63,8 @@ class PcmuSink:
         self.first = ts if self.first is None else min(self.first, ts)
         self.chunks[ts] = mulaw_decode(packet.payload)
 
-    def write(self, path: str) -> float:
+    def write(self, path: str, trim_tail: bool = False) -> float:
+        """Write the WAV (``trim_tail`` is for the LargeSC sink's signature); returns its seconds."""
         if self.first is None:
             return 0.0
         end = max(ts + len(c) for ts, c in self.chunks.items())
@@ -76,7 +80,12 @@ class PcmuSink:
 
 
 class LargeScSink:
-    """LargeSC receiver: push on arrival, pull one 80 ms frame per playout tick."""
+    """LargeSC receiver: push on arrival, pull one 80 ms frame per playout tick.
+
+    The ``LargeSCReceiver`` belongs to one worker thread: pushes (with their
+    arrival time, taken on the loop) and pulls (which run the Mimi decoder)
+    are queued to it in order, so the event loop never waits for the codec.
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         try:
@@ -88,36 +97,53 @@ class LargeScSink:
         models = load_models(args.weights, num_codebooks=args.max_codebooks)
         self.receiver: Any = LargeSCReceiver(models.new_mimi(), CONCEALERS[args.plc](), codebooks=args.max_codebooks)
         self.frames: list[npt.NDArray[np.float32]] = []
+        self.received_frames = 0  # frames[:received_frames] ends with the last frame made from packets
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="largesc-decode")
 
     def __call__(self, packet: RtpPacket, now_ms: float) -> None:
-        self.receiver.push(packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload, now_ms)
+        self.executor.submit(self.receiver.push, packet.ssrc, packet.sequence_number, packet.timestamp,
+                             packet.payload, now_ms)
 
     async def playout(self) -> None:
+        loop = asyncio.get_running_loop()
         next_ms = monotonic_ms()
         while True:
-            played = self.receiver.pull(monotonic_ms())
+            played = await loop.run_in_executor(self.executor, self.receiver.pull, monotonic_ms())
             if played is not None:
                 self.frames.append(played.pcm)
+                if played.frame.source in ("primary", "recovered", "partial"):
+                    self.received_frames = len(self.frames)
             next_ms += 80.0
             await asyncio.sleep(max(0.0, (next_ms - monotonic_ms()) / 1000.0))
 
-    def write(self, path: str) -> float:
+    def write(self, path: str, trim_tail: bool = False) -> float:
+        """Write the WAV; ``trim_tail`` (the sender said BYE) drops concealment played after its last frame."""
         from largesc_codec.framing import write_wav
 
-        pcm = np.concatenate(self.frames) if self.frames else np.zeros(0, dtype=np.float32)
+        self.executor.shutdown(wait=True)
+        frames = self.frames[: self.received_frames] if trim_tail else self.frames
+        pcm = np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
         write_wav(path, pcm, 24_000)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.receiver.counts.items()))
+        print(f"LargeSC receiver: {counts}", flush=True)
         return len(pcm) / 24_000
+
+
+def waiting_over(transport: RtpTransport, started_ms: float, args: argparse.Namespace) -> bool:
+    """Idle limit: --first-timeout-s until the first datagram, then --timeout-s after the latest one."""
+    last = transport.last_received_ms
+    if last is None:
+        return monotonic_ms() - started_ms > float(args.first_timeout_s) * 1000.0
+    return monotonic_ms() - last > float(args.timeout_s) * 1000.0
 
 
 async def main(args: argparse.Namespace) -> None:
     sink: Any = PcmuSink() if args.codec == "pcmu" else LargeScSink(args)
     clock = (PCMU_RATE, PCMU_FRAME) if args.codec == "pcmu" else (24_000, 1_920)
     bye = asyncio.Event()
-    last_rx = [time.monotonic()]
     seen: dict[int, Any] = {}  # SSRC -> its SourceStats (a BYE removes it from the session)
 
     def on_rtp(packet: RtpPacket, now_ms: float) -> None:
-        last_rx[0] = time.monotonic()
         seen.setdefault(packet.ssrc, session.sources[packet.ssrc])
         sink(packet, now_ms)
 
@@ -130,7 +156,8 @@ async def main(args: argparse.Namespace) -> None:
     await transport.start()
     print(f"listening on {args.host}:{transport.local_rtp_port} (RTCP {transport.local_rtcp_port})", flush=True)
     playout = asyncio.ensure_future(sink.playout()) if hasattr(sink, "playout") else None
-    while not bye.is_set() and time.monotonic() - last_rx[0] < args.timeout_s:
+    started_ms = monotonic_ms()
+    while not bye.is_set() and not waiting_over(transport, started_ms, args):
         try:
             await asyncio.wait_for(bye.wait(), 0.2)
         except asyncio.TimeoutError:
@@ -138,8 +165,12 @@ async def main(args: argparse.Namespace) -> None:
     if playout is not None:
         await asyncio.sleep(0.5)  # drain the jitter buffer
         playout.cancel()
+        try:
+            await playout
+        except asyncio.CancelledError:
+            pass
     await transport.stop(bye=True, reason="receiver done")
-    seconds = sink.write(args.out)
+    seconds = sink.write(args.out, trim_tail=bye.is_set())
     c = session.counters
     print(f"received {c['rtp_received']} RTP, {c['rtcp_received']} RTCP, {c['rtp_malformed']} malformed; "
           f"{'BYE' if bye.is_set() else 'timeout'}; wrote {seconds:.2f} s to {args.out}")
@@ -157,9 +188,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights", default="hub", help="largesc: hub or a weights directory")
     p.add_argument("--max-codebooks", type=int, default=8)
     p.add_argument("--plc", default="repeat", help="largesc: concealer name (default repeat)")
-    p.add_argument("--timeout-s", type=float, default=10.0, help="give up after this long without packets")
+    p.add_argument("--timeout-s", type=float, default=10.0,
+                   help="end after this long without datagrams, once the stream has started (default 10)")
+    p.add_argument("--first-timeout-s", type=float, default=300.0,
+                   help="give up if nothing arrives within this long of starting (default 300)")
     p.add_argument("--rtcp-min-s", type=float, default=5.0, help="RTCP minimum interval (RFC 3550: 5 s)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0 <= args.port <= 65534 or args.port % 2:
+        p.error(f"--port {args.port}: give an even port 0..65534 (RTCP uses the next one; 0 picks a free pair)")
+    return args
 
 
 if __name__ == "__main__":

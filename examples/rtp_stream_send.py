@@ -24,16 +24,21 @@ import asyncio
 import sys
 import wave
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from largesc_codec.types import LossReport  # noqa: E402
 from rtp.session import RtpSession, SessionConfig  # noqa: E402
 from rtp.transport import RtpTransport  # noqa: E402
+
+if TYPE_CHECKING:
+    from largesc_codec.sender import SentPacket
 
 PayloadSource = Callable[[int, int], Optional[bytes]]
 PCMU_RATE, PCMU_FRAME = 8000, 640  # 80 ms at 8 kHz
@@ -76,55 +81,113 @@ def pcmu_source(path: str, limit_s: float | None, done: asyncio.Event) -> Payloa
     return source
 
 
-def largesc_source(args: argparse.Namespace, done: asyncio.Event) -> tuple[PayloadSource, Callable[..., None]]:
-    """LargeSC payloads: PCM pushed into LargeSCSender until it completes a packet."""
-    try:
-        from largesc_codec.framing import read_audio
-        from largesc_codec.model import load_models
-        from largesc_codec.sender import LargeSCSender
-    except ImportError as exc:
-        raise SystemExit(f"--codec largesc needs the LargeSC codec pipeline: {exc}") from exc
-    pcm, rate = read_audio(args.input)
-    if args.limit_s is not None:
-        pcm = pcm[: int(args.limit_s * rate)]
-    models = load_models(args.weights, num_codebooks=args.max_codebooks)
-    sender = LargeSCSender(models.new_mimi(), sample_rate=rate, channels=pcm.shape[1],
-                           max_codebooks=args.max_codebooks, frames_per_packet=args.ptime // 80)
-    pending: deque[bytes] = deque()
-    chunk, pos = max(1, rate // 50), 0
+class LargeScSource:
+    """LargeSC payloads, encoded on a worker thread so the event loop keeps the RTP/RTCP clock.
 
-    def source(first_frame: int, frames: int) -> bytes | None:
-        nonlocal pos
-        while not pending and pos <= len(pcm):
-            if pos < len(pcm):
-                sender.push(pcm[pos : pos + chunk])
+    One single-thread executor owns the ``LargeSCSender``: it encodes up to
+    ``LEAD`` packets ahead of the frame clock and also applies RTCP loss
+    reports (in order with the encoding, never concurrently). ``__call__`` is
+    the session's payload source and only pops ready payloads. A payload not
+    ready when its frame is due is an overrun: the slot goes out empty and the
+    payload, when it comes, is dropped as late (the receiver conceals it), as
+    a real-time encoder would do.
+    """
+
+    LEAD = 3
+
+    def __init__(self, args: argparse.Namespace, done: asyncio.Event) -> None:
+        try:
+            from largesc_codec.framing import read_audio
+            from largesc_codec.model import load_models
+            from largesc_codec.sender import LargeSCSender
+        except ImportError as exc:
+            raise SystemExit(f"--codec largesc needs the LargeSC codec pipeline: {exc}") from exc
+        pcm, rate = read_audio(args.input)
+        if args.limit_s is not None:
+            pcm = pcm[: int(args.limit_s * rate)]
+        models = load_models(args.weights, num_codebooks=args.max_codebooks)
+        self.sender = LargeSCSender(models.new_mimi(), sample_rate=rate, channels=pcm.shape[1],
+                                    max_codebooks=args.max_codebooks, frames_per_packet=args.ptime // 80)
+        self.pcm, self.chunk, self.pos = pcm, max(1, rate // 50), 0
+        self.pending: deque[SentPacket] = deque()
+        self.finished = False  # the encoder has emitted its last packet
+        self.done = done
+        self.overruns = self.late = 0
+        self.error: BaseException | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="largesc-encode")
+        self._room = asyncio.Event()
+
+    def _encode_next(self) -> tuple[list[SentPacket], bool]:
+        """Worker thread: push PCM until at least one packet is complete (or the input ends)."""
+        out: list[SentPacket] = []
+        while not out and self.pos <= len(self.pcm):
+            if self.pos < len(self.pcm):
+                self.sender.push(self.pcm[self.pos : self.pos + self.chunk])
             else:
-                sender.flush()
-            pos += chunk
-            pending.extend(p.payload for p in sender.pull())
-        if not pending:
-            done.set()
-            return None
-        return pending.popleft()
+                self.sender.flush()
+            self.pos += self.chunk
+            out.extend(self.sender.pull())
+        return out, self.pos > len(self.pcm)
 
-    return source, sender.on_loss_report
+    async def produce(self) -> None:
+        """Keep ``LEAD`` packets ready; returns after the last one was encoded (or the encoder failed)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while not self.finished:
+                if len(self.pending) >= self.LEAD:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                packets, self.finished = await loop.run_in_executor(self.executor, self._encode_next)
+                self.pending.extend(packets)
+        except Exception as exc:  # the stream ends; main() reports it
+            self.error, self.finished = exc, True
+            self.pending.clear()
+            self.done.set()
+
+    def on_loss_report(self, report: LossReport) -> None:
+        """RTCP feedback for the controller, applied on the encoder thread between frames."""
+        self.executor.submit(self.sender.on_loss_report, report)
+
+    def __call__(self, first_frame: int, frames: int) -> bytes | None:
+        while self.pending and self.pending[0].first_index < first_frame:
+            self.pending.popleft()  # encoded too late for its slot
+            self.late += 1
+        self._room.set()
+        if self.pending and self.pending[0].first_index == first_frame:
+            return self.pending.popleft().payload
+        if self.finished and not self.pending:
+            self.done.set()
+        else:
+            self.overruns += 1
+        return None
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
 
 
 async def main(args: argparse.Namespace) -> None:
     host, _, port = args.to.rpartition(":")
     done = asyncio.Event()
-    on_loss: Callable[..., None] | None = None
+    on_loss: Callable[[LossReport], None] | None = None
+    largesc: LargeScSource | None = None
+    producer: asyncio.Future[None] | None = None
+    source: PayloadSource
     if args.codec == "pcmu":
         source = pcmu_source(args.input, args.limit_s, done)
         config = SessionConfig(payload_type=0, clock_rate=PCMU_RATE, frame_ticks=PCMU_FRAME,
                                frames_per_packet=args.ptime // 80, cname="send@" + args.host,
                                rtcp_min_interval_s=args.rtcp_min_s, session_bw_bps=64_000 + 16_000 * 80 / args.ptime)
     else:
-        source, on_loss = largesc_source(args, done)
+        source = largesc = LargeScSource(args, done)
+        on_loss = largesc.on_loss_report
+        producer = asyncio.ensure_future(largesc.produce())
+        while len(largesc.pending) < largesc.LEAD and not largesc.finished:  # pre-roll before the clock starts
+            await asyncio.sleep(0.01)
         config = SessionConfig(payload_type=96, frames_per_packet=args.ptime // 80, cname="send@" + args.host,
                                rtcp_min_interval_s=args.rtcp_min_s)
 
-    def loss_report(report: object) -> None:
+    def loss_report(report: LossReport) -> None:
         print(f"peer report: {report}", flush=True)
         if on_loss is not None:
             on_loss(report)
@@ -134,13 +197,22 @@ async def main(args: argparse.Namespace) -> None:
     await transport.start()
     print(f"sending {args.input} ({args.codec}, ptime {args.ptime} ms) from {args.host}:{transport.local_rtp_port} "
           f"to {args.to}, SSRC {session.ssrc:#010x}", flush=True)
-    await done.wait()
-    await asyncio.sleep(args.linger_s)  # let the last RTCP exchange happen
-    await transport.stop(reason="end of file")
+    try:
+        await done.wait()
+        await asyncio.sleep(args.linger_s)  # let the last RTCP exchange happen
+    finally:
+        await transport.stop(reason="end of file")
+        if largesc is not None and producer is not None:
+            producer.cancel()
+            largesc.close()
     c = session.counters
     rtt = f"{session.rtt_ms:.1f} ms" if session.rtt_ms is not None else "n/a"
     print(f"sent {c['rtp_sent']} RTP, {c['rtcp_sent']} RTCP; heard {c['rtcp_received']} RTCP; "
           f"last peer report {session.peer_loss_report}; RTT {rtt}")
+    if largesc is not None:
+        if largesc.error is not None:
+            raise SystemExit(f"error: the LargeSC encoder failed: {largesc.error!r}")
+        print(f"encoder: {largesc.overruns} slots sent empty (not encoded in time), {largesc.late} late packets dropped")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,6 +232,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.ptime < 80 or args.ptime % 80:
         p.error("--ptime must be a positive multiple of 80")
+    host, _, port = args.to.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        p.error(f"--to {args.to}: give the receiver's address as HOST:PORT, e.g. 127.0.0.1:5004")
+    if not 0 <= args.port <= 65534 or args.port % 2:
+        p.error(f"--port {args.port}: give an even port 0..65534 (RTCP uses the next one; 0 picks a free pair)")
     return args
 
 

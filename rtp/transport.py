@@ -11,7 +11,9 @@ the arrival time. The clock is ``time.monotonic()`` in milliseconds; the
 session's SR timestamps get the wall-clock offset so NTP times are real.
 Without a configured remote the transport answers the address the first
 packet came from (symmetric RTP). ``stop()`` sends a BYE (optional), ends
-the task and closes the sockets.
+the task and closes the sockets. ``last_received_ms`` is when the last
+datagram of any kind arrived (malformed, held on probation or RTCP included),
+for callers that watch for a silent peer.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class RtpTransport:
         self._rtcp: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self.last_received_ms: float | None = None  # any datagram, on the transport's clock
 
     @property
     def local_rtp_port(self) -> int:
@@ -175,7 +178,7 @@ class RtpTransport:
             log.exception("RTP session callback failed on a received datagram")
 
     def _dispatch(self, data: bytes, addr: Address, rtcp: bool) -> None:
-        now = monotonic_ms()
+        now = self.last_received_ms = monotonic_ms()
         if self.remote is None and not rtcp:
             self.remote = addr  # symmetric RTP: answer where the media comes from
         if self.remote_rtcp is None and rtcp:

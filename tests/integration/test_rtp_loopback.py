@@ -11,7 +11,7 @@ import pytest
 from largesc_codec.types import LossReport
 from rtp.packet import RtpPacket
 from rtp.session import Datagram, RtpSession, SessionConfig
-from rtp.transport import RtpTransport
+from rtp.transport import RtpTransport, monotonic_ms
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +115,22 @@ def test_transport_survives_sink_errors_and_reports_source_errors() -> None:
     asyncio.run(asyncio.wait_for(_failures(), timeout=5.0))
     with pytest.raises(ValueError, match="even"):
         RtpTransport(RtpSession(), port=5005)
+
+
+async def _arrival_clock() -> None:
+    recv = RtpSession(_config(7, "recv"))
+    recv_t = RtpTransport(recv, "127.0.0.1", 0)
+    await recv_t.start()
+    assert recv_t.last_received_ms is None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:  # malformed: no RTP is delivered
+        before = monotonic_ms()
+        junk.sendto(b"\x40garbage", ("127.0.0.1", recv_t.local_rtp_port))
+        await asyncio.sleep(0.2)
+    await recv_t.stop(bye=False)
+    assert recv.counters["rtp_malformed"] == 1 and recv.counters["rtp_received"] == 0
+    assert recv_t.last_received_ms is not None and before <= recv_t.last_received_ms <= monotonic_ms()
+
+
+def test_transport_records_when_any_datagram_arrived() -> None:
+    # what a receiver watches to tell a silent peer from one still on probation
+    asyncio.run(asyncio.wait_for(_arrival_clock(), timeout=5.0))
