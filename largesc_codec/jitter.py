@@ -11,10 +11,11 @@ the stream's first timestamp extends to itself (a sender starting at timestamp
 0 keeps its own frame numbers).
 
 Theory of operation, arrival side (``insert``):
-* Each frame keeps its best copy: a primary always beats a redundant copy,
-  otherwise more codebooks win. Copies for frames already played are late: if
-  they know more than was played, they are handed out once through
-  ``take_late()`` (the concealer may update its state) and never played.
+* Each frame keeps its best copy (jitter_store.FrameStore: a primary beats a
+  redundant copy, otherwise more codebooks win). Copies for frames already
+  played are late: if they know more than was played, they are handed out
+  once through ``take_late()`` (the concealer may update its state) and never
+  played. ``next_frame()`` shows the copy held for the frame due next.
 * Stream identity comes first (jitter_stream.StreamTracker): duplicates are
   counted and ignored; a new SSRC restarts at once; a timestamp jump or a
   sudden large change of transit restarts once the next packet confirms it.
@@ -23,6 +24,14 @@ Theory of operation, arrival side (``insert``):
 * Each frame's first copy gives the delay estimator one sample (playout.py).
 
 Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYING:
+* The target starts at the smallest one (initial_delay_ms 0: one 10 ms
+  histogram bucket) and the estimator grows it from measured frames: frames
+  are played in whole 80 ms steps and an excess is shed only at quiet or
+  missing frames, so a start-up prior above the real jitter would cost up to
+  80 ms per frame of it through continuous speech (and skip a quiet frame
+  later, with no loss and no jitter), while a start below it costs one hold
+  (WAIT) per 80 ms it is short, at frames that miss their deadline, while
+  the estimator (a plain average over its first samples) learns the jitter.
 * IDLE (no packet since start/restart): WAIT.
 * BUFFERING: WAIT until the first frame has waited the target delay beyond
   its fastest arrival; then start there, with ``restarted`` set. If more frames
@@ -44,15 +53,13 @@ Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYIN
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from .jitter_store import FrameStore, Slot
 from .jitter_stream import Packet, StreamTracker, check_time
 from .playout import DelayEstimator, PlayoutDecision, PlayoutKind
-from .types import FRAME_MS, MAX_CODEBOOKS, TokenFrame
-
-_HEARD_FRAMES = 1024  # frame indices remembered as sampled by the delay estimator
+from .types import FRAME_MS, TokenFrame
 
 
 @dataclass
@@ -85,19 +92,13 @@ class Arrival:
     improved: int = 0  # frames whose best copy this packet improved
 
 
-@dataclass(frozen=True)
-class _Slot:
-    tokens: tuple[int, ...]
-    primary: bool
-    full: int  # codebooks its packet's primaries carry: a copy this long is RECOVERED
-
-
 class JitterBuffer:
     """Reorder, merge and time LargeSC frames; ``pull`` says what plays every 80 ms.
 
     Args:
         max_delay_ms, min_delay_ms: bounds of the adaptive target delay.
-        initial_delay_ms: target before the jitter is measured.
+        initial_delay_ms: target before the jitter is measured (0: the smallest,
+            one histogram bucket; see the module doc for why).
         quantile, forget: of the delay estimator (playout.DelayEstimator).
         comfort_after: missing frames in a row concealed before COMFORT.
         quiet_codebooks: primaries with at most this many codebooks are quiet
@@ -112,7 +113,7 @@ class JitterBuffer:
         self,
         max_delay_ms: float = 400.0,
         min_delay_ms: float = 0.0,
-        initial_delay_ms: float = 80.0,
+        initial_delay_ms: float = 0.0,
         quantile: float = 0.95,
         forget: float = 0.95,
         comfort_after: int = 12,
@@ -133,12 +134,8 @@ class JitterBuffer:
         self.adjust_gap, self.late_history = adjust_gap, late_history
         self._stats = JitterStats()
         self._stream = StreamTracker(self.jump_ms)
-        self._heard: set[int] = set()  # frames with a delay sample (their first copy arrived)
-        self._heard_order: deque[int] = deque()
+        self._frames = FrameStore(late_history)
         self._first: int | None = None  # first primary frame of the stream: earlier copies are not sampled
-        self._slots: dict[int, _Slot] = {}
-        self._played: dict[int, int] = {}  # recently played index -> codebooks known then
-        self._late: deque[TokenFrame] = deque(maxlen=late_history)
         self._state = "idle"
         self._cursor = 0
         self._missing_run = 0
@@ -166,17 +163,21 @@ class JitterBuffer:
 
     def take_late(self) -> list[TokenFrame]:
         """Late copies (absolute indices) of already played frames that knew more than was played; clears."""
-        out = list(self._late)
-        self._late.clear()
-        return out
+        return self._frames.take_late()
+
+    def next_frame(self) -> TokenFrame | None:
+        """The best copy held of the frame the next pull plays (unless it skips or holds); read-only.
+
+        None while not playing or when nothing of that frame has arrived yet.
+        A speculative concealer uses it to predict a partial frame's missing
+        codebooks from the ones already known.
+        """
+        slot = self._frames.slots.get(self._cursor) if self._state == "playing" else None
+        return None if slot is None else TokenFrame(self._cursor, slot.tokens)
 
     def _restart(self) -> None:
         self._stats.restarts += 1
-        self._slots.clear()
-        self._played.clear()
-        self._late.clear()
-        self._heard.clear()
-        self._heard_order.clear()
+        self._frames.clear()
         self._first = None
         self._est.reset_base()
         self._state = "idle"
@@ -184,46 +185,27 @@ class JitterBuffer:
 
     def _store(self, p: Packet) -> tuple[bool, int]:
         """Store an admitted packet's copies; (all its primaries were due already?, frames improved)."""
+        store = self._frames
         self._stats.packets += 1
         self._stats.reordered += p.reordered
         self._est.update_base(p.now_ms, p.frame)
         if self._first is None:
             self._first = p.frame
         for f in (*p.primary, *p.redundant):
-            self._hear(p.frame + f.index, p.now_ms)
-        late = self._state == "playing" and p.frame + len(p.primary) <= self._cursor
+            index = p.frame + f.index
+            if index >= self._first and store.hear(index):  # one delay sample per frame, its first copy
+                self._est.add_sample(p.now_ms, index)
+        playing = self._state == "playing"
+        late = playing and p.frame + len(p.primary) <= self._cursor
         self._stats.late += late
         full = max(f.codebooks for f in p.primary)
-        improved = sum(self._offer(p.frame + f.index, f.tokens, True, full) for f in p.primary)
-        improved += sum(self._offer(p.frame + f.index, f.tokens, False, full) for f in p.redundant)
+        cursor = self._cursor if playing else None
+        improved = sum(store.offer(p.frame + f.index, f.tokens, True, full, cursor) for f in p.primary)
+        improved += sum(store.offer(p.frame + f.index, f.tokens, False, full, cursor) for f in p.redundant)
+        self._stats.late_frames = store.late_frames
         if self._state == "idle":
             self._state = "buffering"
         return late, improved
-
-    def _hear(self, index: int, now_ms: float) -> None:
-        """One delay sample per frame of this stream, when its first copy arrives."""
-        if index in self._heard or self._first is None or index < self._first:
-            return
-        self._heard.add(index)
-        self._heard_order.append(index)
-        if len(self._heard_order) > _HEARD_FRAMES:
-            self._heard.discard(self._heard_order.popleft())
-        self._est.add_sample(now_ms, index)
-
-    def _offer(self, index: int, tokens: tuple[int, ...], primary: bool, full: int) -> int:
-        if self._state == "playing" and index < self._cursor:
-            known = self._played.get(index)
-            if known is not None and len(tokens) > known:
-                self._played[index] = len(tokens)  # hand each improvement out once
-                self._late.append(TokenFrame(index, tokens))
-                self._stats.late_frames += 1
-            return 0
-        old = self._slots.get(index)
-        if old is None or (primary and not old.primary) or (
-                primary == old.primary and len(tokens) > len(old.tokens)):
-            self._slots[index] = _Slot(tokens, primary, full)
-            return 1
-        return 0
 
     # ------------------------------------------------------------------ playout side
     def pull(self, now_ms: float) -> PlayoutDecision:
@@ -239,12 +221,12 @@ class JitterBuffer:
             return self._start(now_ms)
         target = self._est.target_ms()
         excess = self._est.current_ms(now_ms, self._cursor) - target
-        slot = self._slots.get(self._cursor)
+        slot = self._frames.slots.get(self._cursor)
         quiet = self._quiet(slot)
         forced = self._pulls - self._last_adjust >= self.adjust_gap
         if excess >= FRAME_MS and (slot is None or quiet or (excess >= 2 * FRAME_MS and forced)):
             skipped = self._cursor
-            self._slots.pop(skipped, None)
+            self._frames.slots.pop(skipped, None)
             self._cursor += 1
             self._stats.skipped += 1
             self._last_adjust = self._pulls
@@ -256,11 +238,11 @@ class JitterBuffer:
             return self._wait(now_ms, "hold")
         return self._play(now_ms, (), False, "")
 
-    def _quiet(self, slot: _Slot | None) -> bool:
+    def _quiet(self, slot: Slot | None) -> bool:
         return slot is not None and slot.primary and len(slot.tokens) <= self.quiet_codebooks
 
     def _start(self, now_ms: float) -> PlayoutDecision:
-        firsts = [i for i, s in self._slots.items() if s.primary]
+        firsts = [i for i, s in self._frames.slots.items() if s.primary]
         base = self._est.base_ms
         if not firsts or base is None:
             return self._wait(now_ms, "buffering")
@@ -271,8 +253,7 @@ class JitterBuffer:
             self._cursor = first
             return self._wait(now_ms, "buffering")
         start = max(first, due - 1)  # keep one frame of a backlog: a first syllable is worth 80 ms
-        for i in [i for i in self._slots if i < start]:
-            del self._slots[i]
+        self._frames.drop_below(start)
         self._cursor = start
         self._state = "playing"
         self._stats.skipped += start - first
@@ -281,7 +262,7 @@ class JitterBuffer:
     def _play(self, now_ms: float, skipped: tuple[int, ...], restarted: bool, reason: str) -> PlayoutDecision:
         index = self._cursor
         current = self._est.current_ms(now_ms, index)
-        slot = self._slots.pop(index, None)
+        slot = self._frames.slots.pop(index, None)
         tokens: tuple[int, ...] = ()
         if slot is None:
             self._missing_run += 1
@@ -294,13 +275,8 @@ class JitterBuffer:
                     PlayoutKind.RECOVERED if len(tokens) >= slot.full else PlayoutKind.PARTIAL)
         self._last_quiet = self._quiet(slot)
         # A played primary is final (late copies can only be worse); others may learn more.
-        self._played[index] = MAX_CODEBOOKS if kind is PlayoutKind.NORMAL else len(tokens)
-        if len(self._played) > self.late_history:
-            for i in [i for i in self._played if i <= index - self.late_history]:
-                del self._played[i]
+        self._frames.played(index, slot, kind is PlayoutKind.NORMAL)
         self._cursor += 1
-        for i in [i for i in self._slots if i < self._cursor]:
-            del self._slots[i]
         return self._decide(PlayoutDecision(kind, index, tokens, restarted, skipped, reason, current,
                                             self._est.target_ms()))
 
@@ -318,4 +294,4 @@ class JitterBuffer:
     def stats(self) -> JitterStats:
         """A snapshot of the counters, the current and target delay, and the frames buffered."""
         return replace(self._stats, played=dict(self._stats.played), target_delay_ms=self._est.target_ms(),
-                       buffered_frames=len(self._slots))
+                       buffered_frames=len(self._frames.slots))

@@ -123,7 +123,7 @@ class DelayEstimator:
         forget: float = 0.95,
         bucket_ms: float = 10.0,
         history_packets: int = 32,
-        initial_delay_ms: float = 80.0,
+        initial_delay_ms: float = 0.0,
     ) -> None:
         _check_ms("min_delay_ms", min_delay_ms)
         _check_ms("max_delay_ms", max_delay_ms, min_delay_ms)

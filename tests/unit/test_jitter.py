@@ -55,8 +55,7 @@ def stream(n: int, *, delay: float = 30.0, jitter: Callable[[int], float] = lamb
 
 
 def jbuf(**kw: float) -> JitterBuffer:
-    """A buffer that starts at its measured delay (no 80 ms start-up prior), unless told."""
-    kw.setdefault("initial_delay_ms", 0.0)
+    """A buffer with default settings but those given (it starts from the smallest target)."""
     return JitterBuffer(**kw)  # type: ignore[arg-type]
 
 
@@ -399,6 +398,57 @@ def test_delay_is_bounded_by_max_delay() -> None:
     assert max(d.current_delay_ms for d in p[40:]) < 240.0 + 2 * FRAME
     assert jb.stats().restarts == 0
     check_order(ds)
+
+
+@pytest.mark.parametrize("phase", [0.0, 5.0, 37.0, 79.0])  # pulls this long after each arrival
+def test_no_loss_no_jitter_plays_every_frame_at_the_smallest_delay(phase: float) -> None:
+    # Speech with a pause every second. A start-up prior above the real jitter used to start the
+    # playout a frame or two late and then skip a quiet frame to shrink back, with nothing lost.
+    pkts = stream(150, delay=0.0, codebooks=lambda i: 1 if i % 12 in (0, 1) else 8)
+    jb = JitterBuffer()
+    ds = play(jb, pkts, 152 * FRAME, t0=phase)
+    p = played(ds)
+    assert [d.index for d in p[:150]] == list(range(150)) and all(d.kind is K.NORMAL for d in p[:150])
+    s = jb.stats()
+    assert (s.skipped, s.holds) == (0, 0)
+    # The smallest playout point at or above the 10 ms target that the pull phase allows.
+    want = phase if phase >= s.target_delay_ms else phase + FRAME
+    assert s.target_delay_ms == 10.0 and all(d.current_delay_ms == want for d in p[:150])
+    check_order(ds)
+
+
+def test_small_start_grows_by_holding_when_jitter_is_there_from_the_first_packet() -> None:
+    rng = random.Random(11)
+    jb = JitterBuffer()
+    ds = play(jb, stream(200, jitter=lambda i: rng.uniform(0.0, 150.0)), 205 * FRAME)
+    at = {d.index: d for d in played(ds)}
+    s = jb.stats()
+    assert 0 < s.holds <= 4  # 150 ms of jitter: about two frames of growth, found by holding
+    assert at[60].target_delay_ms >= 130.0 and at[60].current_delay_ms >= at[60].target_delay_ms
+    assert sum(at[i].kind is K.CONCEAL for i in range(40, 200)) <= 10  # the 5 % the quantile allows
+    check_order(ds)
+
+
+def test_next_frame_shows_the_copy_held_for_the_next_pull() -> None:
+    jb = jbuf(min_delay_ms=100.0)
+    pkts = stream(8, lose={3}, red=[(1, 2)])  # frame 3 only as a 2-codebook copy riding with frame 4
+    seen: dict[int, TokenFrame | None] = {}  # last played index -> next_frame() right before the next pull
+    a, t, last = 0, 0.0, None
+    while t <= 12 * FRAME:
+        while a < len(pkts) and pkts[a].at <= t:
+            p = pkts[a]
+            jb.insert(p.ssrc, p.seq, p.ts, p.at, p.primary, p.redundant)
+            a += 1
+        if last is not None:
+            seen[last] = jb.next_frame()
+        assert jb.next_frame() == jb.next_frame()  # reading changes nothing
+        d = jb.pull(t)
+        if d.plays:
+            last = d.index
+        t += FRAME
+    assert seen[1] == TokenFrame(2, toks(2))  # the primary of the next frame
+    assert seen[2] == TokenFrame(3, toks(3, 2))  # the partial copy, before frame 3's deadline
+    assert seen[7] is None  # the stream ended: nothing held for the next pull
 
 
 def test_start_skips_a_backlog_buffered_before_the_first_pull() -> None:
