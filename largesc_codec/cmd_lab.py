@@ -94,6 +94,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="probe packets per second (default 500)")
     p.add_argument("--backend", choices=("auto", "native", "uml"), default="auto",
                    help="netem router: host kernel (native), user-mode-linux, or auto (default)")
+    p.add_argument("--no-router", action="store_true",
+                   help="native only: one veth pair between caller and callee, netem on each "
+                        "end's egress (impairing needs the host kernel's netem; clean does not)")
     p.add_argument("--answer-timeout", type=_number(float, 0, True, "a number of seconds > 0"),
                    default=30.0,
                    help="give up if the call is not answered within S seconds (default 30)")
@@ -148,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         play=args.play, report=args.report, profile=args.netem or args.profile or "clean",
         backward=args.reverse_netem, duration_s=args.duration, record=args.record,
         weights=args.weights, plc=args.plc, engine=args.engine, probe_count=args.probe,
-        probe_rate=args.probe_rate, backend=args.backend, answer_timeout_s=args.answer_timeout)
+        probe_rate=args.probe_rate, backend=args.backend, answer_timeout_s=args.answer_timeout,
+        router=not args.no_router)
     try:
         code, report = run_lab_call(cfg, say=lambda text: print(text, flush=True))
     except LabError as exc:

@@ -65,6 +65,7 @@ class LabCallConfig:
     probe_rate: float = 500.0
     backend: str = "auto"
     answer_timeout_s: float = 30.0
+    router: bool = True
 
 
 def wav_seconds(path: Path) -> float:
@@ -184,11 +185,11 @@ def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tupl
         path.parent.mkdir(parents=True, exist_ok=True)
     files["recording"].unlink(missing_ok=True)
     report: dict[str, Any] = {"play": str(cfg.play)}
-    with Lab(cfg.profile, backward=cfg.backward, backend=cfg.backend) as lab:
+    with Lab(cfg.profile, backward=cfg.backward, backend=cfg.backend, router=cfg.router) as lab:
         say(lab.info.describe())
         info = lab.info
         report["lab"] = {"lab_id": lab.lab_id, "backend": info.backend, "kernel": info.kernel,
-                         "profile": info.profile, "forward": info.forward,
+                         "path": info.path, "profile": info.profile, "forward": info.forward,
                          "backward": info.backward}
         directions = {"forward": lab.forward, "backward": lab.backward}
         if cfg.probe_count > 0:

@@ -10,7 +10,8 @@ Theory of operation
 The router is either a third namespace with two veth pairs (``native``: the host
 kernel has ``sch_netem``) or a user-mode-linux kernel reached through one TAP per
 side (``uml``: see :mod:`sip_agent.uml`). ``backend="auto"`` probes the host
-kernel and picks. Either way the agents run natively in the host namespaces
+kernel and picks. ``router=False`` (native only) joins the two sides with one
+veth pair instead, netem on each end's egress. Either way the agents run natively in the host namespaces
 (:meth:`Lab.popen`, :meth:`Lab.socket`, :meth:`Lab.call`) and only the router
 impairs. The forward spec impairs caller->callee, the backward spec
 callee->caller; both are applied with iproute2's ``tc``, because pyroute2's netem
@@ -31,7 +32,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, Callable, Sequence
@@ -41,6 +41,7 @@ from sip_agent.netem_backends import (Backend, Endpoint, NativeBackend, UmlBacke
                                      native_netem_available)
 from sip_agent.netem_cleanup import cleanup_stale
 from sip_agent.netem_ns import LabError
+from sip_agent.netem_probe import check_path
 from sip_agent.netem_profiles import NetemSpec, Profile, parse_netem, resolve_profile
 
 __all__ = ["Lab", "LabInfo", "Endpoint", "LabError", "cleanup_stale"]
@@ -60,10 +61,12 @@ class LabInfo:
     backward: str
     caller: Endpoint
     callee: Endpoint
+    path: str = "router"  # what joins the sides, e.g. "direct veth pair (no router)"
+    router: bool = True
 
     def describe(self) -> str:
         return (f"impairment kernel: {self.kernel} [{self.backend}]\n"
-                f"profile {self.profile}\n"
+                f"path: {self.path}; profile {self.profile}\n"
                 f"  caller->callee: {self.forward}\n  callee->caller: {self.backward}\n"
                 f"caller {self.caller.address} (netns {self.caller.namespace}), "
                 f"callee {self.callee.address} (netns {self.callee.namespace})")
@@ -87,14 +90,19 @@ class Lab:
 
     ``profile`` is a name from ``PROFILES`` or a raw netem spec for both
     directions; ``forward`` / ``backward`` override one direction with a raw spec.
-    ``backend`` is "auto", "native" or "uml".
+    ``backend`` is "auto", "native" or "uml"; ``router=False`` (native only) joins
+    caller and callee by one veth pair, netem on each end's egress.
     """
 
     def __init__(self, profile: str | Profile = "clean", *, forward: str | None = None,
                  backward: str | None = None, backend: str = "auto",
-                 boot_timeout: float = 60.0) -> None:
+                 boot_timeout: float = 60.0, router: bool = True) -> None:
         if backend not in ("auto", "native", "uml"):
             raise ValueError(f"backend must be auto, native or uml (got {backend!r})")
+        if not router and backend == "uml":
+            raise ValueError("no router (--no-router, router=False) needs the native backend: "
+                             "under user-mode-linux the UML kernel is the router")
+        self.router = router
         self._want = (profile, forward, backward)
         resolve_profile(profile)  # fail fast on a bad name or spec, before any root work
         for spec in (forward, backward):
@@ -139,14 +147,14 @@ class Lab:
         atexit.register(self.close)
         try:
             kind = self.backend_choice
-            if kind == "auto":
-                kind = "native" if native_netem_available(self.lab_id) else "uml"
+            if kind == "auto":  # without a router only the host kernel can impair
+                kind = "native" if not self.router or native_netem_available(self.lab_id) else "uml"
             if kind == "native":
-                self._backend = NativeBackend(self.lab_id)
+                self._backend = NativeBackend(self.lab_id, router=self.router)
             else:
                 self._backend = UmlBackend(self.lab_id, state, self.boot_timeout)
             self._backend.build()
-            self._check_path()
+            check_path(self)
             self.set_profile(*self._want)
         except BaseException:
             self.close()
@@ -246,7 +254,7 @@ class Lab:
     def info(self) -> LabInfo:
         backend = self._require()
         return LabInfo(backend.kind, backend.kernel, self._profile_name, str(self.forward),
-                       str(self.backward), self.caller, self.callee)
+                       str(self.backward), self.caller, self.callee, backend.path, self.router)
 
     def popen(self, side: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start ``argv`` inside the side's namespace (``ip netns exec``); killed at close."""
@@ -274,23 +282,3 @@ class Lab:
         if self._backend is None or self._closed:
             raise LabError("the lab is not running: use `with Lab(...) as lab:` or lab.start()")
         return self._backend
-
-    def _check_path(self, timeout: float = 15.0) -> None:
-        """Prove both directions carry UDP through the (still clean) router."""
-        pairs = (("caller", "callee"), ("callee", "caller"))
-        for src, dst in pairs:
-            tx, rx = self.socket(src), self.socket(dst)
-            with tx, rx:
-                rx.bind((self.endpoint(dst).address, 0))
-                rx.settimeout(0.1)
-                deadline = time.monotonic() + timeout
-                while True:
-                    tx.sendto(b"lsclab-path-check", rx.getsockname())
-                    try:
-                        if rx.recv(64) == b"lsclab-path-check":
-                            break
-                    except socket.timeout:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise LabError(f"no UDP packet got from {src} to {dst} through the "
-                                       f"{self._require().kind} router within {timeout} s")

@@ -11,6 +11,9 @@ qdisc and whose egress towards the caller carries the *backward* one.
 * ``native``: the router is a third namespace; veth pairs are made inside the
   router namespace with their peers placed straight into the sides, so no
   names ever appear in the host namespace. ``tc -netns`` sets the qdiscs.
+  Without a router (``router=False``) one veth pair joins the sides directly,
+  each side routes the other's address onto the wire, and the forward qdisc
+  sits on the caller's egress, the backward one on the callee's.
 * ``uml``: the router is :class:`sip_agent.uml.UmlRouter`; its TAPs are moved
   into the side namespaces after boot, and ``tc`` runs inside UML.
 
@@ -99,6 +102,7 @@ class Backend:
 
     kind = ""
     kernel = ""
+    path = ""  # what joins the sides, for reports
     endpoints: dict[str, Endpoint]
 
     def build(self) -> None:
@@ -115,18 +119,27 @@ class Backend:
 
 
 class NativeBackend(Backend):
-    """Router namespace, veth pairs, netem of the host kernel."""
+    """Router namespace and veth pairs (or one direct veth pair), netem of the host kernel."""
 
     kind = "native"
-    _DEV = {"forward": "to-callee", "backward": "to-caller"}
 
-    def __init__(self, lab_id: str) -> None:
-        self.router = ns_name(lab_id, "router")
+    def __init__(self, lab_id: str, router: bool = True) -> None:
+        self.router = ns_name(lab_id, "router") if router else ""
         self.endpoints = {side: Endpoint(side, ns_name(lab_id, side), _PLAN[side][0], "eth0")
                           for side in _PLAN}
         self.kernel = f"Linux {os.uname().release} (host kernel, native netem)"
+        ends = self.endpoints
+        # (namespace, device) whose egress qdisc impairs each direction
+        self._qdiscs = ({"forward": (self.router, "to-callee"), "backward": (self.router, "to-caller")}
+                        if router else {"forward": (ends["caller"].namespace, "eth0"),
+                                        "backward": (ends["callee"].namespace, "eth0")})
+        self.path = ("native router namespace" if router
+                     else "direct veth pair (no router; netem on each end's egress)")
 
     def build(self) -> None:
+        if not self.router:
+            self._build_direct()
+            return
         _new_side(self.router)
         for side, (host_ip, router_ip, host_mac, router_mac) in _PLAN.items():
             ep = self.endpoints[side]
@@ -139,33 +152,50 @@ class NativeBackend(Backend):
                                neighbours=((host_ip, host_mac),))
         netem_ns.call_in(self.router, _write_files, [("/proc/sys/net/ipv4/ip_forward", "1")])
 
-    def _tc(self, *args: str, check: bool = True) -> str:
-        done = subprocess.run([_tc(), "-netns", self.router, *args], capture_output=True,
+    def _build_direct(self) -> None:
+        """One veth pair caller eth0 <-> callee eth0; each side routes the other onto it."""
+        caller, callee = self.endpoints["caller"], self.endpoints["callee"]
+        for ep in (caller, callee):
+            _new_side(ep.namespace)
+        netem_ns.add_veth(caller.namespace, "eth0", _PLAN["caller"][2],
+                          callee.namespace, "eth0", _PLAN["callee"][2])
+        for ep, peer in ((caller, callee), (callee, caller)):
+            peer_mac = _PLAN[peer.role][2]
+            netem_ns.configure(ep.namespace, "eth0", ep.address, 24,
+                               link_routes=(f"{peer.address}/32",),
+                               neighbours=((peer.address, peer_mac),))
+
+    def _tc(self, ns: str, *args: str, check: bool = True) -> str:
+        done = subprocess.run([_tc(), "-netns", ns, *args], capture_output=True,
                               text=True, timeout=30)
         if check and "qdisc kind is unknown" in done.stderr:
+            fix = ("use Lab(..., backend='auto' or 'uml') to impair inside user-mode-linux"
+                   if self.router else "keep the router (drop router=False / --no-router) so the "
+                   "lab can impair inside user-mode-linux")
             raise LabError(f"the host kernel {os.uname().release} has no netem qdisc (sch_netem; "
-                           "`modprobe sch_netem` fails). Fix: use Lab(..., backend='auto' or "
-                           "'uml') to impair inside user-mode-linux, or load sch_netem.")
+                           f"`modprobe sch_netem` fails). Fix: {fix}, or load sch_netem.")
         if check and done.returncode != 0:
-            raise LabError(f"tc {' '.join(args)} failed in {self.router}: {done.stderr.strip()}")
+            raise LabError(f"tc {' '.join(args)} failed in {ns}: {done.stderr.strip()}")
         return done.stdout
 
     def apply(self, forward: NetemSpec, backward: NetemSpec) -> None:
-        for dev, spec in ((self._DEV["forward"], forward), (self._DEV["backward"], backward)):
+        for (ns, dev), spec in ((self._qdiscs["forward"], forward),
+                                (self._qdiscs["backward"], backward)):
             # Delete then add (not replace): fresh loss-chain state and counters per profile.
-            self._tc("qdisc", "del", "dev", dev, "root", check=False)  # absent is fine
+            self._tc(ns, "qdisc", "del", "dev", dev, "root", check=False)  # absent is fine
             if not spec.is_clean():
-                self._tc("qdisc", "add", "dev", dev, "root", "netem", *spec.tc_args())
+                self._tc(ns, "qdisc", "add", "dev", dev, "root", "netem", *spec.tc_args())
 
     def stats(self) -> str:
-        return "".join(f"[{d}] " + self._tc("-s", "qdisc", "show", "dev", dev)
-                       for d, dev in self._DEV.items())
+        return "".join(f"[{d}] " + self._tc(ns, "-s", "qdisc", "show", "dev", dev)
+                       for d, (ns, dev) in self._qdiscs.items())
 
 
 class UmlBackend(Backend):
     """user-mode-linux router on two TAPs; netem of the UML kernel."""
 
     kind = "uml"
+    path = "user-mode-linux router"
     _DEV = {"forward": "vec1", "backward": "vec0"}
 
     def __init__(self, lab_id: str, state: Path, boot_timeout: float) -> None:

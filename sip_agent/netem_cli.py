@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--forward", help="raw netem spec for caller->callee (overrides profile)")
     parser.add_argument("--backward", help="raw netem spec for callee->caller (overrides profile)")
     parser.add_argument("--backend", choices=("auto", "native", "uml"), default="auto")
+    parser.add_argument("--no-router", action="store_true",
+                        help="native only: one veth pair, netem on each end's egress")
     parser.add_argument("--count", type=int, default=500, help="probe packets per direction")
     parser.add_argument("--rate", type=float, default=50.0, help="probe packets per second")
     parser.add_argument("--seed", type=int, default=0)
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         with Lab(args.profile, forward=args.forward, backward=args.backward,
-                 backend=args.backend) as lab:
+                 backend=args.backend, router=not args.no_router) as lab:
             print(lab.info.describe())
             for direction in ("forward", "backward"):
                 spec = lab.forward if direction == "forward" else lab.backward

@@ -139,9 +139,11 @@ def move_link(ifname: str, target_ns: str) -> None:
 
 
 def configure(ns_name: str, ifname: str, address: str, prefixlen: int, *, mac: str | None = None,
-              gateway: str | None = None, neighbours: tuple[tuple[str, str], ...] = ()) -> None:
-    """Address, MAC, up, default route and permanent ARP entries for one link in a namespace.
+              gateway: str | None = None, neighbours: tuple[tuple[str, str], ...] = (),
+              link_routes: tuple[str, ...] = ()) -> None:
+    """Address, MAC, up, routes and permanent ARP entries for one link in a namespace.
 
+    ``link_routes`` are prefixes reached directly on the link (no gateway).
     Permanent neighbours keep ARP out of the impaired path, so netem's loss
     applies to data packets only and no ARP retry ever stalls a measurement.
     """
@@ -153,6 +155,8 @@ def configure(ns_name: str, ifname: str, address: str, prefixlen: int, *, mac: s
         ns.link("set", index=idx, state="up")
         for ip, lladdr in neighbours:
             ns.neigh("replace", dst=ip, lladdr=lladdr, ifindex=idx, state="permanent")
+        for prefix in link_routes:
+            ns.route("add", dst=prefix, oif=idx, scope=253)  # scope link: on this wire
         if gateway:
             ns.route("add", dst="0.0.0.0/0", gateway=gateway)
 

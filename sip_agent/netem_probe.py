@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:
     from sip_agent.netem import Lab
 
-__all__ = ["Arrival", "ProbeResult", "analyze", "probe"]
+__all__ = ["Arrival", "ProbeResult", "analyze", "probe", "check_path"]
 
 _HEADER = struct.Struct("!IQ")  # sequence number, send time (ns, CLOCK_MONOTONIC)
 
@@ -189,3 +189,25 @@ def probe(lab: "Lab", count: int = 500, rate_pps: float = 50.0, *, direction: st
         done_sending.set()
         reader.join()
     return analyze(count, arrivals)
+
+
+def check_path(lab: "Lab", timeout: float = 15.0) -> None:
+    """Prove both directions carry UDP through the (still clean) path; LabError if not."""
+    from sip_agent.netem_ns import LabError
+
+    for src, dst in (("caller", "callee"), ("callee", "caller")):
+        tx, rx = lab.socket(src), lab.socket(dst)
+        with tx, rx:
+            rx.bind((lab.endpoint(dst).address, 0))
+            rx.settimeout(0.1)
+            deadline = time.monotonic() + timeout
+            while True:
+                tx.sendto(b"lsclab-path-check", rx.getsockname())
+                try:
+                    if rx.recv(64) == b"lsclab-path-check":
+                        break
+                except socket.timeout:
+                    pass
+                if time.monotonic() > deadline:
+                    raise LabError(f"no UDP packet got from {src} to {dst} through the "
+                                   f"{lab.info.path} within {timeout} s")

@@ -134,6 +134,23 @@ def test_bursty_call_matches_the_gilbert_elliott_model(netns_ok: None, tmp_path:
     assert leftovers(_lab_id(rep)) == []
 
 
+@pytest.mark.netem
+@pytest.mark.timeout(120)
+def test_clean_call_over_a_direct_veth_pair(netns_ok: None, tmp_path: Path, speech_wav: Path) -> None:
+    # No router: native even here, since the clean profile needs no netem qdisc. The raw
+    # engine (test payloads) keeps it cheap; the codec's own path is the call above.
+    done, rep = _run_lab(tmp_path, "--no-router", "--profile", "clean", "--engine", "raw",
+                         "--play", str(speech_wav), "--duration", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rep["lab"]["backend"] == "native" and "no router" in rep["lab"]["path"], rep["lab"]
+    for name in ("forward", "backward"):
+        d = rep["directions"][name]
+        obs = d["observed"]
+        assert obs["sent"] >= 30 and obs["lost"] == 0 and obs["delay_min_ms"] < 1.0, obs
+        assert d["agreement"]["agrees"] and d["agreement"]["anchored"], d["agreement"]
+    assert leftovers(_lab_id(rep)) == []
+
+
 def _start_lab(tmp: Path, *args: str) -> tuple[subprocess.Popen[str], str, list[int]]:
     """A `largesc lab` run, once its call is connected: (process, lab id, agent pids)."""
     proc = subprocess.Popen(_lab_argv(tmp, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -121,6 +121,29 @@ def test_native_backend_builds_the_same_topology(netns_ok: None) -> None:
     assert leftovers(lab.lab_id) == []
 
 
+@pytest.mark.netem
+def test_direct_veth_pair_without_a_router(netns_ok: None) -> None:
+    with Lab("clean", router=False) as lab:
+        info = lab.info
+        assert info.backend == "native" and not info.router and "no router" in info.describe()
+        mine = {n for n in netem_ns.names() if n.startswith(f"lsclab-{lab.lab_id}-")}
+        assert mine == {lab.caller.namespace, lab.callee.namespace}  # no router namespace
+        routes = lab.run("caller", ["ip", "-o", "route"], capture_output=True, text=True).stdout
+        assert f"{lab.callee.address} dev eth0" in routes and "default" not in routes, routes
+        for direction in ("forward", "backward"):  # clean: no qdisc, so no netem needed
+            res = probe(lab, 300, 1000.0, direction=direction, seed=9, drain_s=2.0)
+            assert res.lost == 0 and res.delay_min_ms < 1.0, res.describe()
+        if native_netem_available(lab.lab_id):
+            lab.set_profile("clean", forward="delay 20ms", backward="delay 5ms")
+            fwd = probe(lab, 200, 1000.0, seed=10, drain_s=2.0)
+            bwd = probe(lab, 200, 1000.0, direction="backward", seed=11, drain_s=2.0)
+            assert 20.0 <= fwd.delay_min_ms <= 21.5 and 5.0 <= bwd.delay_min_ms <= 6.5
+        else:
+            with pytest.raises(LabError, match="drop router=False"):
+                lab.set_profile("loss 5%")
+    assert leftovers(lab.lab_id) == []
+
+
 def test_not_root_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(LabError, match="needs root"):
@@ -140,3 +163,5 @@ def test_bad_profile_is_rejected_before_any_work() -> None:
         Lab("clean", forward="delay 10")
     with pytest.raises(ValueError, match="backend"):
         Lab("clean", backend="qemu")
+    with pytest.raises(ValueError, match="needs the native backend"):
+        Lab("clean", backend="uml", router=False)
