@@ -153,6 +153,7 @@ class LargeSCEngine:
         with rtp.lock:
             sources = list(rtp.seen.values())
             sent_bytes, got_bytes, wrong_pt = rtp.bytes_sent, rtp.bytes_received, rtp.wrong_payload_type
+            crc = {direction: dict(table) for direction, table in rtp.fingerprints.items()}
         with self._lock:
             snap = dict(self._snapshot)
         counters = dict(rtp.session.counters)
@@ -183,7 +184,7 @@ class LargeSCEngine:
             payload_bytes_sent=sent_bytes, payload_bytes_received=got_bytes,
             frames_recovered=counts["recovered"], frames_concealed=counts["concealed"],
             jitter_ms=max((s.jitter * 1000.0 / s.clock_rate for s in sources), default=0.0),
-            extra={k: float(v) for k, v in extra.items()},
+            extra={k: float(v) for k, v in extra.items()}, payload_crc32=crc,
         )
 
     # -- codec thread ---------------------------------------------------------------------

@@ -15,7 +15,8 @@ thread, keeps the peer's latest RTCP loss report (``loss_report``: XR Loss
 RLE, else the RR fraction), and sends what the codec thread hands over with
 ``hand_over`` (thread-safe): the session stamps sequence number, timestamp
 (frame index x 1920) and the marker bit. ``stop`` sends RTCP BYE and closes
-the sockets. Nothing here touches pjlib.
+the sockets. Nothing here touches pjlib. ``fingerprints`` keeps the CRC-32
+of the first payloads sent and received by sequence number (``MediaStats.payload_crc32``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import zlib
 from collections import deque
 from functools import partial
 from typing import Any, Callable
@@ -32,7 +34,7 @@ from rtp.session import RtpSession, SessionConfig
 from rtp.stats import SourceStats
 from rtp.transport import RtpTransport, monotonic_ms
 
-from .media import LargeScLink
+from .media import PAYLOAD_FINGERPRINTS, LargeScLink
 
 WIRE_OVERHEAD_BYTES = 20 + 8 + 12  # IPv4 + UDP + RTP header per packet
 _START_TIMEOUT_S = 5.0
@@ -57,6 +59,7 @@ class RtpThread:
         self.lock = threading.Lock()  # guards the counters below against stats() on another thread
         self.seen: dict[int, SourceStats] = {}  # kept past an RTCP BYE, which drops them from the session
         self.bytes_sent = self.bytes_received = self.wrong_payload_type = 0
+        self.fingerprints: dict[str, dict[int, int]] = {"sent": {}, "received": {}}  # seq -> CRC-32
         self._on_error = on_error
         self._transport: RtpTransport | None = None
         self._thread: threading.Thread | None = None
@@ -133,6 +136,7 @@ class RtpThread:
                 self.wrong_payload_type += 1
                 return
             self.bytes_received += len(packet.payload)
+            self._fingerprint("received", packet.sequence_number, packet.payload)
         self.arrivals.append((packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload, now_ms))
 
     def _on_loss_report(self, report: Any) -> None:
@@ -142,6 +146,13 @@ class RtpThread:
         if self._transport is None:
             return
         marker = True if talkspurt else None  # None: the session marks the stream's first packet
-        self._transport.send([self.session.send_payload(payload, monotonic_ms(), frame_index, marker)])
+        datagram = self.session.send_payload(payload, monotonic_ms(), frame_index, marker)
+        self._transport.send([datagram])
         with self.lock:
             self.bytes_sent += len(payload)
+            self._fingerprint("sent", int.from_bytes(datagram.data[2:4], "big"), payload)
+
+    def _fingerprint(self, direction: str, seq: int, payload: bytes) -> None:
+        table = self.fingerprints[direction]  # caller holds the lock
+        if len(table) < PAYLOAD_FINGERPRINTS:
+            table.setdefault(seq, zlib.crc32(payload))

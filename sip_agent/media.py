@@ -30,6 +30,8 @@ from typing import Callable, Protocol
 
 from rtp.offer_answer import LargeScParams
 
+PAYLOAD_FINGERPRINTS = 256  # packets per direction (about 20 s at 80 ms) whose payload CRC a report keeps
+
 
 @dataclass(frozen=True)
 class AudioFiles:
@@ -82,6 +84,7 @@ class MediaStats:
     frames_concealed: int = 0
     jitter_ms: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    payload_crc32: dict[str, dict[int, int]] = field(default_factory=dict)
 
     @property
     def loss_fraction(self) -> float:
