@@ -93,6 +93,21 @@ def test_answer_accepts_largesc_and_idles_the_fallback_line() -> None:
     assert sdp_munge.accepted_largesc(answer, pt, 0) is None
 
 
+def test_answer_accepts_a_largesc_line_listed_first() -> None:
+    # a peer that puts its dedicated LargeSC line before its standard one (our own offers list it
+    # second: baresip and sipp answer the first audio line only, see docs/sip.md)
+    text, pt = offer()
+    session = sdp.parse(text)
+    first = sdp.serialize(session.with_media((session.media[1], session.media[0])))
+    offered = sdp_munge.find_largesc(first)
+    assert offered is not None and (offered.index, offered.port, offered.payload_type) == (0, 40000, pt)
+    done = sdp_munge.answer_largesc(PJSUA_OFFER, offered, "127.0.0.1", 42000, LargeScParams())
+    assert done is not None
+    answer = sdp.parse(done[0])
+    assert answer.media[1].has("inactive") and answer.media[0].port == 42000
+    assert sdp_munge.accepted_largesc(done[0], pt, 0) is not None
+
+
 def test_answer_reverses_the_direction() -> None:
     text, _ = offer()
     offered = sdp_munge.find_largesc(text.replace("a=sendrecv\r\n", "a=sendonly\r\n"))
