@@ -86,7 +86,7 @@ class Agent:
         if not acc.settings.registrar:
             return RegistrationState(200, "no registrar (local account)", True)
         if not self.run_until(lambda: acc.registration.finished, acc.settings.timeout_s):
-            acc.registration = RegistrationState(408, "no answer from the registrar", False)
+            acc.registration = RegistrationState(408, f"no answer within {acc.settings.timeout_s:g} s", False)
             self.report(acc.registration_message())
         return acc.registration
 
