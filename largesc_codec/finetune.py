@@ -18,21 +18,40 @@ stream through peft-wrapped multi-linears).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .finetune_data import Mask, Tokens, encode_files, loss_mask, split_by_length
+
+__all__ = [
+    "DEFAULT_TARGETS", "FinetuneConfig", "add_lora", "check_targets", "concealment_logits",
+    "encode_files", "load_adapter", "loss_mask", "lost_frame_accuracy", "masked_loss", "model_device", "train",
+]
+
 DEFAULT_TARGETS = r".*transformer\.layers\.\d+\.(self_attn\.(in_projs|out_projs)\.\d+|gating\.linear_(in|out))"
+
+# Module types peft LoRA can wrap (what a --targets regex may select).
+_LORA_TYPES = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
+
+# Redraws of a training batch that happened to hold no lost frame before giving up.
+_MAX_REDRAWS = 1000
 
 
 @dataclass
 class FinetuneConfig:
+    """LoRA (rank, alpha, dropout, target regex) and training (steps, lr, window, batch) settings.
+
+    ``partial_prob``: share of lost frames that keep their first 1..3 codebooks (rescued by redundancy).
+    """
+
     rank: int = 16
-    alpha: float = 32.0
+    alpha: int = 32
     dropout: float = 0.0
     targets: str = DEFAULT_TARGETS
     steps: int = 200
@@ -43,47 +62,22 @@ class FinetuneConfig:
     seed: int = 0
 
 
-@dataclass
-class FinetuneResult:
-    losses: list[float] = field(default_factory=list)
-    acc_before: dict[str, float] = field(default_factory=dict)
-    acc_after: dict[str, float] = field(default_factory=dict)
-
-
-def encode_files(paths: Sequence[str | Path], models: Any, codebooks: int = 8) -> list[np.ndarray]:
-    """Speech files -> token arrays int64 (frames, codebooks), batch Mimi encoding."""
-    from .framing import frames_from_file
-
-    mimi = models.new_mimi()
-    mimi.set_num_codebooks(codebooks)
-    out = []
-    for p in paths:
-        pcm = np.concatenate(frames_from_file(p))
-        with torch.inference_mode():
-            codes = mimi.encode(torch.from_numpy(pcm).view(1, 1, -1).to(models.device))
-        out.append(codes[0].T.cpu().numpy().astype(np.int64))
-    return out
-
-
-def loss_mask(frames: int, channel: str, seed: int) -> np.ndarray:
-    """bool (frames,): True where the seeded loss model drops the frame's packet."""
-    from .channel import parse_channel
-
-    model = parse_channel(channel, seed=seed)
-    return np.array([model.lost() for _ in range(frames)], dtype=bool)
+def model_device(lm: Any) -> torch.device:
+    """The device of ``lm``'s weights: every batch is built there."""
+    return next(iter(lm.parameters())).device  # type: ignore[no-any-return]
 
 
 def _codes(lm: Any, audio: torch.Tensor) -> torch.Tensor:
     """audio long [B, T, 8] -> LM codes [B, 17, T] with text and user stream erased."""
     B, T, K = audio.shape
-    codes = torch.full((B, lm.num_codebooks, T), lm.zero_token_id, dtype=torch.long)
+    codes = torch.full((B, lm.num_codebooks, T), lm.zero_token_id, dtype=torch.long, device=audio.device)
     codes[:, 1 : 1 + K] = audio.transpose(1, 2)
     return codes
 
 
 def concealment_logits(lm: Any, erased: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """Logits float [B, 8, T, card] for ``true`` given the ``erased`` context (both [B, 17, T])."""
-    from moshi.models.lm import _delay_sequence, _undelay_sequence
+    from moshi.models.lm import _delay_sequence, _undelay_sequence  # type: ignore[attr-defined]
 
     B = erased.shape[0]
     initial = lm._get_initial_token().expand(B, -1, -1)
@@ -96,26 +90,29 @@ def concealment_logits(lm: Any, erased: torch.Tensor, true: torch.Tensor) -> tor
 
 
 def _make_batch(
-    lm: Any, seqs: list[np.ndarray], masks: list[np.ndarray], cfg: FinetuneConfig, rng: np.random.Generator
+    lm: Any, seqs: list[Tokens], masks: list[Mask], usable: list[int], cfg: FinetuneConfig,
+    rng: np.random.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random ``cfg.seq_frames`` windows of the sequences in ``usable`` (all that long), on the LM's device."""
     audio, lost, keep = [], [], []
-    T = min(cfg.seq_frames, *(len(s) for s in seqs))
+    T = cfg.seq_frames
     for _ in range(cfg.batch_size):
-        i = int(rng.integers(len(seqs)))
+        i = usable[int(rng.integers(len(usable)))]
         start = int(rng.integers(0, len(seqs[i]) - T + 1))
         audio.append(torch.from_numpy(seqs[i][start : start + T, :8]))
         m = torch.from_numpy(masks[i][start : start + T])
         lost.append(m)
         kept = torch.where(torch.from_numpy(rng.random(T) < cfg.partial_prob), torch.from_numpy(rng.integers(1, 4, T)), 0)
         keep.append(kept * m)
-    return _erase(lm, torch.stack(audio), torch.stack(lost), torch.stack(keep))
+    device = model_device(lm)
+    return _erase(lm, torch.stack(audio).to(device), torch.stack(lost).to(device), torch.stack(keep).to(device))
 
 
 def _erase(lm: Any, audio: torch.Tensor, lost: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (erased codes, true codes, loss weight mask [B, 8, T])."""
+    """Returns (erased codes, true codes, loss weight mask [B, 8, T]), on ``audio``'s device."""
     true = _codes(lm, audio)
     K = audio.shape[2]
-    cb = torch.arange(K).view(1, K, 1)
+    cb = torch.arange(K, device=audio.device).view(1, K, 1)
     hidden = lost[:, None, :] & (cb >= keep[:, None, :])  # [B, K, T] codebooks to predict
     erased = true.clone()
     erased[:, 1 : 1 + K][hidden] = lm.zero_token_id
@@ -129,20 +126,24 @@ def masked_loss(lm: Any, erased: torch.Tensor, true: torch.Tensor, hidden: torch
     valid = hidden & ~torch.isnan(logits[..., 0])
     if not bool(valid.any()):
         zero = logits.new_zeros(())
-        return zero, torch.zeros(0, dtype=torch.bool)
+        return zero, torch.zeros(0, dtype=torch.bool, device=logits.device)
     sel = logits[valid].float()
     loss = F.cross_entropy(sel, target[valid])
     return loss, sel.argmax(-1) == target[valid]
 
 
 @torch.no_grad()
-def lost_frame_accuracy(lm: Any, seqs: list[np.ndarray], masks: list[np.ndarray]) -> dict[str, float]:
-    """Argmax token accuracy on lost frames (whole frames hidden): cb0 and all 8."""
+def lost_frame_accuracy(lm: Any, seqs: Iterable[Tokens], masks: Iterable[Mask]) -> dict[str, float]:
+    """Argmax token accuracy on lost frames (whole frames hidden): cb0 and all 8.
+
+    ``seqs`` may be a tqdm bar over the sequences (progress); any length works.
+    """
     lm.eval()
+    device = model_device(lm)
     hits0, n0, hits, n = 0, 0, 0, 0
     for s, m in zip(seqs, masks):
-        audio = torch.from_numpy(s[:, :8])[None]
-        lost = torch.from_numpy(m)[None]
+        audio = torch.from_numpy(s[:, :8])[None].to(device)
+        lost = torch.from_numpy(m)[None].to(device)
         erased, true, hidden = _erase(lm, audio, lost, torch.zeros_like(lost, dtype=torch.long))
         logits = concealment_logits(lm, erased, true)
         target = true[:, 1 : 1 + lm.dep_q]
@@ -155,8 +156,30 @@ def lost_frame_accuracy(lm: Any, seqs: list[np.ndarray], masks: list[np.ndarray]
     return {"cb0": hits0 / max(n0, 1), "all": hits / max(n, 1), "tokens": float(n)}
 
 
+def check_targets(lm: Any, targets: str) -> list[str]:
+    """Names of the modules of ``lm`` the ``targets`` regex selects (as peft does: full match).
+
+    Raises ValueError, before any training, for a bad regex, one matching
+    nothing, or one matching modules LoRA cannot wrap.
+    """
+    try:
+        pattern = re.compile(targets)
+    except re.error as exc:
+        raise ValueError(f"--targets {targets!r} is not a valid regular expression ({exc})") from None
+    named = [(n, m) for n, m in lm.named_modules() if n and pattern.fullmatch(n)]
+    if not named:
+        examples = [n for n, m in lm.named_modules() if isinstance(m, torch.nn.Linear)][:3]
+        raise ValueError(f"--targets {targets!r} matches no module of the LM (the whole name must match, e.g. "
+                         f"{', '.join(examples)}); leave --targets out for the main transformer's projections")
+    bad = [f"{n} ({type(m).__name__})" for n, m in named if not isinstance(m, _LORA_TYPES)]
+    if bad:
+        raise ValueError(f"--targets {targets!r} selects modules LoRA cannot adapt: {', '.join(bad[:3])}; "
+                         "select linear or embedding layers only")
+    return [n for n, _ in named]
+
+
 def add_lora(lm: Any, cfg: FinetuneConfig) -> Any:
-    """Wrap ``lm`` with trainable LoRA adapters (base weights frozen)."""
+    """Wrap ``lm`` with trainable LoRA adapters (base weights frozen; ``.unload()`` gives ``lm`` back)."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.targets)
@@ -165,12 +188,21 @@ def add_lora(lm: Any, cfg: FinetuneConfig) -> Any:
 
 def train(
     lm: Any,
-    seqs: list[np.ndarray],
-    masks: list[np.ndarray],
+    seqs: list[Tokens],
+    masks: list[Mask],
     cfg: FinetuneConfig,
     progress: Callable[[int, float], None] | None = None,
-) -> Any:
-    """Fine-tune a peft-wrapped LM in place; returns the per-step losses."""
+) -> list[float]:
+    """Fine-tune a peft-wrapped LM in place; returns the per-step losses.
+
+    Windows are ``cfg.seq_frames`` long and drawn only from sequences at least
+    that long (ValueError if none is); a batch that holds no lost frame is
+    drawn again, so every step learns. ValueError if the loss diverges.
+    """
+    usable, _ = split_by_length(seqs, cfg.seq_frames)
+    if not usable:
+        raise ValueError(f"no training sequence is {cfg.seq_frames} frames long: give longer speech or "
+                         "a smaller --seq-frames")
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     params = [p for p in lm.parameters() if p.requires_grad]
@@ -178,29 +210,61 @@ def train(
     losses = []
     lm.train()
     for step in range(cfg.steps):
-        erased, true, hidden = _make_batch(lm, seqs, masks, cfg, rng)
+        for _ in range(_MAX_REDRAWS):
+            erased, true, hidden = _make_batch(lm, seqs, masks, usable, cfg, rng)
+            if bool(hidden.any()):
+                break
+        else:
+            raise ValueError(f"{_MAX_REDRAWS} training batches in a row held no lost frame: the loss regime "
+                             "drops too little of this speech; give a higher loss rate or more speech")
         loss, _ = masked_loss(lm, erased, true, hidden)
         if loss.requires_grad:
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-        losses.append(float(loss))
+        value = loss.item()
+        if not np.isfinite(value):
+            raise ValueError(f"training diverged at step {step + 1} (loss {value}): give a smaller --lr")
+        losses.append(value)
         if progress:
-            progress(step, float(loss))
+            progress(step, value)
     lm.eval()
     return losses
 
 
+def _adapter_dirs(path: Path) -> list[Path]:
+    return sorted(d for d in path.iterdir() if (d / "adapter_config.json").is_file()) if path.is_dir() else []
+
+
 def load_adapter(lm: Any, adapter_dir: str | Path) -> Any:
-    """Load saved LoRA adapters onto ``lm`` and merge them (plain LMModel out, streamable)."""
+    """Load saved LoRA adapters onto ``lm`` and merge them (plain LMModel out, streamable).
+
+    Local files only (never the hub). Raises ValueError naming the directory
+    and the fix for anything but an intact adapter written by ``largesc
+    finetune`` for these weights: ``largesc finetune --out OUT`` writes one
+    adapter per regime in OUT/<regime>; given OUT, the error lists them.
+    """
     from peft import PeftModel
 
     path = Path(adapter_dir)
+    if not path.is_dir():
+        raise ValueError(f"adapter {path}: no such directory; give OUT/<regime> (e.g. OUT/uniform_0_2) "
+                         "from `largesc finetune --out OUT`")
     if not (path / "adapter_config.json").is_file():
-        raise ValueError(
-            f"{path} holds no LoRA adapter (adapter_config.json missing): pass the --out "
-            "directory of `largesc finetune`"
-        )
-    merged = PeftModel.from_pretrained(lm, str(path)).merge_and_unload()
+        subs = _adapter_dirs(path)
+        if subs:
+            raise ValueError(f"{path} holds one LoRA adapter per training regime, not one adapter: use "
+                             + " or ".join(str(s) for s in subs))
+        raise ValueError(f"{path} holds no LoRA adapter (adapter_config.json missing): give OUT/<regime> "
+                         "(e.g. OUT/uniform_0_2) from `largesc finetune --out OUT`")
+    if not any((path / n).is_file() for n in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise ValueError(f"{path} has adapter_config.json but no adapter_model.safetensors (incomplete copy?): "
+                         "copy the whole directory written by `largesc finetune`, or run it again")
+    try:
+        merged = PeftModel.from_pretrained(lm, str(path), local_files_only=True).merge_and_unload()
+    except Exception as exc:  # safetensors, json, shape mismatches, peft's own checks: all mean a bad adapter
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"cannot load the LoRA adapter in {path} ({type(exc).__name__}: {detail}): give an "
+                         "intact directory written by `largesc finetune` with the same --weights") from exc
     merged.eval()
     return merged
