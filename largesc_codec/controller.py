@@ -30,11 +30,22 @@ pure function of its inputs and a little explicit state:
    packet's TOKEN bits (11 per token, primary + copies, at 12.5 packets/s) stay
    within ``max_bps``: the budget is counted as the research counts payload
    (4 tokens = 550 bit/s .. 15 tokens = 2062.5 bit/s). The ToC bytes and
-   padding ride on top (``bits_per_second`` gives the full payload rate). Consequences: at zero
-   or negligible (< 0.5 %) loss no redundancy is sent; the protection share
-   grows with L, since a copy's value is about L while a primary codebook's is
-   about 1 - L; under bursty loss a copy at distance d < b is usually lost with
-   its primary, so the far distances (up to ``max_redundancy_distance``) win.
+   padding ride on top (``bits_per_second`` gives the full payload rate).
+
+What it does in practice: at zero or negligible (< 0.5 %) loss no redundancy.
+A primary codebook is worth about 1 - L, a copy's about L, so the primary is
+filled first, up to ``max_codebooks``, and copies get what is left:
+* Budget above the capped primary (default 8 codebooks, 15 tokens): all spare
+  tokens go to copies once any loss is reported, flat over a wide range: 8 + 7
+  copy tokens from 0.5 % to ~30 % independent loss (split over distances 1, 2
+  from ~10 %); primary codebooks give way only near 50 % (7 + 8; 5 + 10 at
+  80 %). One 7-codebook copy rescues 7 of 8 codebooks: a PARTIAL frame.
+* Budget at or below the primary's wish (1100 bit/s = 8 tokens, or
+  ``max_codebooks`` 32): protection grows with L (1100 bit/s: 8 + 0 below
+  ~10 %, then 7 + 1, 6 + 2 at 30 %, 4 + 4 at 80 %).
+* Bursty loss: a copy at distance d < b is usually lost with its primary, so
+  far distances (up to ``max_redundancy_distance``) win (burst 2: the 7 copy
+  tokens are of the frame 3 back).
 """
 
 from __future__ import annotations

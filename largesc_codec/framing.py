@@ -3,12 +3,15 @@
 All buffering of the send side lives here (the encoder takes exactly one frame).
 Resampling and file decoding use PyAV (libswresample), which keeps its own
 filter state across chunks; ``flush()`` drains it and pads the last partial
-frame with zeros so no audio is lost.
+frame with zeros so no audio is lost. ``decode_audio`` also reads the length a
+WAV or FLAC header declares, so a cut-off file is reported, not silently shortened.
 """
 
 from __future__ import annotations
 
+import struct
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -61,7 +64,7 @@ class Framer:
             if sample_rate == SAMPLE_RATE
             else av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         )
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._pending: np.ndarray = np.zeros(0, dtype=np.float32)
         self._pts = 0
         self._flushed = False
 
@@ -117,8 +120,37 @@ class Framer:
         return frames
 
 
+@dataclass(frozen=True)
+class DecodedAudio:
+    """A decoded file: float32 (samples, channels) PCM, its rate, and the length its header declares."""
+
+    pcm: np.ndarray
+    rate: int
+    declared_samples: int | None  # per channel, from a WAV/FLAC header; None if the format has none
+
+    @property
+    def missing_s(self) -> float:
+        """Seconds the header promises beyond what decoded (0 when complete or unknown)."""
+        if self.declared_samples is None or self.rate <= 0:
+            return 0.0
+        return max(0, self.declared_samples - len(self.pcm)) / self.rate
+
+    def truncation_warning(self, path: str | Path) -> str | None:
+        """A one-line warning when the file is clearly cut short (> 80 ms missing), else None."""
+        if self.missing_s <= 0.08 or self.declared_samples is None:
+            return None
+        return (f"{path} is truncated: its header declares {self.declared_samples / self.rate:.2f} s but only "
+                f"{len(self.pcm) / self.rate:.2f} s could be decoded ({self.missing_s:.2f} s missing)")
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode any audio file PyAV reads -> (float32 (samples, channels), sample_rate)."""
+    audio = decode_audio(path)
+    return audio.pcm, audio.rate
+
+
+def decode_audio(path: str | Path) -> DecodedAudio:
+    """Decode any audio file PyAV reads, keeping the header's declared length (WAV, FLAC)."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"audio file {p} does not exist")
@@ -128,6 +160,10 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
                 raise ValueError(f"{p} has no audio stream")
             stream = container.streams.audio[0]
             rate = int(stream.rate or 0)
+            fmt = container.format.name
+            declared = None
+            if fmt == "flac" and stream.duration and stream.time_base:
+                declared = int(round(stream.duration * stream.time_base * rate))  # STREAMINFO total samples
             chunks = [_frame_to_interleaved(f) for f in container.decode(stream)]
     except av.error.FFmpegError as exc:
         raise ValueError(
@@ -136,7 +172,35 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         ) from exc
     if not chunks:
         raise ValueError(f"{p} contains no audio samples (empty or truncated file)")
-    return np.concatenate(chunks).astype(np.float32), rate
+    if fmt == "wav":
+        declared = _riff_declared_frames(p)  # ffmpeg re-derives the duration from the file size
+    return DecodedAudio(np.concatenate(chunks).astype(np.float32), rate, declared)
+
+
+def _riff_declared_frames(path: Path) -> int | None:
+    """Sample frames the RIFF 'data' chunk header declares (None if absent or a streaming size)."""
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(min(size, 16))
+                if len(fmt) < 14:
+                    return None
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+                f.seek(size - len(fmt) + (size & 1), 1)
+            elif cid == b"data":
+                if not block_align or size in (0, 0xFFFFFFFF):
+                    return None
+                return int(size // block_align)
+            else:
+                f.seek(size + (size & 1), 1)
 
 
 def _frame_to_interleaved(frame: av.AudioFrame) -> np.ndarray:
@@ -162,7 +226,8 @@ def frames_from_file(path: str | Path) -> list[np.ndarray]:
 def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write mono float32 PCM in [-1, 1] as a 16-bit WAV file (clipped)."""
     data = np.clip(to_float32(pcm).reshape(-1), -1.0, 1.0)
-    with wave.open(str(path), "wb") as w:
+    # Open the file ourselves: if that fails, no half-made Wave_write is left to complain in __del__.
+    with open(path, "wb") as f, wave.open(f, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(sample_rate)

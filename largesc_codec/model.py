@@ -6,12 +6,20 @@ local directory laid out like that repo (``--weights DIR``): ``config.json``
 naming the files, the Moshi ``model.safetensors`` and the Mimi checkpoint.
 ``largesc make-test-weights DIR`` writes such a directory with small random
 models (see testweights.py); they go through exactly the same code here.
+
+A hub repo is read from the local hub cache first, with no network at all;
+only when files are missing there is the hub probed once (no retries, a short
+timeout) before moshi's loader downloads, so an unreachable hub fails in
+seconds with one clear message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +77,11 @@ class Models:
 def _checkpoint_from_dir(path: Path) -> Any:
     from moshi.models import loaders
 
-    if not path.is_dir():
+    if not path.exists():
         raise WeightsError(f"weights directory {path} does not exist. " + _HOW_TO_FIX)
+    if not path.is_dir():
+        raise WeightsError(f"--weights {path} is not a directory (give the directory holding its files). "
+                           + _HOW_TO_FIX)
     config_path = path / "config.json"
     config: dict[str, Any] = {}
     if config_path.exists():
@@ -99,32 +110,97 @@ def _checkpoint_from_dir(path: Path) -> Any:
     )
 
 
-def _checkpoint_from_hub(repo: str) -> Any:
+HUB_PROBE_TIMEOUT_S = (3.0, 10.0)  # connect, read: one quick reachability check
+
+
+@contextlib.contextmanager
+def _quiet_hub_logs() -> Iterator[None]:
+    """Silence huggingface_hub/urllib3 retry chatter: a failure ends in one clear WeightsError."""
+    loggers = [logging.getLogger(n) for n in ("huggingface_hub", "urllib3")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _cached_checkpoint(repo: str) -> Any | None:
+    """The checkpoint from the local hub cache alone (no network), or None if not all cached."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
     from moshi.models import loaders
 
+    def cached(name: str) -> Path | None:
+        try:
+            return Path(hf_hub_download(repo, name, local_files_only=True))
+        except Exception:  # LocalEntryNotFoundError, or a bad repo id: not usable from the cache
+            return None
+
+    config_path = cached("config.json")
+    if config_path is None:
+        return None
     try:
-        # Probe once: moshi reads an unreachable hub's missing config.json as a legacy
-        # repo and then retries every weight file, which takes minutes to fail.
-        hf_hub_download(repo, "config.json")
-    except LocalEntryNotFoundError as exc:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    name = config.get
+    moshi, mimi = cached(name("moshi_name", MOSHI_NAME)), cached(name("mimi_name", MIMI_NAME))
+    mimi_config = cached(name("mimi_config_name")) if name("mimi_config_name") else None
+    lora = cached(name("lora_name")) if name("lora_name") else None
+    if moshi is None or mimi is None or (name("mimi_config_name") and mimi_config is None) or (
+            name("lora_name") and lora is None):
+        return None
+    # LargeSC does not use the text tokenizer: from the cache if there, else where it would be.
+    tokenizer = cached(name("tokenizer_name", TOKENIZER_NAME)) or config_path.parent / name(
+        "tokenizer_name", TOKENIZER_NAME)
+    return loaders.CheckpointInfo.from_hf_repo(repo, moshi_weights=moshi, mimi_weights=mimi, tokenizer=tokenizer,
+                                               config_path=config_path, mimi_config_path=mimi_config,
+                                               lora_weights=lora)
+
+
+def _probe_hub(repo: str) -> None:
+    """One HEAD request for the repo's config.json, no retries; raises WeightsError if unreachable."""
+    from huggingface_hub import constants, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    if constants.HF_HUB_OFFLINE:
         raise WeightsError(
-            f"could not reach the model hub for {repo} and the files are not in the local cache. "
-            + _HOW_TO_FIX
-        ) from exc
-    except EntryNotFoundError:
-        pass  # a legacy repo without config.json: moshi handles it
-    except Exception as exc:
-        raise WeightsError(f"could not read the model hub repo {repo} ({type(exc).__name__}: {exc}). " + _HOW_TO_FIX) from exc
+            f"HF_HUB_OFFLINE is set and the weights of {repo} are not in the local model hub cache. " + _HOW_TO_FIX)
+    url = hf_hub_url(repo, "config.json")
     try:
-        return loaders.CheckpointInfo.from_hf_repo(repo)
-    except Exception as exc:  # huggingface_hub raises many types for "unreachable"
+        # Not hf_hub_download: its back-off retries an unreachable hub for ~30 s, and moshi then
+        # reads the missing config.json as a legacy repo and retries every weight file.
+        status = get_session().head(url, headers=build_hf_headers(), allow_redirects=False,
+                                    timeout=HUB_PROBE_TIMEOUT_S).status_code
+    except Exception as exc:  # requests raises ConnectionError, Timeout, SSLError, ...
         raise WeightsError(
-            f"could not download weights from the model hub repo {repo} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
-            "The hub is unreachable or the repo is wrong. " + _HOW_TO_FIX
+            f"could not reach the model hub ({constants.ENDPOINT}) for {repo} "
+            f"({type(exc).__name__}), and its files are not in the local hub cache. " + _HOW_TO_FIX
         ) from exc
+    if status >= 500:  # hf_hub_download would retry a failing server for ~30 s
+        raise WeightsError(
+            f"the model hub ({constants.ENDPOINT}) answered HTTP {status} for {repo}, and its files are not "
+            "in the local hub cache. " + _HOW_TO_FIX)
+
+
+def _checkpoint_from_hub(repo: str) -> Any:
+    from moshi.models import loaders
+
+    with _quiet_hub_logs():
+        ckpt = _cached_checkpoint(repo)
+        if ckpt is not None:
+            return ckpt
+        _probe_hub(repo)
+        try:
+            return loaders.CheckpointInfo.from_hf_repo(repo)
+        except Exception as exc:  # huggingface_hub raises many types for "unreachable" or "no such repo"
+            raise WeightsError(
+                f"could not download weights from the model hub repo {repo} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
+                "The hub is unreachable or the repo is wrong. " + _HOW_TO_FIX
+            ) from exc
 
 
 def resolve_checkpoint(weights: str = "hub") -> Any:

@@ -21,6 +21,8 @@ from .framing import Framer
 from .types import DEFAULT_MAX_BPS, Decision, LossReport, TokenFrame
 from .uep import Packetizer
 
+SPEECH_MIN_CODEBOOKS = 4  # the research's 550 bit/s floor; lowered to max_codebooks if that is less
+
 
 @dataclass(frozen=True)
 class SentPacket:
@@ -38,8 +40,11 @@ class LargeSCSender:
     Args:
         mimi: a Mimi model this sender owns (``Models.new_mimi()``).
         sample_rate, channels: of the PCM pushed in (resampled to 24 kHz mono).
-        max_bps: payload budget in bit/s (550 .. about 2062.5 for 1..15 tokens a frame).
-        max_codebooks: most codebooks encoded and sent per frame (1..32).
+        max_bps: payload budget in bit/s of tokens (550 .. 2062.5 for 4..15 tokens a
+            frame, as the research counts it; ToC bytes ride on top). It must carry a
+            speech frame's minimum, ``min(4, max_codebooks)`` tokens.
+        max_codebooks: most codebooks encoded and sent per frame (1..32). Speech
+            frames get at least ``min(SPEECH_MIN_CODEBOOKS, max_codebooks)``.
         frames_per_packet: ptime / 80 ms.
     """
 
@@ -60,6 +65,7 @@ class LargeSCSender:
         self.controller = AdaptiveController(
             max_bps=max_bps,
             max_codebooks=max_codebooks,
+            min_speech_codebooks=min(SPEECH_MIN_CODEBOOKS, max_codebooks),
             max_redundancy_distance=max_redundancy_distance,
         )
         self.packetizer = Packetizer(max_distance=max_redundancy_distance)
