@@ -55,12 +55,14 @@ class _Step:
     acoustic: tuple[int, ...] | None = None  # forced cb1..7 (UNFORCED = sample)
     tail: tuple[int, tuple[int, ...]] | None = None  # (first_cb, tokens) written after the step
     speculate: bool = False  # prepare(): keep the cb0 guess, erase it, keep the step's output
+    known: tuple[int, ...] = ()  # with speculate: leading codebooks of the frame already held (forced)
 
 
 @dataclass
 class _Stream:
     played: int = -1
     spec: tuple[int, ...] | None = None
+    spec_known: int = 0  # leading codebooks of spec that were forced when it was made
     run: int = 0
     stepped: bool = False
     queue: list[_Step] = field(default_factory=list)
@@ -129,11 +131,16 @@ class BatchedLMConcealer:
         st.run += 1
         return Concealment(tokens, gain=self._gain(st.run))
 
-    def prepare(self, stream: int) -> None:
-        """Queue the speculation of the stream's next frame (runs at the next ``run()``)."""
+    def prepare(self, stream: int, index: int | None = None, known: Sequence[int] = ()) -> None:
+        """Queue the speculation of the stream's next frame (runs at the next ``run()``).
+
+        ``known``: leading codebooks of frame ``index`` already held; when it is
+        the next frame, the speculation is conditioned on them (as ``LMConcealer.prepare``).
+        """
         st = self._st[stream]
         if st.spec is None and not any(q.speculate for q in st.queue):
-            st.queue.append(_Step(speculate=True))
+            held = tuple(int(t) for t in known[: self.dep_q]) if index == st.played + 1 else ()
+            st.queue.append(_Step(speculate=True, known=held))
 
     def observe_late(self, stream: int, index: int, tokens: tuple[int, ...]) -> bool:
         """A frame arrived after it was played. True if the LM context now holds it."""
@@ -182,14 +189,19 @@ class BatchedLMConcealer:
         if bool(ks.any()):
             sp.rewind_streams(ks)
         forced = torch.full((self.streams, self.dep_q), UNFORCED, dtype=torch.long)
-        guesses: dict[int, int] = {}
+        guesses: dict[int, tuple[int, int]] = {}  # stream -> (cb0, codebooks forced)
         for b, h in enumerate(heads):
             if h is None:
                 continue
             if h.cb0 is not None:
                 sp.write_at(b, 0, 0, [h.cb0])
-            if h.speculate:
-                guesses[b] = sp.read_at(b, 0)[0]
+            if h.speculate and h.known:
+                guesses[b] = (h.known[0], len(h.known))
+                sp.write_at(b, 0, 0, [h.known[0]])  # the truth replaces the LM's cb0 guess
+                if len(h.known) > 1:
+                    forced[b, 1 : len(h.known)] = torch.tensor(h.known[1:], dtype=torch.long)
+            elif h.speculate:
+                guesses[b] = (sp.read_at(b, 0)[0], 0)
                 if self.erase:
                     sp.write_at(b, 0, 0, [self._zero])
             if h.acoustic is not None:
@@ -198,8 +210,9 @@ class BatchedLMConcealer:
         for b, h in enumerate(heads):
             if h is not None and h.tail is not None:
                 sp.write_at(b, 0, h.tail[0], h.tail[1])
-        for b, cb0 in guesses.items():
+        for b, (cb0, k) in guesses.items():
             self._st[b].spec = (cb0,) + tuple(int(t) for t in out[b][1:])
+            self._st[b].spec_known = k
         self.step_log.append(((time.perf_counter() - t0) * 1e3, len(heads) - heads.count(None)))
 
     # -- per-stream internals (LMConcealer's logic) ---------------------------
@@ -229,13 +242,18 @@ class BatchedLMConcealer:
     def _commit(self, stream: int, tokens: tuple[int, ...], known: int) -> None:
         """Make frame played + 1 final in the stream's context; reaches S(played + 1)."""
         st = self._st[stream]
-        if known > 0 and (self.erase or tokens != st.spec):
+        ks, spec = st.spec_known, st.spec or ()
+        if ks and (known == 0 or (known == ks and tokens[:ks] == spec[:ks])):
+            # The speculative step ran with these codebooks forced: it is the redo already.
+            if self.erase and ks < self.dep_q:
+                self.stepper.write_at(stream, 0, ks, [self._zero] * (self.dep_q - ks))
+        elif known > 0 and (self.erase or tokens != st.spec):
             # The speculative step read an erased or wrong cb0: redo it with the truth.
             st.queue.append(self._redo(tokens, known, rewind=1))
         elif self.erase:
             self.stepper.write_at(stream, 0, 1, [self._zero] * (self.dep_q - 1))
         st.played += 1
-        st.spec = None
+        st.spec, st.spec_known = None, 0
 
     def _redo(self, tokens: tuple[int, ...], known: int, rewind: int) -> _Step:
         """The step writing this frame's acoustics with what is known forced."""
@@ -265,8 +283,8 @@ class BatchedStream:
     def conceal(self, index: int, known: tuple[int, ...], codebooks: int) -> Concealment:
         return self.owner.conceal(self.index, index, known, codebooks)
 
-    def prepare(self) -> None:
-        self.owner.prepare(self.index)
+    def prepare(self, index: int | None = None, known: Sequence[int] = ()) -> None:
+        self.owner.prepare(self.index, index, known)
 
     def observe_late(self, index: int, tokens: tuple[int, ...]) -> bool:
         return self.owner.observe_late(self.index, index, tokens)

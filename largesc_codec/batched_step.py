@@ -58,14 +58,6 @@ class BatchedStepper(LMStepper):
         self._executed = torch.zeros(batch_size, dtype=torch.long, device=dev)
         self._rewindable = torch.zeros(batch_size, dtype=torch.long, device=dev)
 
-    @property
-    def gen_state(self) -> Any:
-        """LMGen's streaming state (token cache, per-stream offsets, exec mask)."""
-        state = self.gen._streaming_state
-        if state is None:
-            raise RuntimeError("the stepper was closed")
-        return state
-
     def steps_of(self, stream: int) -> int:
         """Steps stream ``stream`` has taken since its last reset (its LMGen offset)."""
         return int(self.gen_state.offsets[stream])

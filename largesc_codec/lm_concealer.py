@@ -20,10 +20,19 @@ context, and runs step n+2 speculatively: its output is cb1..7 of frame n+1. The
 frame n+1 is then ready before its deadline, so ``conceal()`` serves a loss
 with no LM work at all.
 
+If the jitter buffer already holds a copy of frame n+1 when ``prepare()``
+runs (``prepare(n + 1, known)``: a primary, or the first codebooks from
+redundancy), the speculation is conditioned on it: the true cb0 goes into the
+context and the known acoustic codebooks are forced in step n+2, so the
+codebooks still missing are predicted from the ones that are known.
+
 At frame n+1's deadline (``observe`` / ``conceal``):
   - lost: the speculative step is kept, its acoustic output erased in the
     context; S(n+1) holds with no further LM step.
-  - arrived (fully or partly): the true cb0 is written into the context, the
+  - arrived (fully or partly), and the speculation was conditioned on exactly
+    these codebooks: that step is already the one with the truth forced; only
+    the codebooks not known are erased in the context. No LM step.
+  - arrived otherwise: the true cb0 is written into the context, the
     speculative step is rewound and redone with the known codebooks forced.
     This runs after the frame's tokens were chosen: no waiting at the
     deadline, only work overlapping the frame's playout.
@@ -40,6 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -79,7 +89,9 @@ class LMConcealer:
         self.fade_after = fade_after
         self.silence_after = silence_after
         # Recent timings only: a one-hour call must not grow memory.
-        self.timings_ms: dict[str, deque[float]] = {k: deque(maxlen=TIMING_WINDOW) for k in ("prepare", "update", "conceal")}
+        # prepare = update (commit of the last frame) + speculate (the step for the next one).
+        self.timings_ms: dict[str, deque[float]] = {
+            k: deque(maxlen=TIMING_WINDOW) for k in ("prepare", "update", "speculate", "conceal")}
         self.reset()
 
     def reset(self, next_index: int = 0) -> None:
@@ -88,6 +100,7 @@ class LMConcealer:
             self.stepper.reset()
         self._played = next_index - 1
         self._spec: tuple[int, ...] | None = None
+        self._spec_known = 0  # leading codebooks of _spec that were known (forced) when it was made
         self._pending: tuple[int, tuple[int, ...], int] | None = None
         self._run = 0
         # Reach S(next_index - 1): one step writes the first cb0 guess.
@@ -120,12 +133,20 @@ class LMConcealer:
         self._run += 1
         return Concealment(tokens, gain=self._gain())
 
-    def prepare(self) -> None:
-        """Commit the last frame to the LM context and speculate the next one (off the deadline)."""
+    def prepare(self, index: int | None = None, known: Sequence[int] = ()) -> None:
+        """Commit the last frame to the LM context and speculate the next one (off the deadline).
+
+        ``known``: the leading codebooks of frame ``index`` already held (the
+        jitter buffer's ``next_frame()``); when ``index`` is the next frame the
+        speculation predicts only the rest, conditioned on them.
+        """
         t0 = time.perf_counter()
         self._flush()
-        self._speculate()
-        self.timings_ms["prepare"].append((time.perf_counter() - t0) * 1e3)
+        t1 = time.perf_counter()
+        self._speculate(tuple(known) if index == self._played + 1 else ())
+        t2 = time.perf_counter()
+        self.timings_ms["speculate"].append((t2 - t1) * 1e3)
+        self.timings_ms["prepare"].append((t2 - t0) * 1e3)
 
     def observe_late(self, index: int, tokens: tuple[int, ...]) -> bool:
         """A frame arrived after it was played. True if the LM context now holds it."""
@@ -176,19 +197,32 @@ class LMConcealer:
             self._commit((), known=0)
         self._speculate()
 
-    def _speculate(self) -> None:
+    def _speculate(self, known: tuple[int, ...] = ()) -> None:
+        """Run the step that writes frame _played + 1's acoustics, with ``known`` codebooks forced."""
         if self._spec is not None:
             return
-        cb0 = self.stepper.read_audio(0)[0]
-        if self.erase:
-            self.stepper.write_audio(0, 0, [self._zero])
-        out = self.stepper.step(self._unforced())
+        k = min(len(known), self.dep_q)
+        if k:
+            cb0 = int(known[0])
+            self.stepper.write_audio(0, 0, [cb0])  # the truth replaces the LM's cb0 guess
+        else:
+            cb0 = self.stepper.read_audio(0)[0]
+            if self.erase:
+                self.stepper.write_audio(0, 0, [self._zero])
+        forced = [UNFORCED] + [int(t) for t in known[1:k]] + [UNFORCED] * (self.dep_q - max(k, 1))
+        out = self.stepper.step(torch.tensor([forced], dtype=torch.long))
         self._spec = (cb0,) + tuple(int(t) for t in out[0, 1:])
+        self._spec_known = k
 
     def _commit(self, tokens: tuple[int, ...], known: int) -> None:
         """Make frame _played + 1 final in the LM context; reaches S(_played + 1)."""
         t0 = time.perf_counter()
-        if known > 0 and (self.erase or tokens != self._spec):
+        ks, spec = self._spec_known, self._spec or ()
+        if ks and (known == 0 or (known == ks and tokens[:ks] == spec[:ks])):
+            # The speculative step ran with these codebooks forced: it is the redo already.
+            if self.erase and ks < self.dep_q:
+                self.stepper.write_audio(0, ks, [self._zero] * (self.dep_q - ks))
+        elif known > 0 and (self.erase or tokens != self._spec):
             # The speculative step read an erased or wrong cb0: redo it with the truth.
             self.stepper.rewind(1)
             self.stepper.write_audio(0, 0, [tokens[0]])
@@ -196,7 +230,7 @@ class LMConcealer:
         elif self.erase:
             self.stepper.write_audio(0, 1, [self._zero] * (self.dep_q - 1))
         self._played += 1
-        self._spec = None
+        self._spec, self._spec_known = None, 0
         self.timings_ms["update"].append((time.perf_counter() - t0) * 1e3)
 
     def _redo(self, tokens: tuple[int, ...], known: int) -> None:

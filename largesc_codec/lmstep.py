@@ -32,23 +32,35 @@ class LMStepper:
 
         self.lm = lm
         self.gen = LMGen(lm, use_sampling=not greedy, temp=temp, top_k=top_k, temp_text=temp)
+        zero = int(lm.zero_token_id)
+
+        def erase_text(text: torch.Tensor) -> None:
+            text.fill_(zero)
+
         # No transcript rides with the audio: the text stream stays erased, as in fine-tuning.
-        self.gen.on_text_hook = lambda text: text.fill_(lm.zero_token_id)
+        self.gen.on_text_hook = erase_text
         self.dep_q = int(lm.dep_q)
         self.batch_size = batch_size
         self._streaming = self.gen.streaming(batch_size)
-        state = self.gen._streaming_state
         # Replace the depformer call with one that honours per-codebook forcing.
-        state.graphed_depth = self._depformer_step
+        self.gen_state.graphed_depth = self._depformer_step
         self._forced: torch.Tensor | None = None
         self._user = torch.full(
             (batch_size, lm.num_codebooks - self.dep_q - 1, 1), lm.zero_token_id, dtype=torch.long, device=lm.device
         )
 
     @property
+    def gen_state(self) -> Any:
+        """LMGen's streaming state (token cache, per-stream offsets, exec mask)."""
+        state = self.gen._streaming_state
+        if state is None:
+            raise RuntimeError("the stepper was closed")
+        return state
+
+    @property
     def steps(self) -> int:
         """Steps taken so far (the LMGen offset)."""
-        return int(self.gen._streaming_state.offset_cpu)
+        return int(self.gen_state.offset_cpu)
 
     @torch.no_grad()
     def step(self, forced: torch.Tensor) -> torch.Tensor:
@@ -59,20 +71,20 @@ class LMStepper:
         """
         self._forced = forced.to(self.lm.device)
         self.gen.step(self._user)
-        state = self.gen._streaming_state
+        state = self.gen_state
         pos = int(state.offsets[0]) % state.cache.shape[2]
         return state.cache[:, 1 : self.dep_q + 1, pos].clone()
 
     def write_audio(self, steps_back: int, first_cb: int, tokens: Sequence[int]) -> None:
         """Overwrite audio codebooks first_cb.. at the position written ``steps_back`` steps ago."""
-        state = self.gen._streaming_state
+        state = self.gen_state
         pos = (int(state.offsets[0]) - steps_back) % state.cache.shape[2]
         for j, tok in enumerate(tokens):
             state.cache[:, 1 + first_cb + j, pos] = int(tok)
 
     def read_audio(self, steps_back: int) -> list[int]:
         """The audio tokens at the position written ``steps_back`` steps ago (batch item 0)."""
-        state = self.gen._streaming_state
+        state = self.gen_state
         pos = (int(state.offsets[0]) - steps_back) % state.cache.shape[2]
         return [int(t) for t in state.cache[0, 1 : 1 + self.dep_q, pos]]
 
@@ -85,7 +97,7 @@ class LMStepper:
         """Undo the last ``k`` steps exactly (counters only; slots get overwritten)."""
         if k <= 0:
             return
-        gen_state = self.gen._streaming_state
+        gen_state = self.gen_state
         # LMGen's token cache holds max_delay + 2 positions; deeper rewinds would
         # need positions that later steps already overwrote.
         limit = min(self.steps, gen_state.cache.shape[2] - 1)
@@ -115,8 +127,9 @@ class LMStepper:
         self._streaming.close()
 
     def reset(self) -> None:
+        """Restart the stream (counters and caches back to step 0)."""
         self.gen.reset_streaming()
-        self.gen._streaming_state.graphed_depth = self._depformer_step
+        self.gen_state.graphed_depth = self._depformer_step
 
     def _depformer_step(self, text_token: torch.Tensor, transformer_out: torch.Tensor) -> torch.Tensor:
         from moshi.utils.sampling import sample_token

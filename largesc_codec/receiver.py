@@ -101,10 +101,20 @@ class LargeSCReceiver:
         return PlayedFrame(pcm, ReceivedFrame(d.index, tuple(tokens), source, len(d.tokens)))
 
     def prepare_next(self) -> None:
-        """Let a speculative concealer predict the next frame (call after pull)."""
+        """Let a speculative concealer predict the next frame (call after pull).
+
+        If the buffer already holds part of the next frame (a copy from
+        redundancy, or its primary), the concealer is told those codebooks, so
+        it predicts the missing ones conditioned on them.
+        """
         prepare = getattr(self.concealer, "prepare", None)
-        if prepare is not None:
+        if prepare is None:
+            return
+        held = self.jitter.next_frame()
+        if held is None:
             prepare()
+        else:
+            prepare(held.index, held.tokens)
 
     @staticmethod
     def silence() -> np.ndarray:

@@ -87,15 +87,29 @@ def _apply(c: Any, stream: int | None, ev: Event) -> Any:
     return "reset"
 
 
+def _held(evs: list[Event], t: int) -> tuple[Any, ...]:
+    """What the jitter buffer holds of the next frame at prepare time: (index, known) or () for nothing.
+
+    The partial copy of a partial frame; for some arrived frames the whole primary, for
+    others only their first 2 codebooks (the primary then comes before the deadline).
+    """
+    nxt = evs[t + 1] if t + 1 < len(evs) else None
+    if nxt is None or nxt[0] not in ("obs", "con") or (nxt[0] == "con" and not nxt[2]):
+        return ()
+    if nxt[0] == "con":
+        return (nxt[1], nxt[2])
+    return (nxt[1], nxt[2]) if t % 3 == 0 else (nxt[1], nxt[2][:2]) if t % 3 == 1 else ()
+
+
 def _lone(lm: Any, evs: list[Event]) -> tuple[list[Any], list[torch.Tensor], list[list[int]]]:
     c = LMConcealer(lm)
     logits: list[torch.Tensor] = []
     c.stepper.gen.on_text_logits_hook = lambda x: logits.append(x[0].flatten().clone())
     outs = []
-    for ev in evs:
+    for t, ev in enumerate(evs):
         if ev is not None:
             outs.append(_apply(c, None, ev))
-            c.prepare()
+            c.prepare(*_held(evs, t))
     ctx = [c.stepper.read_audio(k) for k in range(3)]
     c.stepper.close()
     return outs, logits, ctx
@@ -118,7 +132,7 @@ def _batched(lm: Any, traces: list[list[Event]]) -> tuple[list[list[Any]], list[
         for s, evs in enumerate(traces):
             if evs[t] is not None:
                 outs[s].append(_apply(b, s, evs[t]))
-                b.prepare(s)
+                b.prepare(s, *_held(evs, t))
         b.run()
     ctx = [[b.stepper.read_at(s, k) for k in range(3)] for s in range(n)]
     return outs, logits, ctx, b

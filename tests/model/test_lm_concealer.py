@@ -84,6 +84,87 @@ def test_conceal_at_deadline_runs_no_lm_step(lm) -> None:  # type: ignore[no-unt
     assert c.timings_ms["conceal"][-1] < c.timings_ms["prepare"][-1]
 
 
+def _history(lm, frames: list[tuple[int, ...]], held: tuple[int, ...] = (), **kw):  # type: ignore[no-untyped-def]
+    """A concealer that played frames 0..2; ``held``: what the buffer held of frame 3 at prepare."""
+    c = LMConcealer(lm, **kw)
+    for i in range(3):
+        c.observe(i, frames[i])
+        c.prepare(i + 1, held if i == 2 else ())
+    return c
+
+
+def _spy_steps(c: LMConcealer) -> list[torch.Tensor]:
+    """Record what each LM step of ``c`` writes (the real step runs)."""
+    outs: list[torch.Tensor] = []
+    step = c.stepper.step
+
+    def spy(forced: torch.Tensor) -> torch.Tensor:
+        outs.append(step(forced))
+        return outs[-1]
+
+    c.stepper.step = spy  # type: ignore[method-assign]
+    return outs
+
+
+def test_partial_frame_rest_is_predicted_from_its_known_codebooks(lm) -> None:  # type: ignore[no-untyped-def]
+    frames = _frames(6, seed=2)
+    g = _history(lm, frames)
+    guess = g.conceal(3, (), 8).tokens  # speculation before anything of frame 3 was seen
+    g.stepper.close()  # one stepper streams on the LM at a time
+    known = tuple((t + 1) % 2048 for t in guess[:3])  # the copy that arrived disagrees with the guess
+    # Before: the speculation is made blind; the redo with the known codebooks forced comes after.
+    blind = _history(lm, frames)
+    blind_tokens = blind.conceal(3, known, 8).tokens
+    blind_steps = _spy_steps(blind)
+    blind.prepare()
+    blind_ctx = [blind.stepper.read_audio(k) for k in range(3)]
+    blind.stepper.close()
+    # Now: prepare() already saw the partial copy in the buffer.
+    c = _history(lm, frames, held=known)
+    before = c.stepper.steps
+    got = c.conceal(3, known, 8)
+    assert c.stepper.steps == before  # still no LM step at the deadline
+    assert got.tokens[:3] == known and len(got.tokens) == 8
+    assert blind_tokens[3:] == guess[3:]  # the old prediction ignored the known codebooks
+    # The rest is what the LM predicts with the known codebooks forced (the blind path's redo step),
+    # which differs from the blind guess here.
+    assert got.tokens[3:] == tuple(int(t) for t in blind_steps[0][0, 3:]) and got.tokens[3:] != guess[3:]
+    steps = _spy_steps(c)
+    c.prepare()
+    assert len(steps) == 1 and len(blind_steps) == 2  # the conditioned speculation was the redo
+    assert [c.stepper.read_audio(k) for k in range(3)] == blind_ctx
+    c.stepper.close()
+    # A copy that grew after prepare() (the primary came) is redone with everything forced.
+    c2 = _history(lm, frames, held=frames[3][:2])
+    c2.observe(3, frames[3])
+    steps2 = _spy_steps(c2)
+    c2.prepare()
+    assert len(steps2) == 2 and steps2[0][0, 1:].tolist() == list(frames[3][1:])
+    c2.stepper.close()
+
+
+@pytest.mark.parametrize("context", ["erased", "predicted"])
+def test_context_holds_erased_or_predicted_codebooks_of_concealed_frames(lm, context: str) -> None:  # type: ignore[no-untyped-def]
+    c = _history(lm, _frames(4, seed=4), context=context)
+    def played() -> tuple[int, ...]:
+        # Right after prepare() following frame n: its cb0 two steps back, its cb1..7 one step back (lmstep.py).
+        return (c.stepper.read_audio(2)[0], *c.stepper.read_audio(1)[1:])
+
+    lost = c.conceal(3, (), 8).tokens
+    c.prepare()
+    ctx3 = played()
+    part = c.conceal(4, (5, 6, 7), 8).tokens
+    c.prepare()
+    ctx4 = played()
+    c.stepper.close()
+    z = int(lm.zero_token_id)
+    if context == "predicted":
+        assert ctx3 == lost and ctx4 == part
+    else:
+        assert ctx3 == (z,) * 8 and ctx4 == (5, 6, 7) + (z,) * 5
+    assert part[:3] == (5, 6, 7)
+
+
 def test_burst_fades_to_silence_then_resyncs(lm) -> None:  # type: ignore[no-untyped-def]
     c = LMConcealer(lm, fade_after=2, silence_after=5)
     frames = _frames(20)
