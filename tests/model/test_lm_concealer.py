@@ -179,7 +179,7 @@ def test_burst_fades_to_silence_then_resyncs(lm) -> None:  # type: ignore[no-unt
     # Invariant S(n): bootstrap + one step per frame + one speculative step.
     assert c.stepper.steps == 1 + 9 + 1
     # Concealed frames are erased in the LM context.
-    state = c.stepper.gen._streaming_state
+    state = c.stepper.gen_state
     assert int(state.cache[0, 2, int(state.offsets[0] - 1) % state.cache.shape[2]]) == lm.zero_token_id
     c.observe(9, frames[9])
     c.prepare()
