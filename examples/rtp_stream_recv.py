@@ -125,7 +125,9 @@ class LargeScSink:
         pcm = np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
         write_wav(path, pcm, 24_000)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.receiver.counts.items()))
-        print(f"LargeSC receiver: {counts}", flush=True)
+        jb = self.receiver.jitter.stats()
+        print(f"LargeSC receiver: {counts}; jitter buffer: {jb.skipped} frames skipped (delay shrunk), "
+              f"{jb.late} packets late", flush=True)
         return len(pcm) / 24_000
 
 

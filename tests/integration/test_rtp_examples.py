@@ -133,8 +133,11 @@ def test_largesc_stream_delivers_every_frame(scripts, tmp_path: Path, speech_fil
     empty, late = _counts(r"encoder: (\d+) slots sent empty \(not encoded in time\), (\d+) late", sent)
     assert rtp_sent + late == PACKETS and empty >= late, sent  # every frame of the file was encoded
     assert _counts(r"received (\d+) RTP, \d+ RTCP, (\d+) malformed", received) == (rtp_sent, 0)
-    primary, = _counts(r"LargeSC receiver: .*primary (\d+)", received)
-    assert primary == rtp_sent, received  # one 80 ms frame per packet, all decoded as received
+    primary, skipped, late = _counts(r"LargeSC receiver: .*primary (\d+); jitter buffer: (\d+) frames skipped "
+                                     r"\(delay shrunk\), (\d+) packets late", received)
+    # one 80 ms frame per packet: each decoded, or dropped by the jitter buffer to shrink its delay
+    # (a loaded CPU's timing; it may also skip concealment after the stream, hence <=)
+    assert primary + late <= rtp_sent <= primary + skipped + late and primary >= rtp_sent - 5, received
     got, rate = _read_wav(out)
     assert rate == 24_000
     # from the first played frame to the last received one (trailing concealment after BYE trimmed)
