@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
                                      "loss_window_steps": w, "losses": losses, "heldout_accuracy": acc}
         report_path.write_text(json.dumps(report, indent=1, allow_nan=False))
         trend = f"loss {first:.3f} (1 step)" if len(losses) == 1 else \
-            f"loss {first:.3f} -> {last:.3f} (mean of first / last {w} steps)"
+            f"loss {first:.3f} -> {last:.3f} (mean of first / last {w} step{'s' if w > 1 else ''})"
         print(f"{regime}: {trend}; adapter in {adapter_dir}")
     print("\nheld-out token accuracy on lost frames (cb0 / all 8 codebooks):")
     print(f"{'trained on':<22}" + "".join(f"{'test ' + c:>26}" for c in channels))
