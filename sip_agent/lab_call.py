@@ -15,7 +15,8 @@ namespaces, netem router; the report names the kernel that impairs), then:
 4. waits for the caller to finish; the callee then ends by itself (one call),
    else it is stopped with SIGTERM (it hangs up and still writes its report);
    if either dies, the other is stopped the same way;
-5. waits for packets still in flight, stops the capture and builds the report
+5. waits for packets still in flight (a marker each way, as at a probe's end),
+   stops the capture and builds the report
    (:mod:`sip_agent.lab_analysis`), also when the call failed.
 
 Everything runs inside ``with Lab(...)``: on any exception, Ctrl-C or SIGTERM
@@ -37,7 +38,6 @@ from sip_agent.lab_agents import (AgentProcess, AgentProgram, agent_program, neg
                                   pick_engine)
 from sip_agent.lab_analysis import direction_report, netem_counters, probe_report
 from sip_agent.lab_capture import Capture
-from sip_agent.netem_spec import NetemSpec
 
 __all__ = ["LabCallConfig", "run_lab_call", "wav_seconds"]
 
@@ -113,11 +113,6 @@ def _agents_plan(cfg: LabCallConfig) -> tuple[AgentProgram, str, list[str]]:
     return program, engine, _agent_args(cfg, program.options, engine)
 
 
-def _drain_s(*specs: NetemSpec) -> float:
-    """How long packets may still be in flight after the last one was sent (1 s: host load)."""
-    return 1.0 + max(2 * (s.delay_ms + 4 * s.jitter_ms) / 1e3 for s in specs)
-
-
 def _run_agents(lab: Any, cfg: LabCallConfig, plan: tuple[AgentProgram, str, list[str]],
                 files: dict[str, Path], call_s: float, say: Callable[[str], None],
                 ) -> tuple[AgentProcess, AgentProcess | None, str | None]:
@@ -175,7 +170,7 @@ def _media(agent: AgentProcess | None) -> dict[str, Any] | None:
 def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tuple[int, dict[str, Any]]:
     """Make the call (module docstring); write and return the report. Exit code 0: call ok."""
     from sip_agent.netem import Lab
-    from sip_agent.netem_probe import probe
+    from sip_agent.netem_probe import probe, wait_drained
 
     played_s = wav_seconds(cfg.play)  # a bad file or option fails here, before anything is built
     plan = _agents_plan(cfg)
@@ -203,7 +198,9 @@ def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tupl
         capture = Capture(lab).start()
         try:
             callee, caller, failure = _run_agents(lab, cfg, plan, files, call_s, say)
-            time.sleep(_drain_s(lab.forward, lab.backward))
+            for name in directions:  # RTP still in flight (a router stalled by host load)
+                if not wait_drained(lab, name):
+                    say(f"note: no marker got {name} within 10 s; late packets count as lost")
         finally:
             packets = capture.stop()
         report["qdisc_stats"] = lab.qdisc_stats()

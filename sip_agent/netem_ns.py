@@ -140,10 +140,11 @@ def move_link(ifname: str, target_ns: str) -> None:
 
 def configure(ns_name: str, ifname: str, address: str, prefixlen: int, *, mac: str | None = None,
               gateway: str | None = None, neighbours: tuple[tuple[str, str], ...] = (),
-              link_routes: tuple[str, ...] = ()) -> None:
+              link_routes: tuple[str, ...] = (), txqueuelen: int | None = None) -> None:
     """Address, MAC, up, routes and permanent ARP entries for one link in a namespace.
 
-    ``link_routes`` are prefixes reached directly on the link (no gateway).
+    ``link_routes`` are prefixes reached directly on the link (no gateway);
+    ``txqueuelen`` sets the link's queue (for a TAP: packets waiting for its reader).
     Permanent neighbours keep ARP out of the impaired path, so netem's loss
     applies to data packets only and no ARP retry ever stalls a measurement.
     """
@@ -151,6 +152,8 @@ def configure(ns_name: str, ifname: str, address: str, prefixlen: int, *, mac: s
         idx = ns.link_lookup(ifname=ifname)[0]
         if mac:
             ns.link("set", index=idx, address=mac)
+        if txqueuelen:
+            ns.link("set", index=idx, txqlen=txqueuelen)
         ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
         ns.link("set", index=idx, state="up")
         for ip, lladdr in neighbours:

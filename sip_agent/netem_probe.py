@@ -27,10 +27,13 @@ from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from sip_agent.netem import Lab
+    from sip_agent.netem_spec import NetemSpec
 
-__all__ = ["Arrival", "ProbeResult", "analyze", "probe", "check_path"]
+__all__ = ["Arrival", "ProbeResult", "analyze", "probe", "check_path", "wait_drained"]
 
 _HEADER = struct.Struct("!IQ")  # sequence number, send time (ns, CLOCK_MONOTONIC)
+_END = 0xFFFFFFFF  # sequence number of the end markers sent after the train
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux's value; Python lacks the name
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,13 @@ def probe(lab: "Lab", count: int = 500, rate_pps: float = 50.0, *, direction: st
           payload_bytes: int = 64, seed: int = 0, drain_s: float | None = None) -> ProbeResult:
     """Send ``count`` packets at ``rate_pps`` one way through the lab and measure the path.
 
-    ``direction`` "forward" is caller->callee, "backward" callee->caller. The
-    receiver waits ``drain_s`` after the last send (default: 1 s plus twice the
-    configured delay and jitter) for late packets.
+    ``direction`` "forward" is caller->callee, "backward" callee->caller. After
+    the train the sender sends an end marker every ~20 ms until one arrives:
+    everything sent before it has then arrived or been lost, up to the spec's
+    own reordering spread (twice its delay plus 4 jitters), which the receiver
+    still waits out. A router stalled by host load delays the marker too, so a
+    late packet is never counted lost. ``drain_s`` caps the wait for a marker
+    (default 10 s plus that spread; reached only when none gets through).
     """
     if direction not in ("forward", "backward"):
         raise ValueError(f"direction must be forward or backward (got {direction!r})")
@@ -148,15 +155,16 @@ def probe(lab: "Lab", count: int = 500, rate_pps: float = 50.0, *, direction: st
         raise ValueError(f"need count >= 1, rate_pps > 0, payload_bytes >= {_HEADER.size}")
     src, dst = ("caller", "callee") if direction == "forward" else ("callee", "caller")
     spec = lab.forward if direction == "forward" else lab.backward
+    settle = _settle_s(spec)
     if drain_s is None:
-        drain_s = 1.0 + 2 * (spec.delay_ms + 4 * spec.jitter_ms) / 1e3
+        drain_s = 10.0 + settle
     bodies = _bodies(count, payload_bytes, seed)
     tx, rx = lab.socket(src), lab.socket(dst)
     arrivals: list[Arrival] = []
-    done_sending = threading.Event()
+    done_sending, marker_seen = threading.Event(), threading.Event()
     with tx, rx:
         rx.bind((lab.endpoint(dst).address, 0))
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        _big_receive_buffer(rx)
         rx.settimeout(0.05)
         target = rx.getsockname()
 
@@ -174,7 +182,10 @@ def probe(lab: "Lab", count: int = 500, rate_pps: float = 50.0, *, direction: st
                 if len(data) < _HEADER.size:
                     continue
                 seq, sent_ns = _HEADER.unpack_from(data)
-                if seq < count:
+                if seq == _END and not marker_seen.is_set():
+                    marker_seen.set()
+                    deadline = min(deadline, time.monotonic() + settle)
+                elif seq < count:
                     seen.add(seq)
                     arrivals.append(Arrival(seq, sent_ns, now, data[_HEADER.size:] == bodies[seq]))
 
@@ -187,8 +198,50 @@ def probe(lab: "Lab", count: int = 500, rate_pps: float = 50.0, *, direction: st
                 time.sleep(wait)
             tx.sendto(_HEADER.pack(seq, time.monotonic_ns()) + bodies[seq], target)
         done_sending.set()
+        give_up = time.monotonic() + drain_s
+        while reader.is_alive() and not marker_seen.is_set() and time.monotonic() < give_up:
+            tx.sendto(_HEADER.pack(_END, time.monotonic_ns()), target)
+            marker_seen.wait(max(0.02, settle / 4))  # few markers on a long-delay path
         reader.join()
     return analyze(count, arrivals)
+
+
+def _big_receive_buffer(sock: socket.socket, size: int = 4 << 20) -> None:
+    """A receive buffer for seconds of packets: the probe's reader may stall under load too."""
+    try:  # root (the lab needs it) may exceed net.core.rmem_max
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
+def _settle_s(spec: "NetemSpec") -> float:
+    """How far the spec itself may reorder: twice its delay plus 4 jitters, plus 50 ms."""
+    return 0.05 + 2 * (spec.delay_ms + 4 * spec.jitter_ms) / 1e3
+
+
+def wait_drained(lab: "Lab", direction: str, timeout: float = 10.0) -> bool:
+    """Wait until packets already sent one way have arrived (or been lost), like probe's end.
+
+    Sends a marker every ~20 ms until one arrives, then waits out the spec's own
+    reordering spread; a stalled router holds the marker back too. False when
+    no marker got through within ``timeout`` (e.g. under 100 % loss).
+    """
+    src, dst = ("caller", "callee") if direction == "forward" else ("callee", "caller")
+    settle = _settle_s(lab.forward if direction == "forward" else lab.backward)
+    tx, rx = lab.socket(src), lab.socket(dst)
+    with tx, rx:
+        rx.bind((lab.endpoint(dst).address, 0))
+        rx.settimeout(max(0.02, settle / 4))
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            tx.sendto(_HEADER.pack(_END, time.monotonic_ns()), rx.getsockname())
+            try:
+                if rx.recv(64)[:4] == _HEADER.pack(_END, 0)[:4]:
+                    time.sleep(settle)
+                    return True
+            except socket.timeout:
+                continue
+    return False
 
 
 def check_path(lab: "Lab", timeout: float = 15.0) -> None:

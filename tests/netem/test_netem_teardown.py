@@ -113,7 +113,7 @@ def test_cleanup_stale_removes_dead_labs_and_spares_live_ones(netns_ok: None) ->
 def test_native_backend_builds_the_same_topology(netns_ok: None) -> None:
     with Lab("clean", backend="native") as lab:
         assert lab.info.backend == "native" and "host kernel" in lab.info.kernel
-        res = probe(lab, 300, 1000.0, seed=9, drain_s=0.3)
+        res = probe(lab, 300, 1000.0, seed=9)
         assert res.lost == 0, res.describe()
         if not native_netem_available(lab.lab_id):
             with pytest.raises(LabError, match="no netem qdisc"):
@@ -131,12 +131,12 @@ def test_direct_veth_pair_without_a_router(netns_ok: None) -> None:
         routes = lab.run("caller", ["ip", "-o", "route"], capture_output=True, text=True).stdout
         assert f"{lab.callee.address} dev eth0" in routes and "default" not in routes, routes
         for direction in ("forward", "backward"):  # clean: no qdisc, so no netem needed
-            res = probe(lab, 300, 1000.0, direction=direction, seed=9, drain_s=2.0)
+            res = probe(lab, 300, 1000.0, direction=direction, seed=9)
             assert res.lost == 0 and res.delay_min_ms < 1.0, res.describe()
         if native_netem_available(lab.lab_id):
             lab.set_profile("clean", forward="delay 20ms", backward="delay 5ms")
-            fwd = probe(lab, 200, 1000.0, seed=10, drain_s=2.0)
-            bwd = probe(lab, 200, 1000.0, direction="backward", seed=11, drain_s=2.0)
+            fwd = probe(lab, 200, 1000.0, seed=10)
+            bwd = probe(lab, 200, 1000.0, direction="backward", seed=11)
             assert 20.0 <= fwd.delay_min_ms <= 21.5 and 5.0 <= bwd.delay_min_ms <= 6.5
         else:
             with pytest.raises(LabError, match="drop router=False"):
