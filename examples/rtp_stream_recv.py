@@ -1,7 +1,12 @@
 """Receive the RTP stream of ``rtp_stream_send.py`` and write it to a WAV file.
 
-    .venv/bin/python examples/rtp_stream_recv.py --port 5004 --out out/recv.wav &
+    .venv/bin/python examples/rtp_stream_recv.py --port 5004 --out recv.wav &
     .venv/bin/python examples/rtp_stream_send.py speech.wav --to 127.0.0.1:5004 --limit-s 5
+
+    # LargeSC payloads (weights: hub, or small untrained ones from make-test-weights)
+    .venv/bin/largesc make-test-weights /tmp/w
+    .venv/bin/python examples/rtp_stream_recv.py --port 5004 --codec largesc --weights /tmp/w --out recv24.wav &
+    .venv/bin/python examples/rtp_stream_send.py speech.wav --to 127.0.0.1:5004 --codec largesc --weights /tmp/w
 
 Received packets reach ``on_rtp(packet, now_ms)``; the session keeps the
 RFC 3550 receiver statistics and sends RTCP reports (RR + SDES + XR Loss RLE)
@@ -196,6 +201,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="give up if nothing arrives within this long of starting (default 300)")
     p.add_argument("--rtcp-min-s", type=float, default=5.0, help="RTCP minimum interval (RFC 3550: 5 s)")
     args = p.parse_args(argv)
+    if not Path(args.out).resolve().parent.is_dir():
+        p.error(f"--out {args.out}: its directory does not exist; create it or write elsewhere")
     if not 0 <= args.port <= 65534 or args.port % 2:
         p.error(f"--port {args.port}: give an even port 0..65534 (RTCP uses the next one; 0 picks a free pair)")
     return args

@@ -1,7 +1,12 @@
 """Stream an audio file over RTP/RTCP to ``rtp_stream_recv.py`` (two processes, e.g. on 127.0.0.1).
 
-    .venv/bin/python examples/rtp_stream_recv.py --port 5004 --out out/recv.wav &
+    .venv/bin/python examples/rtp_stream_recv.py --port 5004 --out recv.wav &
     .venv/bin/python examples/rtp_stream_send.py speech.wav --to 127.0.0.1:5004 --limit-s 5
+
+    # LargeSC payloads (weights: hub, or small untrained ones from make-test-weights)
+    .venv/bin/largesc make-test-weights /tmp/w
+    .venv/bin/python examples/rtp_stream_recv.py --port 5004 --codec largesc --weights /tmp/w --out recv24.wav &
+    .venv/bin/python examples/rtp_stream_send.py speech.wav --to 127.0.0.1:5004 --codec largesc --weights /tmp/w
 
 The RTP side is the same whatever the payload: an ``RtpSession`` paced on the
 80 ms frame clock asks a *payload source* ``source(first_frame, frames) ->
@@ -230,6 +235,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rtcp-min-s", type=float, default=5.0, help="RTCP minimum interval (RFC 3550: 5 s)")
     p.add_argument("--linger-s", type=float, default=0.5, help="wait after the last packet before BYE")
     args = p.parse_args(argv)
+    if not Path(args.input).is_file():
+        p.error(f"{args.input}: no such file")
     if args.ptime < 80 or args.ptime % 80:
         p.error("--ptime must be a positive multiple of 80")
     host, _, port = args.to.rpartition(":")

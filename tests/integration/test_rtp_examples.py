@@ -151,3 +151,15 @@ def test_receiver_gives_up_when_nothing_arrives(scripts, tmp_path: Path) -> None
     text = scripts(str(RECV), "--port", "0", "--out", str(out), "--first-timeout-s", "1").finish(timeout=30)
     assert "received 0 RTP" in text and "timeout; wrote 0.00 s" in text
     assert time.monotonic() - started < 25
+
+
+@pytest.mark.parametrize(("script", "args", "problem"), [
+    (RECV, ["--out", "/nonexistent-dir/x.wav"], "its directory does not exist"),
+    (RECV, ["--port", "5005"], "give an even port"),
+    (SEND, ["/nonexistent.wav", "--to", "127.0.0.1:5004"], "no such file"),
+    (SEND, ["{speech}", "--to", "5004"], "HOST:PORT"),
+])
+def test_bad_options_fail_at_once_with_the_fix(speech_file: Path, script: Path, args: list[str], problem: str) -> None:
+    argv = [a.replace("{speech}", str(speech_file)) for a in args]
+    done = subprocess.run([sys.executable, str(script), *argv], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and problem in done.stderr and "Traceback" not in done.stderr, done.stderr
