@@ -9,11 +9,12 @@ Streams may carry different numbers of codebooks: each group is de-quantised
 on its own (embedding sums, cheap); the upsampler, decoder transformer and
 SEANet decoder (the expensive part) then run once for the whole batch.
 
-On CPU a batch of one is slower than a batch of two: for batch 1 torch skips
-oneDNN for Mimi's 1-D (transposed) convolutions and takes its slow reference
-kernels (``slow_conv_transpose2d``; measured 87 vs 66 ms CPU per decode step,
-full-size Mimi, 1 thread). So one stream runs as a batch of two with a spare
-row that is always masked out.
+On CPU the decoder runs the fast path (fastmimi.py) by default. Without it
+(``fast=False``) a batch of one is slower than a batch of two: for batch 1
+torch skips oneDNN for Mimi's 1-D (transposed) convolutions and takes its slow
+reference kernels (``slow_conv_transpose2d``; measured 87 vs 66 ms CPU per
+decode step, full-size Mimi, 1 thread), so one stream then runs as a batch of
+two with a spare row that is always masked out.
 """
 
 from __future__ import annotations
@@ -23,18 +24,27 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .fastmimi import Acceleration, accelerate, resolve_precision
 from .types import CARDINALITY, FRAME_SAMPLES
 
 
 class BatchedMimiDecoder:
-    """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call."""
+    """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call.
 
-    def __init__(self, mimi: Any, streams: int) -> None:
+    ``fast`` and ``precision`` as for ``MimiDecoder`` (the fast path keeps exec and reset masks).
+    """
+
+    def __init__(self, mimi: Any, streams: int, *, fast: bool = True, precision: str = "fp32") -> None:
+        if streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        resolve_precision(precision)
+        self.acceleration: Acceleration | None = accelerate(mimi, precision, side="decode") if fast else None
         self._mimi = mimi
         self.streams = streams
         self._total = int(mimi.total_codebooks)
         self._device = next(mimi.parameters()).device
-        self._rows = max(streams, 2) if self._device.type == "cpu" else streams
+        slow_batch1 = self._device.type == "cpu" and (self.acceleration is None or self.acceleration.precision == "stock")
+        self._rows = max(streams, 2) if slow_batch1 else streams
         # Decoding more codebooks than the active count needs the full quantiser.
         self._mimi.set_num_codebooks(self._total)
         self._mimi.streaming_forever(self._rows)
@@ -91,4 +101,5 @@ class BatchedMimiDecoder:
             raise ValueError(f"stream must be in 0..{self.streams - 1}, got {stream}")
         mask = torch.zeros(self._rows, dtype=torch.bool, device=self._device)
         mask[stream] = True
-        self._mimi.reset_streaming(mask)
+        with torch.inference_mode():  # as MimiEncoder.reset
+            self._mimi.reset_streaming(mask)

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .fastmimi import Acceleration, accelerate, resolve_precision
 from .types import CARDINALITY, FRAME_SAMPLES
 
 
@@ -15,10 +16,12 @@ class MimiDecoder:
 
     Frames may carry different numbers of codebooks (1..total): the quantiser
     sums the given residual levels, so fewer codebooks means coarser audio, not
-    a broken stream.
+    a broken stream. ``fast`` and ``precision`` as for ``MimiEncoder``.
     """
 
-    def __init__(self, mimi: Any) -> None:
+    def __init__(self, mimi: Any, *, fast: bool = True, precision: str = "fp32") -> None:
+        resolve_precision(precision)
+        self.acceleration: Acceleration | None = accelerate(mimi, precision, side="decode") if fast else None
         self._mimi = mimi
         self._total = int(mimi.total_codebooks)
         self._device = next(mimi.parameters()).device
@@ -42,4 +45,6 @@ class MimiDecoder:
         return pcm
 
     def reset(self) -> None:
-        self._mimi.reset_streaming()
+        """Forget the streaming state (new stream)."""
+        with torch.inference_mode():  # as MimiEncoder.reset
+            self._mimi.reset_streaming()

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .fastmimi import Acceleration, accelerate, resolve_precision
 from .types import FRAME_SAMPLES, MAX_CODEBOOKS
 
 
@@ -17,13 +18,19 @@ class MimiEncoder:
         mimi: a MimiModel this encoder owns (``Models.new_mimi()``).
         num_codebooks: codebooks produced per frame (1..32); the first n are the
             same as when encoding with more (residual quantisation).
+        fast: run the faster CPU path (fastmimi.py; same tokens as moshi's own
+            code up to float rounding); False keeps moshi's modules untouched.
+        precision: ``fp32`` (default), ``bf16`` or ``auto`` for the fast path;
+            bf16 is faster and changes a few percent of tokens (docs/performance.md).
     """
 
-    def __init__(self, mimi: Any, num_codebooks: int = 8) -> None:
+    def __init__(self, mimi: Any, num_codebooks: int = 8, *, fast: bool = True, precision: str = "fp32") -> None:
         total = int(mimi.total_codebooks)
         if not 1 <= num_codebooks <= min(total, MAX_CODEBOOKS):
             raise ValueError(f"num_codebooks must be in 1..{min(total, MAX_CODEBOOKS)}, got {num_codebooks}")
+        resolve_precision(precision)  # a bad name fails here, fast or not
         self.num_codebooks = num_codebooks
+        self.acceleration: Acceleration | None = accelerate(mimi, precision, side="encode") if fast else None
         self._mimi = mimi
         self._mimi.set_num_codebooks(num_codebooks)
         self._device = next(mimi.parameters()).device
@@ -44,4 +51,7 @@ class MimiEncoder:
 
     def reset(self) -> None:
         """Forget the streaming state (new talker / new stream)."""
-        self._mimi.reset_streaming()
+        # In inference mode: moshi replaces some state tensors inside it while encoding,
+        # and such tensors only take in-place updates there.
+        with torch.inference_mode():
+            self._mimi.reset_streaming()

@@ -1,0 +1,138 @@
+"""Faster streaming Mimi on CPU: moshi's own MimiModel with its hot modules swapped in place.
+
+``accelerate(mimi)`` keeps the model, its weights (loaded by moshi's loaders) and
+its streaming state objects; it changes how some modules compute, so
+``mimi.encode`` / ``mimi.decode``, ``reset_streaming`` and exec masks work as before:
+
+- convolutions and transposed convolutions as GEMMs (fastconv.py);
+- the transformers' streaming step with per-step work shared by the layers,
+  and linear weights re-laid out for 2-row GEMMs (fasttransformer.py);
+- the quantiser's nearest-codebook search with each codebook's padded matrix
+  kept between frames (the same GEMM ``torch.cdist`` runs, so the same tokens).
+
+These are exact up to float rounding (tokens equal stock moshi's on the test
+weights and on speech with full-size Mimi; waveforms within 1e-5 relative).
+``precision="bf16"`` (opt-in) also runs the transformer linears and the large
+SEANet convs with bf16 weights and bf16-rounded inputs: about half the memory
+traffic, at the token and waveform cost measured in docs/performance.md.
+``"auto"`` picks bf16 only where the CPU has native bf16 (avx512_bf16 or
+amx_bf16) and fp32 elsewhere. The default stays fp32: tokens are the wire
+format and the concealment LM was trained on stock Mimi's tokens.
+
+Only CPU models are changed; on a GPU moshi's CUDA-graph path is kept.
+Call it after the weights are loaded (low-precision copies are taken then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from moshi.quantization.core_vq import EuclideanCodebook
+from torch import nn
+
+from .fastconv import convert_convs
+from .fasttransformer import convert_transformer
+
+PRECISIONS = ("fp32", "bf16", "auto")
+SIDES = ("encode", "decode", "both")
+# bf16 copies only for convs this large: the memory-bound ones (the 1-8 M weight
+# convs at the 12.5-25 Hz end); the small early convs are compute-bound and gain nothing.
+LP_MIN_CONV_PARAMS = 1 << 20
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (bf16 GEMMs at full speed)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``fp32`` | ``bf16`` | ``auto`` -> ``fp32`` or ``bf16`` (auto: bf16 only on a native-bf16 CPU)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "auto":
+        return "bf16" if torch.device(device).type == "cpu" and cpu_has_native_bf16() else "fp32"
+    return precision
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """What ``accelerate`` did: ``precision`` is fp32 / bf16, or ``stock`` when nothing was changed."""
+
+    precision: str
+    convs: int
+    transformers: int
+    left_to_moshi: tuple[str, ...]
+    note: str = ""
+
+
+class FastCodebook(EuclideanCodebook):
+    """EuclideanCodebook whose search reuses the padded codebook matrix between frames.
+
+    ``torch.cdist`` (p=2, >25 entries) computes ``[-2x, |x|^2, 1] @ [e, 1, |e|^2]^T``;
+    moshi rebuilds the right-hand matrix (2048 x 258) every frame. The same GEMM on
+    the kept matrix gives bit-identical distances, hence identical tokens.
+    """
+
+    def _quantize(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.dim() == 2
+        emb = self.embedding
+        key = (emb.data_ptr(), None if torch.is_inference(emb) else emb._version)
+        aug = self.__dict__.get("_aug")
+        if aug is None or self.__dict__.get("_aug_key") != key:
+            norm = emb.pow(2).sum(-1, keepdim=True)
+            aug = torch.cat([emb, torch.ones_like(norm), norm], -1)
+            self.__dict__["_aug"], self.__dict__["_aug_key"] = aug, key
+        xn = x.pow(2).sum(-1, keepdim=True)
+        xa = torch.cat([x.mul(-2), xn, torch.ones_like(xn)], -1)
+        return xa.matmul(aug.mT).clamp_min_(0).sqrt_().argmin(dim=-1)
+
+
+def _parts(mimi: Any, side: str) -> list[tuple[str, nn.Module]]:
+    names = {"encode": ("encoder", "encoder_transformer", "downsample"),
+             "decode": ("upsample", "decoder_transformer", "decoder")}
+    chosen = names["encode"] + names["decode"] if side == "both" else names[side]
+    return [(n, getattr(mimi, n)) for n in chosen if getattr(mimi, n, None) is not None]
+
+
+def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Acceleration:
+    """Make a CPU MimiModel's streaming encode/decode faster, in place (see module doc).
+
+    Args:
+        mimi: a moshi MimiModel (its own copy: its modules change class).
+        precision: ``fp32`` (exact up to rounding), ``bf16`` or ``auto`` (see module doc).
+        side: which half gets the ``precision`` (``encode``, ``decode`` or ``both``; bf16
+            copies cost memory, so give them only to the half this copy runs). The other
+            half is made fast in fp32. A later call sets the precision afresh.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {', '.join(SIDES)}; got {side!r}")
+    device = next(mimi.parameters()).device
+    resolved = resolve_precision(precision, device)
+    if device.type != "cpu":
+        return Acceleration("stock", 0, 0, (), f"not applied on {device.type}: moshi's own (CUDA-graph) path is kept")
+    lp_parts = {name for name, _ in _parts(mimi, side)} if resolved == "bf16" else set()
+    convs, transformers, left = 0, 0, []
+    for name, part in _parts(mimi, "both"):
+        lp = torch.bfloat16 if name in lp_parts else None
+        n, skipped = convert_convs(part, lp, LP_MIN_CONV_PARAMS)
+        convs += n
+        left += [f"{name}.{s}" for s in skipped]
+        tr = getattr(part, "transformer", None)
+        if tr is not None:
+            if convert_transformer(tr, lp):
+                transformers += 1
+            else:
+                left.append(f"{name}.transformer")
+    for mod in mimi.quantizer.modules():
+        if type(mod) is EuclideanCodebook:
+            mod.__class__ = FastCodebook
+    return Acceleration(resolved, convs, transformers, tuple(left))
