@@ -33,9 +33,10 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .types import LossReport
 
@@ -79,7 +80,7 @@ class _Model(ABC):
     def lost(self) -> bool:
         """Draw the next packet's fate: True = lost."""
 
-    def losses(self, n: int) -> np.ndarray:
+    def losses(self, n: int) -> NDArray[Any]:
         """The next ``n`` packets' fates -> bool array of shape (n,), True = lost."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")

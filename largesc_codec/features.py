@@ -24,7 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .types import FRAME_SAMPLES, SAMPLE_RATE
 
@@ -62,7 +65,7 @@ class FrameFeatures:
                 raise ValueError(f"{name} must be within 0..1, got {value!r}")
 
 
-def _check_frame(pcm: object) -> np.ndarray:
+def _check_frame(pcm: object) -> NDArray[Any]:
     if not isinstance(pcm, np.ndarray):
         raise ValueError(f"frame must be a numpy array of {FRAME_SAMPLES} float samples, got {type(pcm).__name__}")
     if pcm.ndim != 1:
@@ -81,7 +84,7 @@ def _check_frame(pcm: object) -> np.ndarray:
     return pcm.astype(np.float32, copy=False)
 
 
-def frame_features(pcm: np.ndarray) -> FrameFeatures:
+def frame_features(pcm: NDArray[Any]) -> FrameFeatures:
     """Features of one frame.
 
     Args:
@@ -120,7 +123,7 @@ def frame_features(pcm: np.ndarray) -> FrameFeatures:
     return FrameFeatures(float(energy_db), zcr, min(1.0, flatness), periodicity, voiced)
 
 
-def _window_acf() -> np.ndarray:
+def _window_acf() -> NDArray[Any]:
     spec = np.fft.rfft(_WINDOW, _FFT_SIZE)
     return np.fft.irfft(spec.real**2 + spec.imag**2, _FFT_SIZE)
 

@@ -13,16 +13,18 @@ import struct
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+from numpy.typing import NDArray
 
 from .types import FRAME_SAMPLES, SAMPLE_RATE
 
 MIN_RATE, MAX_RATE = 4_000, 384_000
 
 
-def to_float32(pcm: np.ndarray) -> np.ndarray:
+def to_float32(pcm: NDArray[Any]) -> NDArray[Any]:
     """int16/int32/uint8/float PCM of shape (n,) or (n, channels) -> float32 in [-1, 1]."""
     arr = np.asarray(pcm)
     if arr.ndim not in (1, 2):
@@ -64,11 +66,11 @@ class Framer:
             if sample_rate == SAMPLE_RATE
             else av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         )
-        self._pending: np.ndarray = np.zeros(0, dtype=np.float32)
+        self._pending: NDArray[Any] = np.zeros(0, dtype=np.float32)
         self._pts = 0
         self._flushed = False
 
-    def push(self, pcm: np.ndarray) -> list[np.ndarray]:
+    def push(self, pcm: NDArray[Any]) -> list[NDArray[Any]]:
         """Add a chunk; return the complete frames now available (each shape (1920,))."""
         if self._flushed:
             raise ValueError("Framer was flushed: create a new one for a new stream")
@@ -83,7 +85,7 @@ class Framer:
         self._append(self._resample(data.mean(axis=1)))
         return self._take_frames()
 
-    def flush(self) -> list[np.ndarray]:
+    def flush(self) -> list[NDArray[Any]]:
         """Drain the resampler and pad the last partial frame with zeros."""
         if self._flushed:
             return []
@@ -98,7 +100,7 @@ class Framer:
             self._pending = np.zeros(0, dtype=np.float32)
         return frames
 
-    def _resample(self, mono: np.ndarray) -> np.ndarray:
+    def _resample(self, mono: NDArray[Any]) -> NDArray[Any]:
         if self._resampler is None:
             return mono
         frame = av.AudioFrame.from_ndarray(
@@ -110,10 +112,10 @@ class Framer:
         out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    def _append(self, samples: np.ndarray) -> None:
+    def _append(self, samples: NDArray[Any]) -> None:
         self._pending = np.concatenate([self._pending, samples.astype(np.float32)])
 
-    def _take_frames(self) -> list[np.ndarray]:
+    def _take_frames(self) -> list[NDArray[Any]]:
         n = len(self._pending) // FRAME_SAMPLES
         frames = [self._pending[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES].copy() for i in range(n)]
         self._pending = self._pending[n * FRAME_SAMPLES :]
@@ -124,7 +126,7 @@ class Framer:
 class DecodedAudio:
     """A decoded file: float32 (samples, channels) PCM, its rate, and the length its header declares."""
 
-    pcm: np.ndarray
+    pcm: NDArray[Any]
     rate: int
     declared_samples: int | None  # per channel, from a WAV/FLAC header; None if the format has none
 
@@ -143,7 +145,7 @@ class DecodedAudio:
                 f"{len(self.pcm) / self.rate:.2f} s could be decoded ({self.missing_s:.2f} s missing)")
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+def read_audio(path: str | Path) -> tuple[NDArray[Any], int]:
     """Decode any audio file PyAV reads -> (float32 (samples, channels), sample_rate)."""
     audio = decode_audio(path)
     return audio.pcm, audio.rate
@@ -203,7 +205,7 @@ def _riff_declared_frames(path: Path) -> int | None:
                 f.seek(size + (size & 1), 1)
 
 
-def _frame_to_interleaved(frame: av.AudioFrame) -> np.ndarray:
+def _frame_to_interleaved(frame: av.AudioFrame) -> NDArray[Any]:
     arr = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if frame.format.is_planar:
@@ -213,7 +215,7 @@ def _frame_to_interleaved(frame: av.AudioFrame) -> np.ndarray:
     return to_float32(arr)
 
 
-def frames_from_file(path: str | Path) -> list[np.ndarray]:
+def frames_from_file(path: str | Path) -> list[NDArray[Any]]:
     """A whole file as 24 kHz mono 1920-sample frames (last frame zero-padded)."""
     pcm, rate = read_audio(path)
     channels = pcm.shape[1]
@@ -223,7 +225,7 @@ def frames_from_file(path: str | Path) -> list[np.ndarray]:
     return framer.push(pcm) + framer.flush()
 
 
-def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+def write_wav(path: str | Path, pcm: NDArray[Any], sample_rate: int = SAMPLE_RATE) -> None:
     """Write mono float32 PCM in [-1, 1] as a 16-bit WAV file (clipped)."""
     data = np.clip(to_float32(pcm).reshape(-1), -1.0, 1.0)
     # Open the file ourselves: if that fails, no half-made Wave_write is left to complain in __del__.

@@ -162,8 +162,7 @@ def _cached_checkpoint(repo: str) -> Any | None:
 
 def _probe_hub(repo: str) -> None:
     """One HEAD request for the repo's config.json, no retries; raises WeightsError if unreachable."""
-    from huggingface_hub import constants, hf_hub_url
-    from huggingface_hub.utils import build_hf_headers, get_session
+    from huggingface_hub import constants, get_session, hf_hub_url
 
     if constants.HF_HUB_OFFLINE:
         raise WeightsError(
@@ -172,8 +171,8 @@ def _probe_hub(repo: str) -> None:
     try:
         # Not hf_hub_download: its back-off retries an unreachable hub for ~30 s, and moshi then
         # reads the missing config.json as a legacy repo and retries every weight file.
-        status = get_session().head(url, headers=build_hf_headers(), allow_redirects=False,
-                                    timeout=HUB_PROBE_TIMEOUT_S).status_code
+        # Reachability only: any HTTP answer below 500 (even 401 for a gated repo) will do.
+        status = get_session().head(url, allow_redirects=False, timeout=HUB_PROBE_TIMEOUT_S).status_code
     except Exception as exc:  # requests raises ConnectionError, Timeout, SSLError, ...
         raise WeightsError(
             f"could not reach the model hub ({constants.ENDPOINT}) for {repo} "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .controller import AdaptiveController
 from .encoder import MimiEncoder
@@ -80,7 +81,7 @@ class LargeSCSender:
         """Feedback from the receiver (RTCP): used from the next frame on."""
         self._loss = report
 
-    def push(self, pcm: np.ndarray) -> None:
+    def push(self, pcm: NDArray[Any]) -> None:
         """Add PCM of the configured rate/channels, shape (n,) or (n, channels)."""
         for frame in self.framer.push(pcm):
             self._encode(frame)
@@ -97,7 +98,7 @@ class LargeSCSender:
         out, self._out = self._out, []
         return out
 
-    def _encode(self, pcm: np.ndarray) -> None:
+    def _encode(self, pcm: NDArray[Any]) -> None:
         tokens = self.encoder.encode(pcm)
         decision = self.controller.decide(frame_features(pcm), self._loss)
         self._batch.append((TokenFrame(self._next_index, tuple(int(t) for t in tokens)), decision))

@@ -87,7 +87,7 @@ class TransmitReport:
     plc_timing_ms: dict[str, float] = field(default_factory=dict)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "transmit",
         help="send a speech file through sender, seeded lossy channel and receiver",

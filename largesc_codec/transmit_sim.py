@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .types import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, ReceivedFrame
 
@@ -103,7 +104,7 @@ class Truth:
 class Simulation:
     """Outcome of one run through sender, channel and receiver (see ``simulate``)."""
 
-    pcm: np.ndarray  # float32 at 24 kHz: what the listener hears, in play order (module doc)
+    pcm: NDArray[Any]  # float32 at 24 kHz: what the listener hears, in play order (module doc)
     frames: int  # frames sent
     sent: int  # packets
     lost: int  # packets
@@ -125,7 +126,7 @@ class Simulation:
         return len(self.truth.primary_lost)
 
 
-def simulate(pcm: np.ndarray, rate: int, models: Any, channel: Any, concealer: Any,
+def simulate(pcm: NDArray[Any], rate: int, models: Any, channel: Any, concealer: Any,
              max_bps: float = 2062.5, max_codebooks: int = 8, delay_ms: float = 0.0,
              max_delay_ms: float = 400.0) -> Simulation:
     """Run PCM (float32 (n, channels) at ``rate``) through the whole pipeline on a simulated clock.
@@ -157,7 +158,7 @@ def simulate(pcm: np.ndarray, rate: int, models: Any, channel: Any, concealer: A
     next_seq = 0
     expected = -(-len(pcm) * SAMPLE_RATE // rate // FRAME_SAMPLES)  # ceil, after resampling
     limit_ms = (expected + 200) * FRAME_MS + delay_ms + max_delay_ms
-    heard: list[np.ndarray] = []
+    heard: list[NDArray[Any]] = []
     silence = np.zeros(FRAME_SAMPLES, dtype=np.float32)
     sources: Counter[str] = Counter()
     fed, now, flushed, last, held, skipped = 0, 0.0, False, -1, 0, 0

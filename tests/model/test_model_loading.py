@@ -38,6 +38,10 @@ def test_test_weights_load_through_checkpointinfo(test_weights: Path) -> None:
 def test_missing_files_name_the_fix(tmp_path: Path, test_weights: Path) -> None:
     with pytest.raises(WeightsError, match="does not exist.*make-test-weights"):
         load_models(str(tmp_path / "nope"))
+    a_file = tmp_path / "weights.safetensors"
+    a_file.write_bytes(b"x")
+    with pytest.raises(WeightsError, match="is not a directory.*--weights DIR"):
+        load_models(str(a_file))
     partial = tmp_path / "partial"
     shutil.copytree(test_weights, partial)
     (partial / "model.safetensors").unlink()
@@ -64,6 +68,48 @@ def test_unreachable_hub_says_how_to_pass_local_weights(monkeypatch: pytest.Monk
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     with pytest.raises(WeightsError, match="model hub.*--weights DIR"):
         load_models("hf://kyutai/no-such-repo-for-tests")
+
+
+def test_unreachable_hub_fails_fast_with_one_line(tmp_path: Path) -> None:
+    """`--weights hub` with an empty cache and a hub nobody answers: one clear line, no retries."""
+    import os
+    import subprocess
+    import sys
+
+    from largesc_codec.framing import write_wav
+
+    clip = tmp_path / "tone.wav"
+    write_wav(clip, np.zeros(8000, np.float32), 16000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://127.0.0.1:9")  # port 9: connection refused
+    run = subprocess.run([sys.executable, "-m", "largesc_codec.cli", "transmit", str(clip), str(tmp_path / "o.wav"),
+                          "--weights", "hub"], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr  # no retry chatter, no urllib3 warnings
+    assert "could not reach the model hub (http://127.0.0.1:9)" in lines[0] and "--weights DIR" in lines[0]
+
+
+def test_hub_repo_loads_from_the_local_cache_without_network(tmp_path: Path, test_weights: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as c
+
+    # A hub cache laid out as huggingface_hub writes it, holding the test checkpoint.
+    repo_dir = tmp_path / "hub" / "models--largesc--cached-test"
+    snapshot = repo_dir / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text("0" * 40)
+    for f in test_weights.iterdir():
+        (snapshot / f.name).symlink_to(f)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(c, "ENDPOINT", "http://127.0.0.1:9")  # any network use would fail
+    models = load_models("hf://largesc/cached-test")
+    assert models.untrained and Path(models.checkpoint.moshi_weights).parent == snapshot
+    assert models.mimi.total_codebooks == 32
+    (snapshot / "model.safetensors").unlink()  # incomplete cache: the hub is asked, and is unreachable
+    with pytest.raises(WeightsError, match="could not reach the model hub"):
+        load_models("hf://largesc/cached-test")
 
 
 def test_streaming_encode_decode_one_frame_at_a_time(models, speech_file) -> None:  # type: ignore[no-untyped-def]

@@ -175,6 +175,16 @@ def test_protection_grows_with_loss(max_bps: float, cb: int, burst: float) -> No
     assert high[0] <= low[0]
 
 
+def test_default_budget_spends_every_spare_token_on_copies_once_loss_is_seen() -> None:
+    """The header's claim: default 8 codebooks / 15 tokens is flat at 8 + 7 from 0.5 % to 30 %."""
+    for loss in (0.005, 0.01, 0.05, 0.1, 0.2, 0.3):
+        c, red = plan_speech(2062.5, 8, 4, 3, loss, 1.0)
+        assert c == 8 and sum(s.codebooks for s in red) == 7, (loss, c, red)
+        assert max(s.codebooks for s in red) < 8  # so a rescue from copies is PARTIAL, never whole
+    c, red = plan_speech(2062.5, 8, 4, 3, 0.5, 1.0)
+    assert c < 8 and c + sum(s.codebooks for s in red) == 15
+
+
 def test_tight_budget_trades_primary_codebooks_for_protection() -> None:
     c_clean, red_clean = plan_speech(1100.0, 8, 4, 3, 0.02, 1.0)  # exactly 8 tokens a frame
     c_lossy, red_lossy = plan_speech(1100.0, 8, 4, 3, 0.4, 1.0)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -113,15 +111,3 @@ def test_impossible_feature_values_raise(kwargs: dict[str, float]) -> None:
     base = dict(energy_db=-20.0, zcr=0.1, flatness=0.1, periodicity=0.5, voiced=True)
     with pytest.raises(ValueError):
         FrameFeatures(**{**base, **kwargs})  # type: ignore[arg-type]
-
-
-def test_cheap_enough() -> None:
-    x = harmonic(140.0)
-    frame_features(x)
-    times = []
-    for _ in range(200):
-        t0 = time.perf_counter()
-        frame_features(x)
-        times.append(time.perf_counter() - t0)
-    # Target 0.2 ms; the bound leaves room for a loaded shared machine.
-    assert float(np.median(times)) < 0.5e-3

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from largesc_codec.framing import Framer, frames_from_file, read_audio, to_float32, write_wav
+from largesc_codec.framing import Framer, decode_audio, frames_from_file, read_audio, to_float32, write_wav
 from largesc_codec.types import FRAME_SAMPLES, SAMPLE_RATE
 
 
@@ -133,3 +133,32 @@ def test_wav_8k_file_is_resampled(tmp_path: Path) -> None:
         w.writeframes((_tone(8000, 1.0) * 32767).astype("<i2").tobytes())
     frames = frames_from_file(path)
     assert len(frames) == int(np.ceil(24000 / FRAME_SAMPLES))
+
+
+def test_truncated_wav_is_reported_with_its_declared_length(tmp_path: Path) -> None:
+    path = tmp_path / "x.wav"
+    write_wav(path, _tone(16000, 3.0), 16000)
+    whole = decode_audio(path)
+    assert whole.declared_samples == 48000 == len(whole.pcm) and whole.truncation_warning(path) is None
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(path.read_bytes()[:30_044])  # 44-byte header + 15000 samples
+    audio = decode_audio(cut)
+    assert len(audio.pcm) == 15000 and audio.declared_samples == 48000
+    assert audio.missing_s == pytest.approx(2.0625)
+    warning = audio.truncation_warning(cut)
+    assert warning is not None and "cut.wav is truncated" in warning and "3.00 s" in warning
+    # A few samples short is not worth a warning (< 80 ms).
+    cut.write_bytes(path.read_bytes()[: 44 + 2 * 47000])
+    assert decode_audio(cut).truncation_warning(cut) is None
+
+
+def test_write_wav_to_an_unwritable_path_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import sys
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(OSError):
+        write_wav(tmp_path / "missing-dir" / "x.wav", _tone(24000, 0.1))
+    gc.collect()
+    assert unraisable == []  # no half-made Wave_write complaining in __del__
