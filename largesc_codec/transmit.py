@@ -230,5 +230,5 @@ def _summary(r: TransmitReport) -> None:
     print(f"  jitter buffer: {r.frames_skipped} frames skipped ({r.frames_skipped_delivered} had arrived), "
           f"{r.frames_held} held (80 ms silence each); OUT has {r.output_frames} frames "
           f"({r.output_frames * FRAME_SAMPLES / SAMPLE_RATE:.2f} s)")
-    check = "matches" if r.truth_mismatches == 0 else f"DIFFERS on {r.truth_mismatches} frames from"
+    check = "match" if r.truth_mismatches == 0 else f"DIFFER on {r.truth_mismatches} frames from"
     print(f"  receiver counts {check} the channel's ground truth; real-time factor {r.realtime_factor:.2f}")
