@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("largesc: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, OSError) as exc:
+    except (UserError, ValueError, OSError, ImportError) as exc:  # ImportError: a missing package, named
         print(f"largesc {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:

@@ -13,6 +13,7 @@ import argparse
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 DEFAULT_BPS = (550.0, 1100.0, 2062.5)
 DEFAULT_PLC = ("lm", "repeat", "none")
@@ -24,7 +25,7 @@ class LargeSCCodec:
     def __init__(self, models: Any, max_bps: float, plc: str, adapter: str | None = None) -> None:
         self.models, self.max_bps, self.plc, self.adapter = models, max_bps, plc, adapter
 
-    def __call__(self, pcm: np.ndarray, sample_rate: int, channel: Any) -> Any:
+    def __call__(self, pcm: npt.NDArray[Any], sample_rate: int, channel: Any) -> Any:
         from .evaluation.runner import CodecOutput
         from .transmit import WIRE_OVERHEAD_BYTES, build_concealer, simulate
 
@@ -42,7 +43,7 @@ class LargeSCCodec:
         )
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     from .evaluation.cli import add_arguments
 
     p = sub.add_parser("eval", help="paper-style comparison: LargeSC vs Opus vs no concealment (PLCMOS, ViSQOL, WER)",

@@ -36,8 +36,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", nargs="+", default=["plcmos", "visqol", "wer"],
                    choices=["plcmos", "visqol", "wer"], help="metrics to compute (default all)")
     p.add_argument("--out", type=Path, default=Path("out/eval"), help="output directory (default out/eval)")
-    p.add_argument("--title", default="Baseline evaluation", help="heading of results.md")
+    p.add_argument("--title", default=None,
+                   help="heading of results.md (default: the families compared, e.g. 'Evaluation: reference, Opus')")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+_FAMILY_NAMES = {"reference": "reference", "opus": "Opus", "largesc": "LargeSC"}
+
+
+def default_title(conditions: Sequence[Condition]) -> str:
+    """'Evaluation: reference, Opus, LargeSC' from the families of ``conditions``."""
+    families = dict.fromkeys(_FAMILY_NAMES.get(c.family, c.family or c.name) for c in conditions)
+    return "Evaluation: " + ", ".join(families)
 
 
 def run(args: argparse.Namespace, extra_conditions: Sequence[Condition] = (),
@@ -67,7 +77,7 @@ def run(args: argparse.Namespace, extra_conditions: Sequence[Condition] = (),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ])
-    paths = write_report(rows, args.out, title=args.title, notes=notes)
+    paths = write_report(rows, args.out, title=args.title or default_title(conds), notes=notes)
     print(f"wrote {', '.join(str(p) for p in paths.values())} ({elapsed / 60:.1f} min)")
     return rows
 

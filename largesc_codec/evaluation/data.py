@@ -22,9 +22,11 @@ import re
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 ASTERISK_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
@@ -37,7 +39,7 @@ class Clip:
     """One utterance: ``pcm`` float32 mono (samples,), ``sample_rate`` Hz, ``transcript``."""
 
     name: str
-    pcm: np.ndarray
+    pcm: npt.NDArray[np.float32]
     sample_rate: int
     transcript: str
     source: str = ""
@@ -47,7 +49,7 @@ class Clip:
         return len(self.pcm) / self.sample_rate
 
 
-def resample(pcm: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+def resample(pcm: npt.NDArray[Any], rate_in: int, rate_out: int) -> npt.NDArray[np.float32]:
     """float32 mono (n,) at ``rate_in`` -> float32 (round(n * rate_out / rate_in),) at ``rate_out``.
 
     Uses soxr (VHQ, linear phase, delay compensated) so the output stays
@@ -62,10 +64,11 @@ def resample(pcm: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
         import soxr
     except ImportError as exc:
         raise ImportError("resampling needs soxr: pip install -r requirements/runtime.txt") from exc
-    return soxr.resample(x, rate_in, rate_out, quality="VHQ").astype(np.float32)
+    out: npt.NDArray[np.float32] = soxr.resample(x, rate_in, rate_out, quality="VHQ").astype(np.float32)
+    return out
 
 
-def read_audio(path: str | Path, fmt: str | None = None) -> tuple[np.ndarray, int]:
+def read_audio(path: str | Path, fmt: str | None = None) -> tuple[npt.NDArray[np.float32], int]:
     """Decode any audio file PyAV reads -> (float32 mono (samples,), sample rate in Hz).
 
     ``fmt`` forces a container/codec for headerless files (e.g. ``"g722"``).
@@ -96,7 +99,7 @@ def read_audio(path: str | Path, fmt: str | None = None) -> tuple[np.ndarray, in
     return pcm.astype(np.float32), rate
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int] | None:
+def _read_wav(path: Path) -> tuple[npt.NDArray[np.float32], int] | None:
     """Plain 16-bit PCM wav through the stdlib (exact); None for other encodings."""
     try:
         with wave.open(str(path)) as w:
@@ -109,8 +112,11 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int] | None:
         return None
 
 
-def _limit(clips: list[Clip], max_clips: int | None) -> list[Clip]:
-    return clips if max_clips is None else clips[:max_clips]
+_T = TypeVar("_T")
+
+
+def _limit(items: list[_T], max_clips: int | None) -> list[_T]:
+    return items if max_clips is None else items[:max_clips]
 
 
 def load_librivox(directory: str | Path = LIBRIVOX_DIR, max_clips: int | None = None) -> list[Clip]:
@@ -171,7 +177,11 @@ def load_asterisk(directory: str | Path = ASTERISK_DIR, max_clips: int | None = 
 
 
 def load_librispeech(root: str | Path, max_clips: int | None = None) -> list[Clip]:
-    """Every utterance under ``root`` in LibriSpeech layout (``*.trans.txt`` + audio files)."""
+    """Every utterance under ``root`` in LibriSpeech layout (``*.trans.txt`` + audio files).
+
+    An utterance listed without an audio file next to its listing is an error
+    (ValueError naming the ids), not a silently shorter evaluation.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"speech directory {root} does not exist")
@@ -180,29 +190,49 @@ def load_librispeech(root: str | Path, max_clips: int | None = None) -> list[Cli
         raise FileNotFoundError(
             f"no *.trans.txt under {root}: expected LibriSpeech layout "
             "(lines '<utterance-id> <TEXT>' next to <utterance-id>.flac)")
-    clips = []
+    found: list[tuple[str, Path, str]] = []
+    missing: list[str] = []
     for listing in listings:
         for line in listing.read_text(encoding="utf-8").splitlines():
             utt, _, text = line.strip().partition(" ")
+            if not utt:
+                continue
             audio = next((listing.parent / f"{utt}{s}" for s in AUDIO_SUFFIXES
                           if (listing.parent / f"{utt}{s}").is_file()), None)
-            if not utt or audio is None:
-                continue
-            pcm, rate = read_audio(audio)
-            clips.append(Clip(utt, pcm, rate, text.strip(), str(root)))
-            if max_clips is not None and len(clips) >= max_clips:
-                return clips
+            if audio is None:
+                missing.append(f"{listing.parent / utt}")
+            else:
+                found.append((utt, audio, text.strip()))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ValueError(
+            f"{len(missing)} utterance(s) listed in *.trans.txt under {root} have no audio file "
+            f"({'/'.join(AUDIO_SUFFIXES)}): {shown}; add the audio or remove those lines")
+    if not found:
+        raise ValueError(f"the *.trans.txt files under {root} list no utterances "
+                         "(expected lines '<utterance-id> <TEXT>')")
+    clips = []
+    for utt, audio, text in _limit(found, max_clips):
+        pcm, rate = read_audio(audio)
+        clips.append(Clip(utt, pcm, rate, text, str(root)))
     return clips
 
 
 def load_clips(source: str, max_clips: int | None = None) -> list[Clip]:
-    """``"librivox"``, ``"asterisk"`` or a LibriSpeech-layout directory -> clips."""
+    """``"librivox"``, ``"asterisk"`` or a LibriSpeech-layout directory -> clips (never empty)."""
+    if max_clips is not None and max_clips < 1:
+        raise ValueError(f"--max-clips must be at least 1, got {max_clips}")
     if source == "librivox":
-        return load_librivox(max_clips=max_clips)
-    if source == "asterisk":
-        return load_asterisk(max_clips=max_clips)
-    if Path(source).is_dir():
-        return load_librispeech(source, max_clips=max_clips)
-    raise ValueError(
-        f"unknown speech source {source!r}: use 'librivox', 'asterisk' or a directory "
-        "in LibriSpeech layout (*.trans.txt + flac)")
+        clips = load_librivox(max_clips=max_clips)
+    elif source == "asterisk":
+        clips = load_asterisk(max_clips=max_clips)
+    elif Path(source).is_dir():
+        clips = load_librispeech(source, max_clips=max_clips)
+    else:
+        raise ValueError(
+            f"unknown speech source {source!r}: use 'librivox', 'asterisk' or a directory "
+            "in LibriSpeech layout (*.trans.txt + flac)")
+    if not clips:
+        raise ValueError(f"speech source {source!r} gave no clips: its listing names no audio "
+                         "file that exists (reinstall the Debian package, or check the directory)")
+    return clips

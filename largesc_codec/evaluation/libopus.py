@@ -14,8 +14,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 APPLICATION_VOIP = 2048
@@ -69,7 +71,7 @@ def libopus() -> ctypes.CDLL:
 
 def version() -> str:
     """The libopus version string, e.g. 'libopus 1.3.1'."""
-    return libopus().opus_get_version_string().decode()
+    return str(libopus().opus_get_version_string().decode())
 
 
 def _check(code: int, what: str) -> int:
@@ -114,7 +116,7 @@ class OpusEncoder:
         self.lookahead = int(look.value)
         self._buf = ctypes.create_string_buffer(MAX_PACKET_BYTES)
 
-    def encode(self, frame: np.ndarray) -> bytes:
+    def encode(self, frame: npt.NDArray[Any]) -> bytes:
         """One frame of int16 PCM, shape (sample_rate // 50,) -> Opus packet bytes."""
         pcm = np.ascontiguousarray(frame, dtype=np.int16)
         if pcm.shape != (self.frame_samples,):
@@ -142,7 +144,7 @@ class OpusDecoder:
         self.frame_samples = sample_rate // 50
         self._out = np.zeros(self.frame_samples * 6, dtype=np.int16)  # up to 120 ms
 
-    def decode(self, packet: bytes | None, fec: bool = False) -> np.ndarray:
+    def decode(self, packet: bytes | None, fec: bool = False) -> npt.NDArray[np.int16]:
         """Decode one 20 ms frame -> int16 array of shape (sample_rate // 50,).
 
         ``packet=None`` conceals a lost frame. ``fec=True`` with the packet that

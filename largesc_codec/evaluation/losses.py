@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 UNIFORM_RATES = (0.0, 0.05, 0.10, 0.20, 0.30, 0.40)
 GE_BURSTS = (2, 4, 8)
@@ -95,7 +96,7 @@ def make_channel(profile: LossProfile | str, seed: int) -> Any:
     return _channel_module().parse_channel(spec, seed=seed)
 
 
-def channel_losses(channel: Any, n_packets: int) -> np.ndarray:
+def channel_losses(channel: Any, n_packets: int) -> npt.NDArray[np.bool_]:
     """Next ``n_packets`` decisions of any object with ``lost()`` -> bool (n_packets,)."""
     return np.array([bool(channel.lost()) for _ in range(n_packets)], dtype=bool)
 

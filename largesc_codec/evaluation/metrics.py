@@ -19,7 +19,9 @@ naming the package and the install command.
     against themselves.
   * ``wer``: word error rate of pocketsphinx 5.1.1 (its bundled en-us model)
     against the reference transcript, both sides through ``normalize_text``.
-    Part of the WER is the recogniser's own: compare with the reference row.
+    The decoder's feature state is reset before every clip, so a transcript
+    does not depend on which clips came before. Part of the WER is the
+    recogniser's own: compare with the reference row.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .data import resample
 
@@ -37,7 +40,7 @@ PLCMOS_SEED = 0
 _INSTALL = "pip install -r requirements/runtime.txt"
 
 
-def _to_16k(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
+def _to_16k(pcm: npt.NDArray[Any], sample_rate: int) -> npt.NDArray[np.float32]:
     """Any-rate float mono (n,) -> float32 (m,) at 16 kHz, clipped to [-1, 1]."""
     x = np.asarray(pcm, dtype=np.float32)
     if x.ndim != 1 or len(x) == 0:
@@ -61,7 +64,7 @@ def _plcmos_model() -> Any:
     return _require("speechmos.plcmos", "speechmos").PLCMOS()
 
 
-def plcmos(pcm: np.ndarray, sample_rate: int, seed: int = PLCMOS_SEED) -> float:
+def plcmos(pcm: npt.NDArray[Any], sample_rate: int, seed: int = PLCMOS_SEED) -> float:
     """PLCMOS v2 (1..5, higher is better) of float mono PCM (samples,) at any rate."""
     x = _to_16k(pcm, sample_rate)
     model = _plcmos_model()
@@ -95,7 +98,7 @@ def visqol_mapper() -> str:
     return "lattice" if _lattice_available() else "polynomial"
 
 
-def visqol(reference: np.ndarray, degraded: np.ndarray, sample_rate: int,
+def visqol(reference: npt.NDArray[Any], degraded: npt.NDArray[Any], sample_rate: int,
            degraded_rate: int | None = None) -> float:
     """ViSQOL speech-mode MOS-LQO of ``degraded`` against ``reference``.
 
@@ -144,10 +147,13 @@ def _recognizer() -> Any:
     return ps.Decoder(samprate=METRIC_RATE, loglevel="FATAL")
 
 
-def transcribe(pcm: np.ndarray, sample_rate: int) -> str:
+def transcribe(pcm: npt.NDArray[Any], sample_rate: int) -> str:
     """pocketsphinx en-us transcript (normalised) of float mono PCM at any rate."""
     x = _to_16k(pcm, sample_rate)
     decoder = _recognizer()
+    # Feature extraction keeps state across utterances (live CMN and more: set_cmn alone
+    # is not enough after a noisy clip); reset it so a transcript never depends on history.
+    decoder.reinit_feat()
     decoder.start_utt()
     decoder.process_raw((x * 32767.0).astype("<i2").tobytes(), no_search=False, full_utt=True)
     decoder.end_utt()
@@ -166,7 +172,7 @@ def word_error_rate(reference_text: str, hypothesis_text: str) -> float:
     return float(jiwer.wer(ref, hyp))
 
 
-def wer(reference_text: str, pcm: np.ndarray, sample_rate: int) -> tuple[float, str]:
+def wer(reference_text: str, pcm: npt.NDArray[Any], sample_rate: int) -> tuple[float, str]:
     """(WER, hypothesis) of pocketsphinx on ``pcm`` (float mono, any rate) vs the transcript."""
     hyp = transcribe(pcm, sample_rate)
     return word_error_rate(reference_text, hyp), hyp

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from .data import resample
 from .libopus import OpusDecoder, OpusEncoder, packet_has_fec
@@ -43,7 +44,7 @@ class OpusRun:
     Fractions are over all packets of the clip.
     """
 
-    pcm: np.ndarray
+    pcm: npt.NDArray[np.float32]
     sample_rate: int
     payload_bps: float
     wire_bps: float
@@ -53,7 +54,7 @@ class OpusRun:
     packets: list[bytes] = field(repr=False, default_factory=list)
 
 
-def encode_packets(pcm16k: np.ndarray, bitrate: int, loss_percent: int,
+def encode_packets(pcm16k: npt.NDArray[Any], bitrate: int, loss_percent: int,
                    inband_fec: bool = True) -> tuple[list[bytes], int]:
     """float32 mono (n,) at 16 kHz -> (one Opus packet per 20 ms, encoder look-ahead in samples).
 
@@ -69,8 +70,8 @@ def encode_packets(pcm16k: np.ndarray, bitrate: int, loss_percent: int,
     return [enc.encode(pcm[i: i + fs]) for i in range(0, len(pcm), fs)], enc.lookahead
 
 
-def decode_packets(packets: list[bytes], lost: np.ndarray,
-                   use_fec: bool = True) -> tuple[np.ndarray, int, int]:
+def decode_packets(packets: list[bytes], lost: npt.NDArray[np.bool_],
+                   use_fec: bool = True) -> tuple[npt.NDArray[np.int16], int, int]:
     """Decode with losses -> (int16 pcm (frames * 320,), concealed frames, FEC-rebuilt frames).
 
     ``lost``: bool array (len(packets),), True where the channel dropped the packet.
@@ -96,7 +97,8 @@ def decode_packets(packets: list[bytes], lost: np.ndarray,
     return pcm, concealed, rebuilt
 
 
-def opus_over_channel(pcm: np.ndarray, sample_rate: int, bitrate: int, lost_fn: Callable[[int], np.ndarray],
+def opus_over_channel(pcm: npt.NDArray[Any], sample_rate: int, bitrate: int,
+                      lost_fn: Callable[[int], npt.NDArray[np.bool_]],
                       loss_percent: int, use_fec: bool = True) -> OpusRun:
     """Run one clip (float mono (n,) at any rate) through Opus at ``bitrate`` bit/s.
 
@@ -134,7 +136,7 @@ class OpusCodec:
         self.bitrate = bitrate
         self.use_fec = use_fec
 
-    def __call__(self, pcm: np.ndarray, sample_rate: int, channel: Any) -> Any:
+    def __call__(self, pcm: npt.NDArray[Any], sample_rate: int, channel: Any) -> Any:
         from .losses import channel_loss_rate, channel_losses
         from .runner import CodecOutput
 

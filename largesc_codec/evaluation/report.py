@@ -53,7 +53,7 @@ def _nanstd(values: Iterable[Any]) -> float:
 
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean (and std of the quality metrics) per condition x channel, in first-seen order."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         key = tuple(str(row.get(k)) for k in GROUP_KEYS)
         groups.setdefault(key, []).append(row)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from . import metrics as M
 from .data import Clip
@@ -42,7 +43,7 @@ METRICS = ("plcmos", "visqol", "wer")
 class CodecOutput(NamedTuple):
     """What a codec callable returns; see the module docstring."""
 
-    pcm: np.ndarray
+    pcm: npt.NDArray[Any]
     sample_rate: int
     payload_bps: float
     wire_bps: float
@@ -50,7 +51,7 @@ class CodecOutput(NamedTuple):
     extra: Mapping[str, float] | None = None
 
 
-CodecFn = Callable[[np.ndarray, int, Any], Any]
+CodecFn = Callable[[npt.NDArray[np.float32], int, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def channel_seed(seed: int, clip_index: int) -> int:
     return seed * 100_003 + clip_index
 
 
-def score(clip: Clip, pcm: np.ndarray, sample_rate: int,
+def score(clip: Clip, pcm: npt.NDArray[Any], sample_rate: int,
           metrics: Sequence[str] = METRICS) -> dict[str, Any]:
     """Metric values of decoded ``pcm`` (float mono, any rate) against ``clip``."""
     unknown = set(metrics) - set(METRICS)
@@ -156,7 +157,7 @@ def run_conditions(clips: Sequence[Clip], conditions: Iterable[Condition],
     bar = _progress(len(jobs), progress)
     rows = []
     for ci, clip, cond, loss, seed in jobs:
-        bar.set_description(f"{cond.name} {loss.spec if loss else ''}"[:40])
+        bar.set_description(f"{loss.spec if loss else 'clean'} {cond.name}")  # channel first: names are long
         rows.append(run_condition(clip, cond, loss, seed, ci, metrics))
         bar.update(1)
     bar.close()

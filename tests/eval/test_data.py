@@ -51,10 +51,30 @@ def test_librispeech_layout_directory(tmp_path: Path) -> None:
     chapter.mkdir(parents=True)
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(8000) / 8000).astype(np.float32)
     _write_wav(chapter / "19-198-0001.wav", tone, 8000)
-    (chapter / "19-198.trans.txt").write_text("19-198-0001 HELLO WORLD\n19-198-0002 NO AUDIO FILE\n")
+    _write_wav(chapter / "19-198-0002.wav", tone[::-1].copy(), 8000)
+    (chapter / "19-198.trans.txt").write_text("19-198-0001 HELLO WORLD\n\n19-198-0002 GOOD BYE\n")
     clips = load_clips(str(tmp_path))
-    assert [(c.name, c.transcript, c.sample_rate) for c in clips] == [("19-198-0001", "HELLO WORLD", 8000)]
+    assert [(c.name, c.transcript, c.sample_rate) for c in clips] == [
+        ("19-198-0001", "HELLO WORLD", 8000), ("19-198-0002", "GOOD BYE", 8000)]
     assert np.allclose(clips[0].pcm, tone, atol=1e-4)
+    assert [c.name for c in load_clips(str(tmp_path), max_clips=1)] == ["19-198-0001"]
+
+
+def test_librispeech_utterance_without_audio_is_an_error(tmp_path: Path) -> None:
+    chapter = tmp_path / "19" / "198"
+    chapter.mkdir(parents=True)
+    _write_wav(chapter / "19-198-0001.wav", np.zeros(800, np.float32), 8000)
+    (chapter / "19-198.trans.txt").write_text(
+        "19-198-0001 HELLO\n19-198-0002 NO AUDIO\n19-198-0003 NONE EITHER\n")
+    with pytest.raises(ValueError, match=r"2 utterance.*no audio file.*19-198-0002.*19-198-0003"):
+        load_clips(str(tmp_path))
+    with pytest.raises(ValueError, match="2 utterance"):  # also when --max-clips would stop early
+        load_clips(str(tmp_path), max_clips=1)
+    (chapter / "19-198.trans.txt").write_text("\n")
+    with pytest.raises(ValueError, match="list no utterances"):
+        load_clips(str(tmp_path))
+    with pytest.raises(ValueError, match="max-clips"):
+        load_clips("librivox", max_clips=0)
 
 
 def test_clear_errors_for_missing_or_unknown_sources(tmp_path: Path) -> None:

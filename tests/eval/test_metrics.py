@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from largesc_codec.evaluation import metrics as M
-from largesc_codec.evaluation.data import Clip, resample
+from largesc_codec.evaluation.data import Clip, load_librivox, resample
 
 
 def _noise(clip: Clip, seed: int = 0) -> np.ndarray:
@@ -92,3 +92,21 @@ def test_missing_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "jiwer", None)
     with pytest.raises(ImportError, match="jiwer.*pip install"):
         M.word_error_rate("a", "a")
+
+
+def test_transcript_does_not_depend_on_earlier_clips() -> None:
+    # The 7.1 s clip is the one whose transcript changed after a noisy clip ("and" -> "had")
+    # while the decoder carried its feature state over; a fresh decoder is the yardstick.
+    import pocketsphinx
+
+    clip = next(c for c in load_librivox() if c.name.endswith("-0870"))
+    x16 = (clip.pcm * 32767.0).astype("<i2").tobytes()
+    fresh = pocketsphinx.Decoder(samprate=M.METRIC_RATE, loglevel="FATAL")
+    fresh.start_utt()
+    fresh.process_raw(x16, no_search=False, full_utt=True)
+    fresh.end_utt()
+    expected = M.normalize_text(fresh.hyp().hypstr)
+    first = M.transcribe(clip.pcm, clip.sample_rate)
+    M.transcribe((0.3 * np.random.default_rng(0).standard_normal(32000)).astype(np.float32), 16000)
+    again = M.transcribe(clip.pcm, clip.sample_rate)
+    assert first == again == expected

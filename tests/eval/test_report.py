@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from largesc_codec.evaluation.plots import plot_all
+from largesc_codec.evaluation.plots import plot_all, series_name
 from largesc_codec.evaluation.report import COLUMNS, markdown, summarize, write_report
 
 
@@ -73,6 +73,45 @@ def test_write_report_files(tmp_path: Path) -> None:
 
 
 def test_plots_without_ge_or_reference(tmp_path: Path) -> None:
+    (tmp_path / "quality_vs_burst_ge.png").write_bytes(b"stale figure of an earlier run")
     rows = [r for r in _rows() if r["loss_model"] == "uniform"]
     paths = plot_all(summarize(rows), tmp_path)
+    assert sorted(paths) == ["quality_vs_bitrate.png", "quality_vs_loss_uniform.png"]
     assert all(p.is_file() for p in paths.values())
+    assert not (tmp_path / "quality_vs_burst_ge.png").exists()  # no GE rows: no (stale) GE figure
+
+
+def test_bitrate_lines_join_only_conditions_that_differ_in_rate() -> None:
+    assert series_name("largesc-550-lm (untrained weights)") == "largesc-*-lm (untrained weights)"
+    assert series_name("largesc-2062.5-lm (untrained weights)") == "largesc-*-lm (untrained weights)"
+    assert series_name("largesc-2062.5-none") == "largesc-*-none"
+    assert series_name("opus-6k") == series_name("opus-24k") == "opus-*k"
+    assert series_name("reference") == "reference"
+
+
+def test_bitrate_plot_draws_one_line_per_concealer_and_loss(tmp_path: Path, monkeypatch: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    from largesc_codec.evaluation import plots
+
+    rows = [r for r in _rows() if r["loss_model"] == "uniform" and r["condition"] == "opus-6k"]
+    for bps in (550.0, 1100.0):
+        for plc in ("lm", "none"):
+            rows += [dict(r, condition=f"largesc-{bps:g}-{plc}", family="largesc", requested_bps=bps,
+                          payload_bps=bps * 1.2) for r in rows if r["condition"] == "opus-6k"]
+    drawn: list[tuple[str, int, Any]] = []
+    real_close = plt.close
+
+    def spy(fig: Any) -> None:
+        for line in fig.axes[0].get_lines():
+            drawn.append((str(line.get_label()), len(line.get_xdata()), line.get_color()))
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", spy)
+    assert plots.plot_bitrate(summarize(rows), tmp_path / "b.png") is not None
+    labels = {label: n for label, n, _ in drawn}
+    assert labels == {f"{s}, loss {r}%": 2 for s in ("largesc-*-lm", "largesc-*-none")
+                      for r in (0, 30)} | {"opus-*k, loss 0%": 1, "opus-*k, loss 30%": 1}
+    colours = {label.split(",")[0]: c for label, _, c in drawn}
+    assert len(set(map(str, colours.values()))) == 3  # one colour per series
+    assert len({plots._colour(plt, i) for i in range(20)}) == 20  # 20 conditions, 20 colours

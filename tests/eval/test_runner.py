@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,9 @@ def test_report_files_have_the_rows(opus_run: tuple[list[dict[str, Any]], Path])
         assert len(list(csv.DictReader(fh))) == 1 + 2 * len(LOSSES)
     md = (out / "results.md").read_text()
     assert "| opus-24k | uniform 30% |" in md and "| reference | none |" in md
-    for png in ("quality_vs_loss_uniform.png", "quality_vs_burst_ge.png", "quality_vs_bitrate.png"):
+    for png in ("quality_vs_loss_uniform.png", "quality_vs_bitrate.png"):
         assert (out / png).stat().st_size > 10_000
+    assert not (out / "quality_vs_burst_ge.png").exists()  # uniform loss only: no GE figure
 
 
 def test_plugged_in_codec_callable(short_clips: list[Clip]) -> None:
@@ -117,7 +119,21 @@ def test_command_line(tmp_path: Path) -> None:
     md = (out / "results.md").read_text()
     assert "Command: `python -m largesc_codec.evaluation --max-clips 1" in md
     assert "| opus-9k | uniform 20% |" in md
+    assert md.startswith("## Evaluation: reference, Opus\n")  # default --title names what ran
     assert main(["--speech", str(tmp_path / "missing")]) == 2
+
+
+def test_largesc_cli_names_a_missing_metric_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from largesc_codec.cli import main
+
+    monkeypatch.setitem(sys.modules, "jiwer", None)  # as if jiwer were not installed
+    argv = ["eval", "--largesc-bps", "--opus-kbps", "--max-clips", "1", "--metrics", "wer",
+            "--out", str(tmp_path / "x"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "largesc eval: error:" in err and "'jiwer'" in err and "pip install" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_profiles_accept_every_channel_spec() -> None:
