@@ -5,6 +5,8 @@ Every 80 ms tick a machine with N calls does, for all of them at once:
          a speculation round = two batched LM steps
   decode BatchedMimiDecoder.decode(): one batched Mimi streaming step (8 codebooks)
   encode one batched Mimi streaming encode, if the machine also sends
+Mimi runs the fast CPU path (fastmimi.py, exact up to rounding) unless
+--mimi-path stock; --precision bf16 gives it bf16 transformer weights.
 Per N it prints the wall time (median, p95) and the CPU time of this process
 (median) per batched LM step, LM tick, decode and encode step. The N values
 are interleaved within each run, so load from other jobs hits them alike.
@@ -19,7 +21,8 @@ Defaults: the small LM (`largesc make-test-weights` config) and full-size Mimi
 --full: moshi's full-size 7B LM and Mimi (bf16 LM) on the GPU when one is present.
 
     .venv/bin/python bench/many_calls.py [--streams 1,2,4,8,16] [--ticks 30] [--loss 0.1]
-        [--threads 1] [--runs 3] [--mimi full|small|none] [--cores 2] [--full]
+        [--threads 1] [--runs 3] [--mimi full|small|none] [--mimi-path fast|stock]
+        [--precision fp32|bf16|auto] [--cores 2] [--full]
 """
 
 from __future__ import annotations
@@ -120,13 +123,17 @@ def lone_ticks(lm: Any, ticks: int, loss: float, seed: int, out: Times) -> None:
     c.stepper.close()
 
 
-def mimi_steps(mimi: Any, n: int, steps: int, device: str, dec_t: Times, enc_t: Times) -> None:
+def mimi_steps(mimi: Any, n: int, steps: int, device: str, dec_t: Times, enc_t: Times,
+               fast: bool = True, precision: str = "fp32") -> None:
     """Time batched streaming decode (8 codebooks) and encode steps for N streams."""
     from largesc_codec.batched import BatchedMimiDecoder
+    from largesc_codec.fastmimi import accelerate
 
     gen = torch.Generator().manual_seed(n)
     enc = copy.deepcopy(mimi)
-    dec = BatchedMimiDecoder(copy.deepcopy(mimi), n)
+    if fast:
+        accelerate(enc, precision, side="encode")
+    dec = BatchedMimiDecoder(copy.deepcopy(mimi), n, fast=fast, precision=precision)
     enc.set_num_codebooks(8)
     with torch.inference_mode(), enc.streaming(n):
         for i in range(steps + WARM):
@@ -144,6 +151,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mimi", choices=("full", "small", "none"), default="full")
+    ap.add_argument("--mimi-path", choices=("fast", "stock"), default="fast", help="fastmimi CPU path or moshi's own")
+    ap.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32", help="fast path precision")
     ap.add_argument("--cores", type=int, default=2, help="cores of the machine to size (one process per core)")
     ap.add_argument("--full", action="store_true", help="moshi's full-size LM config (needs a GPU)")
     args = ap.parse_args()
@@ -156,7 +165,7 @@ def main() -> int:
     lm, mimi = build(args.full, args.mimi, device)
     where = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"LM {'full-size' if args.full else 'small'} ({sum(p.numel() for p in lm.parameters()) / 1e6:.1f} M params), "
-          f"Mimi {args.mimi}, on {where}; {args.ticks} ticks x {args.runs} runs per N (interleaved), "
+          f"Mimi {args.mimi} ({args.mimi_path} path, {args.precision}), on {where}; {args.ticks} ticks x {args.runs} runs per N (interleaved), "
           f"{args.loss:.0%} uniform loss per call; load average before: {os.getloadavg()[0]:.1f}")
     lm_t = {n: Times() for n in ns}
     dec_t = {n: Times() for n in ns}
@@ -169,7 +178,8 @@ def main() -> int:
         for n in ns:
             state[n] = lm_ticks(lm, n, args.ticks, args.loss, seed=r, device=device, out=lm_t[n])
             if mimi is not None:
-                mimi_steps(mimi, n, max(8, args.ticks // 3), device, dec_t[n], enc_t[n])
+                mimi_steps(mimi, n, max(8, args.ticks // 3), device, dec_t[n], enc_t[n],
+                           fast=args.mimi_path == "fast", precision=args.precision)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     if lone.wall:
         print(f"\nlone LMConcealer (batch 1), per tick: wall med/p95 {lone.row()[:15]} ms, CPU {lone.row()[16:]} ms")

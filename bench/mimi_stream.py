@@ -1,76 +1,191 @@
-"""Per-frame streaming Mimi encode/decode time (full-size, moshi's own config).
+"""Per-frame streaming Mimi encode/decode time and accuracy, stock moshi vs the fast path.
 
-Random weights have the real compute cost (79.3 M parameters). Prints median
-and p95 per 80 ms frame and real-time factors (time / 80 ms) for encode,
-decode and both (one endpoint of a call does both).
+Full-size Mimi (moshi's own config), random weights: the real compute cost
+(79.3 M parameters). Codebooks are calibrated on a test signal (as
+`largesc make-test-weights` does) so tokens vary; input is real speech
+(LibriVox clips from Debian's pocketsphinx-testdata). Each variant runs through
+the product classes (MimiEncoder / MimiDecoder), one frame at a time:
 
-    .venv/bin/python bench/mimi_stream.py [--threads 2] [--frames 100] [--codebooks 8] [--runs 3]
+  stock      moshi's own modules (fast=False)
+  fast       fastmimi, fp32: exact up to float rounding (the default)
+  fast-bf16  fastmimi, precision="bf16": transformer linears with bf16 weights
+
+Timing: variants are interleaved within each run (the order rotates per run)
+so load from other jobs hits them alike. Per 80 ms frame it prints wall time
+(median, p95) of encode, decode and both, and the process CPU time of both
+(all threads). Accuracy (non-stock variants, against stock on the same
+frames): token agreement per codebook, SNR of the variant's decoder on stock
+tokens, end-to-end SNR (its own tokens through its own decoder), and the
+same error relative to what redrawing all tokens at random changes in the
+stock output (random weights make the decoder insensitive to tokens, so a
+raw SNR alone flatters).
+
+    .venv/bin/python bench/mimi_stream.py [--variants stock,fast,fast-bf16] [--threads 2]
+        [--frames 100] [--runs 3] [--codebooks 8] [--accuracy-frames 150]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-FRAME = 1920
 FRAME_MS = 80.0
+WARM = 5
+SPEECH = Path("/usr/share/pocketsphinx/test/data/librivox")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "stock": {"fast": False},
+    "fast": {"fast": True, "precision": "fp32"},
+    "fast-bf16": {"fast": True, "precision": "bf16"},
+}
 
 
-def _stats(ms: list[float]) -> str:
-    a = np.asarray(ms)
-    return f"median {np.median(a):6.1f} ms  p95 {np.percentile(a, 95):6.1f} ms  RTF {np.median(a) / FRAME_MS:.2f}"
+def speech_frames() -> list[np.ndarray]:
+    from largesc_codec.framing import frames_from_file
+
+    files = sorted(SPEECH.glob("*.wav"))
+    if not files:
+        raise SystemExit(f"no speech clips in {SPEECH}: install Debian's pocketsphinx-testdata")
+    return [f for p in files for f in frames_from_file(p)]
 
 
-def run_once(mimi: torch.nn.Module, frames: int, codebooks: int, warmup: int = 5) -> tuple[list[float], list[float]]:
-    from moshi.models import loaders  # noqa: F401  (keeps import cost out of timings)
+def build_base(codebooks: int) -> Any:
+    from moshi.models import loaders
 
-    gen = torch.Generator().manual_seed(0)
-    audio = torch.randn(1, 1, FRAME * (frames + warmup), generator=gen) * 0.1
-    enc_ms: list[float] = []
-    dec_ms: list[float] = []
+    from largesc_codec.testweights import _init_codebooks
+
+    torch.manual_seed(0)
+    mimi = loaders.get_mimi(None, device="cpu").eval()
+    _init_codebooks(mimi, 0)
     mimi.set_num_codebooks(codebooks)
-    with torch.inference_mode(), mimi.streaming(1):
-        for i in range(frames + warmup):
-            x = audio[:, :, i * FRAME : (i + 1) * FRAME]
-            t0 = time.perf_counter()
-            codes = mimi.encode(x)
-            t1 = time.perf_counter()
-            mimi.decode(codes)
-            t2 = time.perf_counter()
-            if i >= warmup:
-                enc_ms.append((t1 - t0) * 1e3)
-                dec_ms.append((t2 - t1) * 1e3)
-    return enc_ms, dec_ms
+    return mimi
+
+
+class Codec:
+    """One variant: its own encoder and decoder (each owns a Mimi copy, as in a call)."""
+
+    def __init__(self, base: Any, name: str, codebooks: int) -> None:
+        from largesc_codec.decoder import MimiDecoder
+        from largesc_codec.encoder import MimiEncoder
+
+        kw = VARIANTS[name]
+        self.name = name
+        self.enc = MimiEncoder(copy.deepcopy(base), codebooks, **kw)
+        self.dec = MimiDecoder(copy.deepcopy(base), **kw)
+        self.enc_ms: list[float] = []
+        self.dec_ms: list[float] = []
+        self.cpu_ms: list[float] = []
+
+    def timed_run(self, frames: list[np.ndarray]) -> None:
+        self.enc.reset()
+        self.dec.reset()
+        for i, f in enumerate(frames):
+            c0, w0 = time.process_time(), time.perf_counter()
+            tokens = self.enc.encode(f)
+            w1 = time.perf_counter()
+            self.dec.decode(tokens)
+            w2, c2 = time.perf_counter(), time.process_time()
+            if i >= WARM:
+                self.enc_ms.append((w1 - w0) * 1e3)
+                self.dec_ms.append((w2 - w1) * 1e3)
+                self.cpu_ms.append((c2 - c0) * 1e3)
+
+    def tokens(self, frames: list[np.ndarray]) -> np.ndarray:
+        self.enc.reset()
+        return np.stack([self.enc.encode(f) for f in frames])
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        self.dec.reset()
+        return np.concatenate([self.dec.decode(t.tolist()) for t in tokens])
+
+
+def _stat(ms: list[float]) -> str:
+    a = np.asarray(ms)
+    return f"{np.median(a):6.1f} {np.percentile(a, 95):6.1f}"
+
+
+def snr_db(ref: np.ndarray, x: np.ndarray) -> float:
+    err = float(((ref - x) ** 2).sum())
+    return float("inf") if err == 0 else 10 * np.log10(float((ref ** 2).sum()) / err)
+
+
+def accuracy(base: Any, codebooks: int, codecs: dict[str, Codec], frames: list[np.ndarray], seed: int = 1) -> None:
+    stock = codecs.get("stock") or Codec(base, "stock", codebooks)
+    ref_tok = stock.tokens(frames)
+    ref_pcm = stock.decode(ref_tok)
+    rng = np.random.default_rng(seed)
+    rand_tok = rng.integers(0, 2048, ref_tok.shape)
+    last = ref_tok.copy()
+    last[:, -1] = rand_tok[:, -1]
+    rand_err = float(np.linalg.norm(ref_pcm - stock.decode(rand_tok)))
+    print(f"\naccuracy vs stock, {len(frames)} speech frames ({len(frames) * FRAME_MS / 1e3:.1f} s), "
+          f"{ref_tok.shape[1]} codebooks. Token sensitivity of the stock decoder (random weights): "
+          f"last codebook redrawn {snr_db(ref_pcm, stock.decode(last)):.1f} dB SNR, "
+          f"all redrawn {snr_db(ref_pcm, stock.decode(rand_tok)):.1f} dB")
+    for name, c in codecs.items():
+        if name == "stock":
+            continue
+        tok = c.tokens(frames)
+        agree = (tok == ref_tok).mean(axis=0)
+        on_stock = c.decode(ref_tok)
+        e2e = c.decode(tok)
+        rel = float(np.linalg.norm(e2e - ref_pcm)) / rand_err
+        print(f"  {name:10s} token agreement per codebook {' '.join(f'{a:.3f}' for a in agree)} (all {agree.mean():.4f}); "
+              f"decoder on stock tokens SNR {snr_db(ref_pcm, on_stock):.1f} dB; end-to-end SNR "
+              f"{snr_db(ref_pcm, e2e):.1f} dB; |e2e - stock| / |random tokens - stock| = {rel:.2e}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default="stock,fast,fast-bf16", help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--codebooks", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=100, help="timed frames per run and variant")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--codebooks", type=int, default=8)
+    ap.add_argument("--accuracy-frames", type=int, default=150, help="0: skip the accuracy pass")
     args = ap.parse_args()
+    names = args.variants.split(",")
+    bad = [n for n in names if n not in VARIANTS]
+    if bad:
+        ap.error(f"unknown variant {bad[0]!r}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
-    from moshi.models import loaders
+    from largesc_codec.fastmimi import cpu_has_native_bf16
 
-    mimi = loaders.get_mimi(None, device="cpu")
-    params = sum(p.numel() for p in mimi.parameters()) / 1e6
-    print(f"full-size Mimi, random weights ({params:.1f} M params), {args.threads} threads, "
-          f"{args.codebooks} codebooks, {args.frames} frames x {args.runs} runs, torch {torch.__version__}")
-    all_enc: list[float] = []
-    all_dec: list[float] = []
+    base = build_base(args.codebooks)
+    frames = speech_frames()
+    codecs = {n: Codec(base, n, args.codebooks) for n in names}
+    params = sum(p.numel() for p in base.parameters()) / 1e6
+    print(f"full-size Mimi, random weights ({params:.1f} M params), calibrated codebooks, {args.threads} threads, "
+          f"{args.codebooks} codebooks, {args.frames} speech frames x {args.runs} runs per variant (interleaved), "
+          f"torch {torch.__version__}, native bf16: {cpu_has_native_bf16()}; load average before: "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for n, c in codecs.items():
+        if c.enc.acceleration is not None:
+            a = c.enc.acceleration
+            print(f"  {n}: {a.precision}, {a.convs} convs as GEMMs, {a.transformers} fused transformers, "
+                  f"left to moshi: {', '.join(a.left_to_moshi) or 'none'}")
+    timed = frames[: args.frames + WARM]
     for r in range(args.runs):
-        enc, dec = run_once(mimi, args.frames, args.codebooks)
-        both = [a + b for a, b in zip(enc, dec)]
-        print(f"run {r + 1}: encode {_stats(enc)} | decode {_stats(dec)} | both {_stats(both)}")
-        all_enc += enc
-        all_dec += dec
-    print(f"all  : encode {_stats(all_enc)}")
-    print(f"all  : decode {_stats(all_dec)}")
-    print(f"all  : both   {_stats([a + b for a, b in zip(all_enc, all_dec)])}")
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            codecs[n].timed_run(timed)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nper 80 ms frame, ms ({args.runs} x {args.frames} frames):")
+    print(f"{'variant':10s} | encode med  p95 | decode med  p95 |   both med  p95 | both CPU med | RTF both")
+    for n, c in codecs.items():
+        both = [a + b for a, b in zip(c.enc_ms, c.dec_ms)]
+        print(f"{n:10s} |   {_stat(c.enc_ms)} |   {_stat(c.dec_ms)} |   {_stat(both)} | {np.median(c.cpu_ms):12.1f}"
+              f" | {np.median(both) / FRAME_MS:.2f}")
+        per_run = [np.median(both[i * args.frames:(i + 1) * args.frames]) for i in range(args.runs)]
+        print(f"{'':10s}   both median per run: {' '.join(f'{x:.1f}' for x in per_run)}")
+    if args.accuracy_frames:
+        accuracy(base, args.codebooks, codecs, frames[: args.accuracy_frames])
 
 
 if __name__ == "__main__":

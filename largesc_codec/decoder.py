@@ -29,7 +29,7 @@ class MimiDecoder:
         self._mimi.set_num_codebooks(self._total)
         self._mimi.streaming_forever(1)
 
-    def decode(self, tokens: Sequence[int]) -> np.ndarray:
+    def decode(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
         """Tokens of codebooks 0..k-1 (1 <= k <= 32) -> float32 PCM (1920,) at 24 kHz."""
         arr = np.asarray(tokens, dtype=np.int64)
         if arr.ndim != 1 or not 1 <= len(arr) <= self._total:

@@ -65,7 +65,8 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
 
 @dataclass(frozen=True)
 class Acceleration:
-    """What ``accelerate`` did: ``precision`` is fp32 / bf16, or ``stock`` when nothing was changed."""
+    """What ``accelerate`` did: ``precision`` is fp32 / bf16 (the model's dtype if it is not
+    float32), or ``stock`` when nothing was changed (not a CPU model)."""
 
     precision: str
     convs: int
@@ -119,6 +120,10 @@ def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Accele
     resolved = resolve_precision(precision, device)
     if device.type != "cpu":
         return Acceleration("stock", 0, 0, (), f"not applied on {device.type}: moshi's own (CUDA-graph) path is kept")
+    dtype = next(mimi.parameters()).dtype
+    note = ""
+    if dtype != torch.float32:  # the GEMM convs work in any dtype; the transformer step keeps moshi's code
+        resolved, note = str(dtype).removeprefix("torch."), f"model is {dtype}: precision {precision!r} not applied"
     lp_parts = {name for name, _ in _parts(mimi, side)} if resolved == "bf16" else set()
     convs, transformers, left = 0, 0, []
     for name, part in _parts(mimi, "both"):
@@ -135,4 +140,4 @@ def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Accele
     for mod in mimi.quantizer.modules():
         if type(mod) is EuclideanCodebook:
             mod.__class__ = FastCodebook
-    return Acceleration(resolved, convs, transformers, tuple(left))
+    return Acceleration(resolved, convs, transformers, tuple(left), note)
