@@ -95,8 +95,8 @@ def _figure(plt: Any, title: str, metrics: Sequence[tuple[str, str, float]]) -> 
 def _save(plt: Any, fig: Any, axes: Sequence[Any], path: Path) -> Path:
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
-        # Widen the figure by what the longest label needs (7 pt text: ~0.055 inch a character).
-        legend_in = 0.7 + 0.055 * max(len(label) for label in labels)
+        # Widen the figure by what the longest label needs (7 pt text: ~0.047 inch a character).
+        legend_in = 0.6 + 0.047 * max(len(label) for label in labels)
         fig.set_figwidth(5 * len(axes) + legend_in)
         fig.legend(handles, labels, loc="center right", fontsize=7)
         fig.tight_layout(rect=(0, 0, 1 - legend_in / fig.get_figwidth(), 0.95))
