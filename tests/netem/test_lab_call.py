@@ -92,7 +92,9 @@ def test_clean_call_loses_nothing_and_counters_match(netns_ok: None, tmp_path: P
     for name in ("forward", "backward"):
         d = rep["directions"][name]
         obs = d["observed"]
-        assert obs["sent"] >= 40 and obs["lost"] == 0 and obs["duplicates"] == 0, obs
+        # 4 s at 12.5 packets/s: 45-50 quiet; media starts later on a loaded host (33-38
+        # with two busy loops on 2 cores), so the count only has to show media flowed
+        assert obs["sent"] >= 25 and obs["lost"] == 0 and obs["duplicates"] == 0, obs
         assert obs["delay_min_ms"] < 5, obs  # no delay added; host load only raises the rest
         _check_agreement(d)
         # wire = payload + IPv4 20 + UDP 8 + RTP 12 bytes at 12.5 packets/s
@@ -119,13 +121,14 @@ def test_bursty_call_matches_the_gilbert_elliott_model(netns_ok: None, tmp_path:
         assert blo <= probe["observed"]["mean_burst"] <= bhi, probe
         assert probe["within_bounds"] == {"loss": True, "mean_burst": True}
         d = rep["directions"][name]
-        # The call itself: 12 s at 12.5 packets/s is only ~126-150 packets with ~12 loss
-        # bursts, so the 4.5-sigma bounds for that count are loose (loss 0-45 %, mean burst
-        # 0-5): they catch a missing or grossly wrong model, not a slightly off one. The
-        # tight check of the same netem chain is the 3000-packet probe above (14-26 %, 1.9-3.1).
+        # The call itself: 12 s at 12.5 packets/s is at most 150 packets (130-139 when media
+        # starts late on a loaded host) with ~12 loss bursts, so the 4.5-sigma bounds for that
+        # count are loose (loss 0-45 %, mean burst 0-5): they catch a missing or grossly wrong
+        # model, not a slightly off one. The tight check of the same netem chain is the
+        # 3000-packet probe above (loss 14-26 %, mean burst 1.9-3.1).
         obs = d["observed"]
         (lo, hi), (blo, bhi) = loss_bounds(spec, obs["sent"])
-        assert obs["sent"] >= 140 and 0 < obs["lost"] and lo <= obs["loss_fraction"] <= hi, obs
+        assert obs["sent"] >= 100 and 0 < obs["lost"] and lo <= obs["loss_fraction"] <= hi, obs
         assert blo <= obs["mean_burst"] <= bhi, obs
         _check_agreement(d)
         # netem's own drop counter saw every loss measured, plus a few SIP/RTCP packets and
@@ -147,7 +150,7 @@ def test_clean_call_over_a_direct_veth_pair(netns_ok: None, tmp_path: Path, spee
     for name in ("forward", "backward"):
         d = rep["directions"][name]
         obs = d["observed"]
-        assert obs["sent"] >= 30 and obs["lost"] == 0 and obs["delay_min_ms"] < 1.0, obs
+        assert obs["sent"] >= 20 and obs["lost"] == 0 and obs["delay_min_ms"] < 1.0, obs
         assert d["agreement"]["agrees"] and d["agreement"]["anchored"], d["agreement"]
     assert leftovers(_lab_id(rep)) == []
 
