@@ -6,9 +6,11 @@ Full-size Mimi (moshi's own config), random weights: the real compute cost
 (LibriVox clips from Debian's pocketsphinx-testdata). Each variant runs through
 the product classes (MimiEncoder / MimiDecoder), one frame at a time:
 
-  stock      moshi's own modules (fast=False)
-  fast       fastmimi, fp32: exact up to float rounding (the default)
-  fast-bf16  fastmimi, precision="bf16": transformer linears with bf16 weights
+  stock         moshi's own modules (fast=False)
+  fast          fastmimi, fp32: exact up to float rounding (the default)
+  fast-bf16     fastmimi, precision="bf16" in encoder and decoder (transformer
+                linears with bf16 weights)
+  fast-bf16dec  fp32 encoder (tokens as fast), bf16 decoder
 
 Timing: variants are interleaved within each run (the order rotates per run)
 so load from other jobs hits them alike. Per 80 ms frame it prints wall time
@@ -22,6 +24,7 @@ raw SNR alone flatters).
 
     .venv/bin/python bench/mimi_stream.py [--variants stock,fast,fast-bf16] [--threads 2]
         [--frames 100] [--runs 3] [--codebooks 8] [--accuracy-frames 150]
+(--variants also takes fast-bf16dec.)
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ import torch
 FRAME_MS = 80.0
 WARM = 5
 SPEECH = Path("/usr/share/pocketsphinx/test/data/librivox")
-VARIANTS: dict[str, dict[str, Any]] = {
-    "stock": {"fast": False},
-    "fast": {"fast": True, "precision": "fp32"},
-    "fast-bf16": {"fast": True, "precision": "bf16"},
+_STOCK, _FP32, _BF16 = {"fast": False}, {"precision": "fp32"}, {"precision": "bf16"}
+VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # (encoder options, decoder options)
+    "stock": (_STOCK, _STOCK),
+    "fast": (_FP32, _FP32),
+    "fast-bf16": (_BF16, _BF16),
+    "fast-bf16dec": (_FP32, _BF16),
 }
 
 
@@ -74,10 +79,10 @@ class Codec:
         from largesc_codec.decoder import MimiDecoder
         from largesc_codec.encoder import MimiEncoder
 
-        kw = VARIANTS[name]
+        enc_kw, dec_kw = VARIANTS[name]
         self.name = name
-        self.enc = MimiEncoder(copy.deepcopy(base), codebooks, **kw)
-        self.dec = MimiDecoder(copy.deepcopy(base), **kw)
+        self.enc = MimiEncoder(copy.deepcopy(base), codebooks, **enc_kw)
+        self.dec = MimiDecoder(copy.deepcopy(base), **dec_kw)
         self.enc_ms: list[float] = []
         self.dec_ms: list[float] = []
         self.cpu_ms: list[float] = []
@@ -136,7 +141,7 @@ def accuracy(base: Any, codebooks: int, codecs: dict[str, Codec], frames: list[n
         on_stock = c.decode(ref_tok)
         e2e = c.decode(tok)
         rel = float(np.linalg.norm(e2e - ref_pcm)) / rand_err
-        print(f"  {name:10s} token agreement per codebook {' '.join(f'{a:.3f}' for a in agree)} (all {agree.mean():.4f}); "
+        print(f"  {name:12s} token agreement per codebook {' '.join(f'{a:.3f}' for a in agree)} (all {agree.mean():.4f}); "
               f"decoder on stock tokens SNR {snr_db(ref_pcm, on_stock):.1f} dB; end-to-end SNR "
               f"{snr_db(ref_pcm, e2e):.1f} dB; |e2e - stock| / |random tokens - stock| = {rel:.2e}")
 
@@ -166,10 +171,10 @@ def main() -> None:
           f"torch {torch.__version__}, native bf16: {cpu_has_native_bf16()}; load average before: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for n, c in codecs.items():
-        if c.enc.acceleration is not None:
-            a = c.enc.acceleration
-            print(f"  {n}: {a.precision}, {a.convs} convs as GEMMs, {a.transformers} fused transformers, "
-                  f"left to moshi: {', '.join(a.left_to_moshi) or 'none'}")
+        for side, a in (("encoder", c.enc.acceleration), ("decoder", c.dec.acceleration)):
+            if a is not None:
+                print(f"  {n} {side}: {a.precision}, {a.convs} convs as GEMMs, {a.transformers} fused transformers, "
+                      f"left to moshi: {', '.join(a.left_to_moshi) or 'none'}")
     timed = frames[: args.frames + WARM]
     for r in range(args.runs):
         order = names[r % len(names):] + names[: r % len(names)]
@@ -177,13 +182,13 @@ def main() -> None:
             codecs[n].timed_run(timed)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"\nper 80 ms frame, ms ({args.runs} x {args.frames} frames):")
-    print(f"{'variant':10s} | encode med  p95 | decode med  p95 |   both med  p95 | both CPU med | RTF both")
+    print(f"{'variant':12s} | encode med  p95 | decode med  p95 |   both med  p95 | both CPU med | RTF both")
     for n, c in codecs.items():
         both = [a + b for a, b in zip(c.enc_ms, c.dec_ms)]
-        print(f"{n:10s} |   {_stat(c.enc_ms)} |   {_stat(c.dec_ms)} |   {_stat(both)} | {np.median(c.cpu_ms):12.1f}"
+        print(f"{n:12s} |   {_stat(c.enc_ms)} |   {_stat(c.dec_ms)} |   {_stat(both)} | {np.median(c.cpu_ms):12.1f}"
               f" | {np.median(both) / FRAME_MS:.2f}")
         per_run = [np.median(both[i * args.frames:(i + 1) * args.frames]) for i in range(args.runs)]
-        print(f"{'':10s}   both median per run: {' '.join(f'{x:.1f}' for x in per_run)}")
+        print(f"{'':12s}   both median per run: {' '.join(f'{x:.1f}' for x in per_run)}")
     if args.accuracy_frames:
         accuracy(base, args.codebooks, codecs, frames[: args.accuracy_frames])
 

@@ -30,18 +30,24 @@ import torch
 import torch.nn.functional as F
 from moshi.modules.conv import StreamingConv1d, StreamingConvTranspose1d
 from torch import nn
+from torch.nn.utils import parametrize
+
+
+def _plain(m: nn.Module) -> bool:
+    # weight_norm (hook or parametrization) recomputes ``weight`` on each call: keep moshi's code there.
+    return not m._forward_pre_hooks and not parametrize.is_parametrized(m)
 
 
 def conv_fits(conv: nn.Conv1d) -> bool:
-    """Whether ``FastConv1d`` can run this conv (groups 1, dilation 1, no built-in padding)."""
+    """Whether ``FastConv1d`` can run this conv (groups 1, dilation 1, no built-in padding, plain weight)."""
     return (conv.groups == 1 and conv.dilation[0] == 1 and conv.padding == (0,)
-            and conv.padding_mode == "zeros")
+            and conv.padding_mode == "zeros" and _plain(conv))
 
 
 def convtr_fits(convtr: nn.ConvTranspose1d) -> bool:
     """Whether ``FastConvTranspose1d`` can run this transposed conv."""
     return (convtr.groups == 1 and convtr.dilation[0] == 1 and convtr.padding == (0,)
-            and convtr.output_padding == (0,))
+            and convtr.output_padding == (0,) and _plain(convtr))
 
 
 def masked_copy(dst: torch.Tensor, src: torch.Tensor, exec_mask: torch.Tensor) -> None:

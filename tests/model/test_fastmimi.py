@@ -83,13 +83,15 @@ def test_streaming_convs_equal_moshi_chunked_with_masks(cin: int, cout: int, k: 
 
 
 @torch.inference_mode()
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")  # moshi's norm="weight_norm"
 def test_layers_that_do_not_fit_stay_moshis() -> None:
     box = torch.nn.Sequential(StreamingConv1d(4, 4, 3, dilation=2, causal=True),
                               StreamingConvTranspose1d(4, 4, 4, 2, groups=2, causal=True),
+                              StreamingConv1d(4, 4, 3, causal=True, norm="weight_norm"),
                               StreamingConv1d(4, 4, 3, causal=True))
     n, left = convert_convs(box)
-    assert (n, left) == (1, ["0", "1"])
-    assert type(box[0]) is StreamingConv1d and type(box[1]) is StreamingConvTranspose1d and type(box[2]) is FastConv1d
+    assert (n, left) == (1, ["0", "1", "2"])
+    assert [type(m) for m in box] == [StreamingConv1d, StreamingConvTranspose1d, StreamingConv1d, FastConv1d]
 
 
 def test_fast_transformer_step_equals_moshi_past_the_ring() -> None:
