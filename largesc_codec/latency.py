@@ -142,6 +142,7 @@ def _receive(new_mimi: Callable[[], Any], concealer: Any, sent: dict[str, Any], 
     f: dict[str, list[float]] = {k: [] for k in ("insert", "decode", "decode_cpu", "prepare", "prepare_cpu",
                                                   "m2e", "wait", "cpu_frame")}
     sources: dict[str, int] = {}
+    by_source: dict[str, list[float]] = {}  # steady mouth-to-ear per frame source (primary, concealed, ...)
     while pulled < n and now < (n + 50) * FRAME_MS:
         while a < len(arrivals) and arrivals[a][0] <= now:
             with _Clock() as c:
@@ -161,6 +162,7 @@ def _receive(new_mimi: Callable[[], Any], concealer: Any, sent: dict[str, Any], 
                 f["prepare"].append(pc.wall)
                 f["prepare_cpu"].append(pc.cpu)
                 f["m2e"].append(now + dc.wall - k * FRAME_MS)
+                by_source.setdefault(got.frame.source, []).append(now + dc.wall - k * FRAME_MS)
                 if k in arrived:
                     f["wait"].append(now - arrived[k])
                 f["cpu_frame"].append(sent["cpu"][min(k, n - 1)] + dc.cpu + pc.cpu)
@@ -173,7 +175,8 @@ def _receive(new_mimi: Callable[[], Any], concealer: Any, sent: dict[str, Any], 
     med = {k: float(np.median(v)) if v else float("nan") for k, v in f.items()}
     med["m2e_p95"] = float(np.percentile(f["m2e"], 95)) if f["m2e"] else float("nan")
     return {"phase_ms": phase, **med, "target_ms": stats.target_delay_ms, "skipped": stats.skipped,
-            "holds": stats.holds, "sources": sources}
+            "holds": stats.holds, "sources": sources,
+            "m2e_by_source": {k: float(np.median(v)) for k, v in by_source.items()}}
 
 
 def _concealer(plc: str, lm: Any) -> Any:
@@ -196,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"largesc bench latency: {problem}")
         return 2
+    args.load_before = os.getloadavg()[0]  # before this benchmark adds its own threads
     import torch
 
     from .framing import frames_from_file
@@ -227,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     _print(args, runs, len(phases))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "func"},
-                                               "load_average": os.getloadavg(), "runs": runs,
+                                               "runs": runs,
                                                "untrained_weights": models.untrained}, indent=1))
     return 0
 
@@ -235,10 +239,9 @@ def run(args: argparse.Namespace) -> int:
 def _print(args: argparse.Namespace, runs: list[dict[str, Any]], phases: int) -> None:
     b = [r["best"] for r in runs]
     col = lambda key: [x[key] for x in b]  # noqa: E731
-    load = os.getloadavg()
     print(f"mouth-to-ear latency, zero network delay/jitter, {args.mimi} Mimi, plc={args.plc}, loss {args.loss:.0%}, "
           f"{args.frames} frames, {args.threads} threads, {len(runs)} runs (median (min..max)), "
-          f"load average {load[0]:.2f}")
+          f"load average {args.load_before:.2f} before")
     w = 40
     print(f"  {'stage':<{w}} {'wall':<26} CPU time (all threads)")
     print(f"  {'frame accumulation':<{w}} {FRAME_MS:7.1f} ms")
@@ -250,5 +253,8 @@ def _print(args: argparse.Namespace, runs: list[dict[str, Any]], phases: int) ->
     print(f"  {'MOUTH-TO-EAR, clock aligned (best phase)':<{w}} {_spread(col('m2e'))}  p95 {_spread(col('m2e_p95'))}")
     print(f"  {f'mouth-to-ear, free clock ({phases} phases)':<{w}} {_spread([r['phase_mean_m2e_ms'] for r in runs])}"
           f"  worst phase {_spread([r['phase_max_m2e_ms'] for r in runs])}")
+    srcs = sorted({k for x in b for k in x["m2e_by_source"]})
+    print(f"  {'mouth-to-ear by frame source (aligned)':<{w}} " + ", ".join(
+        f"{k} {np.median([x['m2e_by_source'][k] for x in b if k in x['m2e_by_source']]):.1f} ms" for k in srcs))
     print(f"  {'LM work off the deadline (prepare)':<{w}} {_spread(col('prepare'))}  {_spread(col('prepare_cpu'))}")
     print(f"  {'CPU time per 80 ms frame, all stages':<{w}} {'':<26} {_spread(col('cpu_frame'))}")
