@@ -27,6 +27,7 @@ from typing import Any, Sequence
 QUALITY = (("plcmos", "PLCMOS v2 (higher better)", 1.0), ("visqol", "ViSQOL MOS-LQO (higher better)", 1.0),
            ("wer", "WER % (lower better)", 100.0))
 BITRATE_LOSSES = (0.0, 0.10, 0.30)
+RATE_DIGITS = 4  # loss rates closer than 0.01 % are the same rate (GE specs are rounded)
 FAMILY_STYLE = {"opus": ("-", "o"), "largesc": ("--", "s")}
 OTHER_STYLES = ((":", "^"), ("-.", "D"), ((0, (5, 1, 1, 1)), "v"))
 LOSS_STYLES = ("-", "--", ":", "-.")
@@ -51,6 +52,11 @@ def _f(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _same_rate(value: Any, rate: float) -> bool:
+    """Loss rates equal as printed: 'ge:0.0277778,0.25' is 10.00007 %, uniform:0.1 is 10 %."""
+    return round(_f(value), RATE_DIGITS) == round(rate, RATE_DIGITS)
 
 
 def series_name(condition: str) -> str:
@@ -155,7 +161,7 @@ def plot_uniform(summary: Sequence[dict[str, Any]], path: Path) -> Path | None:
 def plot_ge(summary: Sequence[dict[str, Any]], path: Path) -> Path | None:
     """Quality vs mean burst length; None (and no file) without Gilbert-Elliott rows."""
     metrics = _metrics(summary)
-    rates = sorted({_f(s["loss_rate"]) for s in summary if s["loss_model"] == "ge"})
+    rates = sorted({round(_f(s["loss_rate"]), RATE_DIGITS) for s in summary if s["loss_model"] == "ge"})
     if not rates or not metrics:
         _skip(path)
         return None
@@ -167,7 +173,7 @@ def plot_ge(summary: Sequence[dict[str, Any]], path: Path) -> Path | None:
         line, marker = styles[_family_of(summary, cond)]
         for j, rate in enumerate(rates):
             pts = sorted((_f(s["mean_burst"]), s) for s in summary if s["condition"] == cond
-                         and s["loss_model"] in ("ge", "uniform") and abs(_f(s["loss_rate"]) - rate) < 1e-9)
+                         and s["loss_model"] in ("ge", "uniform") and _same_rate(s["loss_rate"], rate))
             name = cond if len(rates) == 1 else f"{cond} {100 * rate:g}%"
             for ax, (key, _, scale) in zip(axes, metrics):
                 ax.plot([p[0] for p in pts], [scale * _f(p[1][key]) for p in pts],
@@ -184,7 +190,7 @@ def plot_bitrate(summary: Sequence[dict[str, Any]], path: Path) -> Path | None:
     """Quality vs measured payload bitrate, one line per series x loss; None without such rows."""
     metrics = _metrics(summary)
     rows = [s for s in summary if s["loss_model"] == "uniform" and not math.isnan(_f(s["payload_bps"]))
-            and any(abs(_f(s["loss_rate"]) - r) < 1e-9 for r in BITRATE_LOSSES)]
+            and any(_same_rate(s["loss_rate"], r) for r in BITRATE_LOSSES)]
     if not rows or not metrics:
         _skip(path)
         return None
@@ -195,7 +201,7 @@ def plot_bitrate(summary: Sequence[dict[str, Any]], path: Path) -> Path | None:
     for k, rate in enumerate(BITRATE_LOSSES):
         for i, name in enumerate(series):
             pts = sorted(((_f(s["payload_bps"]) / 1000, s) for s in rows if series_name(s["condition"]) == name
-                          and abs(_f(s["loss_rate"]) - rate) < 1e-9), key=lambda p: p[0])
+                          and _same_rate(s["loss_rate"], rate)), key=lambda p: p[0])
             if not pts:
                 continue
             marker = styles[str(pts[0][1]["family"])][1]

@@ -89,6 +89,36 @@ def test_bitrate_lines_join_only_conditions_that_differ_in_rate() -> None:
     assert series_name("reference") == "reference"
 
 
+def _spy_lines(monkeypatch: Any) -> list[tuple[str, int, Any]]:
+    """(label, points, colour) of every line of the first panel of each figure closed."""
+    import matplotlib.pyplot as plt
+
+    drawn: list[tuple[str, int, Any]] = []
+    real_close = plt.close
+
+    def spy(fig: Any) -> None:
+        for line in fig.axes[0].get_lines():
+            drawn.append((str(line.get_label()), len(line.get_xdata()), line.get_color()))
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", spy)
+    return drawn
+
+
+def test_ge_plot_puts_uniform_loss_at_the_rate_a_ge_spec_rounds_to(tmp_path: Path, monkeypatch: Any) -> None:
+    from largesc_codec.evaluation import plots
+    from largesc_codec.evaluation.losses import parse_profile
+
+    ge = parse_profile("ge:0.0277778,0.25")  # 10.00007 % stationary loss, as in docs/evaluation.md
+    assert ge.loss_rate != 0.1
+    rows = [r for r in _rows() if r["condition"] == "opus-6k" and r["channel"] == "uniform:0"]
+    rows = [dict(rows[0], channel="uniform:0.1", loss_rate=0.1, mean_burst=1 / 0.9),
+            dict(rows[0], channel=ge.spec, loss_model="ge", loss_rate=ge.loss_rate, mean_burst=ge.mean_burst)]
+    drawn = _spy_lines(monkeypatch)
+    assert plots.plot_ge(summarize(rows), tmp_path / "ge.png") is not None
+    assert [(label, n) for label, n, _ in drawn] == [("opus-6k", 2)]  # GE point + uniform point
+
+
 def test_bitrate_plot_draws_one_line_per_concealer_and_loss(tmp_path: Path, monkeypatch: Any) -> None:
     import matplotlib.pyplot as plt
 
@@ -99,15 +129,7 @@ def test_bitrate_plot_draws_one_line_per_concealer_and_loss(tmp_path: Path, monk
         for plc in ("lm", "none"):
             rows += [dict(r, condition=f"largesc-{bps:g}-{plc}", family="largesc", requested_bps=bps,
                           payload_bps=bps * 1.2) for r in rows if r["condition"] == "opus-6k"]
-    drawn: list[tuple[str, int, Any]] = []
-    real_close = plt.close
-
-    def spy(fig: Any) -> None:
-        for line in fig.axes[0].get_lines():
-            drawn.append((str(line.get_label()), len(line.get_xdata()), line.get_color()))
-        real_close(fig)
-
-    monkeypatch.setattr(plt, "close", spy)
+    drawn = _spy_lines(monkeypatch)
     assert plots.plot_bitrate(summarize(rows), tmp_path / "b.png") is not None
     labels = {label: n for label, n, _ in drawn}
     assert labels == {f"{s}, loss {r}%": 2 for s in ("largesc-*-lm", "largesc-*-none")
