@@ -8,6 +8,9 @@ peak RSS (VmHWM), the LM position, the bytes held in streaming tensors (LM and
 Mimi), the number of live Python objects and of timing entries kept
 (LMConcealer.timings_ms, a bounded window since a0fc0f3; trimmed every frame
 here unless --keep-timings, which shows the window filling and stopping).
+With --held P (default 0.5) the next frame, when it is not lost, is already
+"in the jitter buffer" at prepare time for a share P of frames, so the
+speculation is conditioned on it, as the receiver does (both paths run).
 
 --streams N runs N calls through BatchedLMConcealer + BatchedMimiDecoder instead.
 --per-call 1,2,4,8,16 runs a short call (--frames, default 300 there) with N
@@ -84,15 +87,20 @@ def run_call(args: argparse.Namespace, weights: str) -> None:
     print(f"{'frame':>6} {'wall s':>7} {'RSS MiB':>8} {'peak MiB':>8} {'LM pos':>7} {'LM state B':>11} "
           f"{'Mimi state B':>12} {'py objs':>8} {'timing entries':>14}")
     t0 = time.perf_counter()
+    held_rng = np.random.default_rng(1)
+    nxt = [tuple(int(x) for x in rng.integers(0, 2048, 8)) for _ in range(n)]
     for i in range(args.frames):
-        toks = [tuple(int(x) for x in rng.integers(0, 2048, 8)) for _ in range(n)]
+        toks, nxt = nxt, [tuple(int(x) for x in rng.integers(0, 2048, 8)) for _ in range(n)]
+        # What the buffer holds of frame i + 1 at prepare time: its primary, or nothing.
+        held = [(i + 1, nxt[s]) if i + 1 < args.frames and not lost[s, i + 1] and held_rng.random() < args.held
+                else () for s in range(n)]
         if n == 1 and not args.batched:
             if lost[0, i]:
                 toks[0] = lone.conceal(i, (), 8).tokens
             else:
                 lone.observe(i, toks[0])
             dec.decode(toks[0])
-            lone.prepare()
+            lone.prepare(*held[0])
             if not args.keep_timings:
                 for v in lone.timings_ms.values():
                     v.clear()
@@ -102,7 +110,7 @@ def run_call(args: argparse.Namespace, weights: str) -> None:
                     toks[s] = bc.conceal(s, i, (), 8).tokens
                 else:
                     bc.observe(s, i, toks[s])
-                bc.prepare(s)
+                bc.prepare(s, *held[s])
             bdec.decode(toks)
             bc.run()
         if (i + 1) % args.every == 0 or i + 1 == args.frames:
@@ -123,7 +131,7 @@ def per_call(args: argparse.Namespace, weights: str) -> None:
     for n in ns:
         cmd = [sys.executable, __file__, "--weights", weights, "--streams", str(n), "--batched",
                "--frames", str(args.frames), "--every", str(args.frames), "--channel", args.channel,
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--held", str(args.held)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         line = [x for x in out.splitlines() if x.startswith("MEM ")][-1]
         vals = dict(kv.split("=") for kv in line.split()[1:])
@@ -148,6 +156,7 @@ def main() -> int:
     ap.add_argument("--batched", action="store_true", help="use the batched classes even for one stream")
     ap.add_argument("--keep-timings", action="store_true", help="leave LMConcealer.timings_ms untrimmed")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--held", type=float, default=0.5, help="share of frames held before prepare (conditioned)")
     ap.add_argument("--per-call", default=None, help="comma list of N: peak memory per additional call")
     ap.add_argument("--weights", default=None, help="test-weights directory (made if absent)")
     args = ap.parse_args()
