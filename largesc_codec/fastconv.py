@@ -6,16 +6,13 @@ Why. At batch 1 torch runs ``ConvTranspose1d`` through its reference kernel
 GEMM plus an overlap-add it takes ~3 ms; the strided encoder convs gain too.
 
 How. A convolution is ``unfold`` (windows of K samples every S) times the
-weight seen as a ``[Cin*K, Cout]`` matrix; a transposed convolution is the
+weight seen as a ``[Cout, Cin*K]`` matrix; a transposed convolution is the
 input times the weight seen as ``[Cin, Cout*K]`` followed by ``F.fold``
-(overlap-add of the K-sample pieces every S). Large conv weights (>= 1 M
-values, the memory-bound layers at the 12.5-25 Hz end) get their storage
-re-laid out once to a contiguous ``[Cin*K, Cout]`` matrix (values kept): ``x @ W``
-on that layout is MKL's fast path for the 1-16 rows a streaming step has.
-Where a step has many output rows (B x T >= 128 for a conv, input rows >= 64
-for a transposed conv: the long, narrow layers near the waveform) torch's own
-kernel is faster and is used, on the original layout. Only groups=1,
-dilation=1, padding=0 layers are converted; others keep moshi's code.
+(overlap-add of the K-sample pieces every S). The products run through
+oneDNN with prepacked weights (fastlinear.py). Where torch's own kernel is
+faster (see NATIVE_MIN_ROWS_*) it is used instead. Only groups=1,
+dilation=1, padding=0 layers with a plain weight are converted; others keep
+moshi's code.
 
 Streaming keeps moshi's state objects (``previous`` history of a conv, ``partial``
 tail of a transposed conv), so ``reset_streaming`` and exec masks work as before;
@@ -24,13 +21,13 @@ a partial tail is stored without bias, as moshi stores it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from moshi.modules.conv import StreamingConv1d, StreamingConvTranspose1d
 from torch import nn
 from torch.nn.utils import parametrize
+
+from .fastlinear import linear, packed
 
 
 def _plain(m: nn.Module) -> bool:
@@ -58,65 +55,38 @@ def masked_copy(dst: torch.Tensor, src: torch.Tensor, exec_mask: torch.Tensor) -
         dst.copy_(torch.where(exec_mask.view(-1, *([1] * (dst.dim() - 1))), src, dst))
 
 
-# Measured on full-size Mimi (docs/performance.md): below these row counts the GEMM wins.
-NATIVE_MIN_ROWS_CONV = 128
+# Measured per layer on full-size Mimi, batch 1 and 16, 2 threads: from these row counts on
+# (B x output steps for a conv with K > 1 and Cin > 1, B x input steps for a transposed conv)
+# torch's own kernel beats unfold + GEMM: the long, narrow layers near the waveform.
+NATIVE_MIN_ROWS_CONV = 384
 NATIVE_MIN_ROWS_CONVTR = 64
-RELAYOUT_MIN_PARAMS = 1 << 20
 
 
-def _matrix(conv: nn.Conv1d) -> torch.Tensor:
-    """The conv weight as a ``[Cin*K, Cout]`` matrix (a view; contiguous once re-laid out)."""
+def _conv_matrix(conv: nn.Conv1d) -> torch.Tensor:
     w = conv.weight
-    return w.reshape(w.shape[0], -1).t()
+    return w.reshape(w.shape[0], -1)  # [Cout, Cin*K]
 
 
-def relayout_conv(conv: nn.Conv1d) -> None:
-    """Store a large conv weight as a contiguous ``[Cin*K, Cout]`` matrix (values and shape kept)."""
-    w = conv.weight
-    if w.numel() >= RELAYOUT_MIN_PARAMS and w.is_contiguous():
-        with torch.no_grad():
-            w.data = w.data.reshape(w.shape[0], -1).t().contiguous().t().view(w.shape)
+def _convtr_matrix(convtr: nn.ConvTranspose1d) -> torch.Tensor:
+    w = convtr.weight
+    return w.reshape(w.shape[0], -1).t()  # [Cout*K, Cin]
 
 
-def conv_native(conv: nn.Conv1d, rows: int, low_precision: bool) -> bool:
-    """Whether torch's own kernel beats the GEMM for ``rows`` output rows (B x Tout)."""
-    return not low_precision and rows >= NATIVE_MIN_ROWS_CONV and conv.in_channels > 1 and conv.weight.is_contiguous()
-
-
-def conv1d_mm(x: torch.Tensor, conv: nn.Conv1d, w_lp: torch.Tensor | None = None) -> torch.Tensor:
-    """``conv(x)`` for x [B, Cin, L] -> [B, Cout, Tout] (a transposed view), as one GEMM.
-
-    ``w_lp``: optional low-precision ``[Cout, Cin*K]`` weight (bf16); inputs are rounded to it.
-    """
+def conv1d_mm(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """``conv(x)`` for x [B, Cin, L] -> [B, Cout, Tout] (a transposed view), as one GEMM."""
     B, cin, _ = x.shape
     K, S = conv.kernel_size[0], conv.stride[0]
     cols = x.transpose(1, 2) if K == 1 and S == 1 else x.unfold(2, K, S).permute(0, 2, 1, 3)
     tout = cols.shape[1]
-    cols2 = cols.reshape(B * tout, cin * K)
-    if w_lp is not None:
-        y = F.linear(cols2.to(w_lp.dtype), w_lp).float()
-        if conv.bias is not None:
-            y = y + conv.bias
-    elif conv.bias is not None:
-        y = torch.addmm(conv.bias, cols2, _matrix(conv))
-    else:
-        y = cols2 @ _matrix(conv)
+    y = linear(cols.reshape(B * tout, cin * K), conv, "w", lambda: _conv_matrix(conv), conv.bias)
     return y.view(B, tout, -1).transpose(1, 2)
 
 
-def convtr1d_mm_nobias(x: torch.Tensor, convtr: nn.ConvTranspose1d, w_lp: torch.Tensor | None = None) -> torch.Tensor:
-    """``conv_transpose1d(x)`` without bias for x [B, Cin, T] -> [B, Cout, (T-1)*S+K], as GEMM + fold.
-
-    ``w_lp``: optional low-precision ``[Cout*K, Cin]`` weight (bf16).
-    """
+def convtr1d_mm_nobias(x: torch.Tensor, convtr: nn.ConvTranspose1d) -> torch.Tensor:
+    """``conv_transpose1d(x)`` without bias for x [B, Cin, T] -> [B, Cout, (T-1)*S+K], as GEMM + fold."""
     B, cin, T = x.shape
-    w = convtr.weight  # [Cin, Cout, K]: as [Cin, Cout*K] already contiguous
-    cout, K, S = w.shape[1], w.shape[2], convtr.stride[0]
-    x2 = x.transpose(1, 2).reshape(B * T, cin)  # a contiguous 2-D input keeps the GEMM on its fast path
-    if w_lp is not None:
-        cols = F.linear(x2.to(w_lp.dtype), w_lp).float()
-    else:
-        cols = x2 @ w.reshape(cin, cout * K)
+    cout, K, S = convtr.weight.shape[1], convtr.kernel_size[0], convtr.stride[0]
+    cols = linear(x.transpose(1, 2).reshape(B * T, cin), convtr, "w", lambda: _convtr_matrix(convtr), None)
     length = (T - 1) * S + K
     out = F.fold(cols.view(B, T, cout * K).transpose(1, 2), (1, length), (1, K), stride=(1, S))
     return out.view(B, cout, length)
@@ -125,10 +95,8 @@ def convtr1d_mm_nobias(x: torch.Tensor, convtr: nn.ConvTranspose1d, w_lp: torch.
 class FastConv1d(StreamingConv1d):
     """StreamingConv1d whose conv runs as a GEMM (same state, same results up to rounding).
 
-    Set by ``accelerate`` through ``__class__``; ``_w_lp`` (bf16 weight or None) by it too.
+    Set by ``convert_convs`` through ``__class__``.
     """
-
-    _w_lp: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv.conv
@@ -146,7 +114,8 @@ class FastConv1d(StreamingConv1d):
                 state.previous[:] = torch.where(first.view(-1, 1, 1), x[..., :1], state.previous)
         xx = torch.cat([state.previous, x], dim=-1) if TP else x
         rows = B * ((xx.shape[-1] - conv.kernel_size[0]) // S + 1)
-        y = conv(xx) if conv_native(conv, rows, self._w_lp is not None) else conv1d_mm(xx, conv, self._w_lp)
+        native = rows >= NATIVE_MIN_ROWS_CONV and conv.in_channels > 1 and conv.kernel_size[0] > 1
+        y = conv(xx) if native else conv1d_mm(xx, conv)
         if TP:
             masked_copy(state.previous, xx[..., -TP:], state.exec_mask)
             if self.pad_mode == "replicate":
@@ -157,15 +126,13 @@ class FastConv1d(StreamingConv1d):
 class FastConvTranspose1d(StreamingConvTranspose1d):
     """StreamingConvTranspose1d run as GEMM + overlap-add (same state layout as moshi's)."""
 
-    _w_lp: torch.Tensor | None = None
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         convtr = self.convtr.convtr
         K, S = self._kernel_size, self._stride
-        if self._w_lp is None and x.shape[0] * x.shape[-1] >= NATIVE_MIN_ROWS_CONVTR:
+        if x.shape[0] * x.shape[-1] >= NATIVE_MIN_ROWS_CONVTR:
             y = F.conv_transpose1d(x, convtr.weight, None, S)
         else:
-            y = convtr1d_mm_nobias(x, convtr, self._w_lp)
+            y = convtr1d_mm_nobias(x, convtr)
         state = self._streaming_state
         if state is None:
             y = y[..., : y.shape[-1] - (K - S)]
@@ -179,12 +146,10 @@ class FastConvTranspose1d(StreamingConvTranspose1d):
         return y if bias is None else y + bias[:, None]
 
 
-def convert_convs(module: nn.Module, lp_dtype: torch.dtype | None = None, lp_min_params: int = 1 << 20) -> tuple[int, list[str]]:
+def convert_convs(module: nn.Module) -> tuple[int, list[str]]:
     """Swap fitting streaming (transposed) convs under ``module`` to the GEMM versions, in place.
 
-    ``lp_dtype`` (e.g. torch.bfloat16): also keep a low-precision copy of weights with at least
-    ``lp_min_params`` elements and run those layers in it (None: all full precision, and any
-    earlier copies are dropped). Returns (converted count, names left to moshi's code).
+    Returns (converted count, names left to moshi's code); weights are packed now, not on the first frame.
     """
     done, left = 0, []
     for name, mod in module.named_modules():
@@ -199,18 +164,11 @@ def convert_convs(module: nn.Module, lp_dtype: torch.dtype | None = None, lp_min
             else:
                 left.append(name)
         if isinstance(mod, FastConv1d):
-            w = mod.conv.conv.weight
-            relayout_conv(mod.conv.conv)
-            mod._w_lp = _low(w.reshape(w.shape[0], -1), lp_dtype, lp_min_params)
+            conv = mod.conv.conv
+            packed(conv, "w", lambda: _conv_matrix(conv), torch.float32)
             done += 1
         elif isinstance(mod, FastConvTranspose1d):
-            w = mod.convtr.convtr.weight
-            mod._w_lp = _low(w.reshape(w.shape[0], -1).t(), lp_dtype, lp_min_params)
+            convtr = mod.convtr.convtr
+            packed(convtr, "w", lambda: _convtr_matrix(convtr), torch.float32)
             done += 1
     return done, left
-
-
-def _low(mat: torch.Tensor, dtype: torch.dtype | None, min_params: int) -> Any:
-    if dtype is None or mat.numel() < min_params:
-        return None
-    return mat.detach().to(dtype).contiguous()

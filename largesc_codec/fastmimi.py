@@ -5,22 +5,24 @@ its streaming state objects; it changes how some modules compute, so
 ``mimi.encode`` / ``mimi.decode``, ``reset_streaming`` and exec masks work as before:
 
 - convolutions and transposed convolutions as GEMMs (fastconv.py);
-- the transformers' streaming step with per-step work shared by the layers,
-  and linear weights re-laid out for 2-row GEMMs (fasttransformer.py);
+- the transformers' streaming step with per-step work shared by the layers
+  (fasttransformer.py);
+- all those GEMMs through oneDNN with prepacked weights (fastlinear.py);
 - the quantiser's nearest-codebook search with each codebook's padded matrix
   kept between frames (the same GEMM ``torch.cdist`` runs, so the same tokens).
 
 These are exact up to float rounding (tokens equal stock moshi's on the test
 weights and on speech with full-size Mimi; waveforms within 1e-5 relative).
-``precision="bf16"`` (opt-in) also runs the transformer linears and the large
-SEANet convs with bf16 weights and bf16-rounded inputs: about half the memory
-traffic, at the token and waveform cost measured in docs/performance.md.
+``precision="bf16"`` (opt-in) also runs the transformer linears with bf16
+weights and bf16-rounded inputs: half their memory traffic, at the token and
+waveform cost measured in docs/performance.md.
 ``"auto"`` picks bf16 only where the CPU has native bf16 (avx512_bf16 or
 amx_bf16) and fp32 elsewhere. The default stays fp32: tokens are the wire
 format and the concealment LM was trained on stock Mimi's tokens.
 
 Only CPU models are changed; on a GPU moshi's CUDA-graph path is kept.
-Call it after the weights are loaded (low-precision copies are taken then).
+Memory: the packed copies of the converted part's weights (one more copy of
+them, 4 bytes per weight; 2 for bf16 linears), kept beside the model.
 """
 
 from __future__ import annotations
@@ -39,9 +41,6 @@ from .fasttransformer import convert_transformer
 
 PRECISIONS = ("fp32", "bf16", "auto")
 SIDES = ("encode", "decode", "both")
-# bf16 copies only for convs this large: the memory-bound ones (the 1-8 M weight
-# convs at the 12.5-25 Hz end); the small early convs are compute-bound and gain nothing.
-LP_MIN_CONV_PARAMS = 1 << 20
 
 
 @lru_cache(maxsize=1)
@@ -110,9 +109,9 @@ def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Accele
     Args:
         mimi: a moshi MimiModel (its own copy: its modules change class).
         precision: ``fp32`` (exact up to rounding), ``bf16`` or ``auto`` (see module doc).
-        side: which half gets the ``precision`` (``encode``, ``decode`` or ``both``; bf16
-            copies cost memory, so give them only to the half this copy runs). The other
-            half is made fast in fp32. A later call sets the precision afresh.
+        side: which half to convert (``encode``, ``decode`` or ``both``): packed weights
+            cost memory, so convert only the half this copy runs; the other half keeps
+            moshi's modules. A later call on the same side sets its precision afresh.
     """
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}; got {side!r}")
@@ -124,11 +123,10 @@ def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Accele
     note = ""
     if dtype != torch.float32:  # the GEMM convs work in any dtype; the transformer step keeps moshi's code
         resolved, note = str(dtype).removeprefix("torch."), f"model is {dtype}: precision {precision!r} not applied"
-    lp_parts = {name for name, _ in _parts(mimi, side)} if resolved == "bf16" else set()
+    lp = torch.bfloat16 if resolved == "bf16" else None
     convs, transformers, left = 0, 0, []
-    for name, part in _parts(mimi, "both"):
-        lp = torch.bfloat16 if name in lp_parts else None
-        n, skipped = convert_convs(part, lp, LP_MIN_CONV_PARAMS)
+    for name, part in _parts(mimi, side):
+        n, skipped = convert_convs(part)
         convs += n
         left += [f"{name}.{s}" for s in skipped]
         tr = getattr(part, "transformer", None)
@@ -137,7 +135,8 @@ def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Accele
                 transformers += 1
             else:
                 left.append(f"{name}.transformer")
-    for mod in mimi.quantizer.modules():
-        if type(mod) is EuclideanCodebook:
-            mod.__class__ = FastCodebook
+    if side != "decode":
+        for mod in mimi.quantizer.modules():
+            if type(mod) is EuclideanCodebook:
+                mod.__class__ = FastCodebook
     return Acceleration(resolved, convs, transformers, tuple(left), note)

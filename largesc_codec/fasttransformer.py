@@ -1,7 +1,7 @@
 """One streaming step of moshi's StreamingTransformer with per-step work done once.
 
 Why. Mimi's two 8-layer transformers see 2 time steps per 80 ms frame; their
-cost is reading the weights (~100 MB fp32 each) plus ~70 small torch ops per
+cost is the weight-bound GEMMs (~100 MB fp32 each) plus ~70 small torch ops per
 layer. moshi recomputes the rotary tables, the ring-KV positions and the
 attention mask in every layer although all layers share them, and updates its
 counters with ``torch.where`` even when every row runs.
@@ -12,10 +12,10 @@ objects, so ``reset_streaming`` and exec masks behave as in moshi):
   once per step; per layer only the projections, rope, KV scatter, attention
   and feed-forward (same formulas in the same order: results match moshi's);
 - counters advance with ``add_`` when every row runs (``torch.where`` otherwise).
-Linear weights are re-laid out to ``[in, out]`` storage once (values kept),
-the faster MKL path for 2-row inputs; that also speeds moshi's own code.
-Optional (accuracy cost, see docs/performance.md): ``_w_lp`` bf16 weight
-copies, inputs rounded to bf16, outputs back to fp32.
+The linears run through oneDNN with packed weights (fastlinear.py), 3-4x
+faster than torch's MKL GEMM for these 2-row products on this CPU.
+Optional (accuracy cost, see docs/performance.md): ``_gemm_dtype`` bf16,
+i.e. bf16 weights and inputs rounded to bf16, outputs back to fp32.
 
 Anything the step does not cover (cross-attention, LoRA or quantised linears,
 weights per step, kv_repeat, sin embeddings, non-streaming calls) runs moshi's
@@ -32,22 +32,12 @@ import torch.nn.functional as F
 from moshi.modules.transformer import StreamingTransformer, StreamingTransformerLayer
 from torch import nn
 
-
-def relayout_linear(lin: nn.Linear) -> None:
-    """Store the weight as a contiguous ``[in, out]`` matrix (values unchanged, ``weight`` still [out, in])."""
-    w = lin.weight
-    if w.is_contiguous() and w.dim() == 2 and w.shape[0] > 1 and w.shape[1] > 1:
-        with torch.no_grad():
-            w.data = w.data.t().contiguous().t()
+from . import fastlinear
 
 
 def linear(x: torch.Tensor, lin: Any) -> torch.Tensor:
-    """``lin(x)`` through its bf16 copy when one is set (``_w_lp``), else in full precision."""
-    w = lin.__dict__.get("_w_lp")
-    if w is None:
-        return F.linear(x, lin.weight, lin.bias)
-    y = F.linear(x.to(w.dtype), w).float()
-    return y if lin.bias is None else y + lin.bias
+    """``lin(x)`` through oneDNN (fastlinear), in the module's ``_gemm_dtype`` (fp32 unless set to bf16)."""
+    return fastlinear.linear(x, lin, "w", lambda: lin.weight, lin.bias, lin.__dict__.get("_gemm_dtype", torch.float32))
 
 
 def _layer_fits(layer: Any) -> bool:
@@ -160,17 +150,16 @@ class FastTransformer(StreamingTransformer):
 
 
 def convert_transformer(tr: StreamingTransformer, lp_dtype: torch.dtype | None = None) -> bool:
-    """Swap ``tr`` to ``FastTransformer`` in place when it fits; relay linears; set or drop bf16 copies."""
+    """Swap ``tr`` to ``FastTransformer`` in place when it fits; pack its linears (``lp_dtype``: bf16 or None)."""
     if not isinstance(tr, FastTransformer):
         if not transformer_fits(tr):
             return False
         tr.__class__ = FastTransformer
-    for mod in tr.modules():
-        if type(mod) is nn.Linear:
-            relayout_linear(mod)
     layers: list[Any] = list(tr.layers)
+    dtype = lp_dtype or torch.float32
     for layer in layers:
         attn = layer.self_attn
         for lin in [attn.in_projs[0], attn.out_projs[0]] + ([layer.linear1, layer.linear2] if layer.gating is None else []):
-            lin._w_lp = None if lp_dtype is None else lin.weight.detach().to(lp_dtype).contiguous()
+            lin.__dict__["_gemm_dtype"] = dtype
+            fastlinear.packed(lin, "w", lambda: lin.weight, dtype)
     return True
