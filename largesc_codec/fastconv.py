@@ -27,7 +27,7 @@ from moshi.modules.conv import StreamingConv1d, StreamingConvTranspose1d
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .fastlinear import linear, packed
+from .fastlinear import drop, linear, packed
 
 
 def _plain(m: nn.Module) -> bool:
@@ -165,10 +165,12 @@ def convert_convs(module: nn.Module) -> tuple[int, list[str]]:
                 left.append(name)
         if isinstance(mod, FastConv1d):
             conv = mod.conv.conv
+            drop(conv)  # pack afresh from the current weights
             packed(conv, "w", lambda: _conv_matrix(conv), torch.float32)
             done += 1
         elif isinstance(mod, FastConvTranspose1d):
             convtr = mod.convtr.convtr
+            drop(convtr)
             packed(convtr, "w", lambda: _convtr_matrix(convtr), torch.float32)
             done += 1
     return done, left

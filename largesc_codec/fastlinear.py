@@ -10,8 +10,9 @@ these two ops for its own frozen inductor graphs: ``mkldnn._reorder_linear_weigh
 
 The packed copy sits in a side table keyed by the owning module (a weak key:
 packed oneDNN tensors cannot be deep-copied, so a copied model simply packs
-again on first use) and is rebuilt when the weight tensor changes (new tensor
-or in-place update). Where the ops are missing (a torch build without oneDNN)
+again on first use) and is rebuilt when the weight's storage or version
+changes (an in-place update such as ``load_state_dict``); after swapping in
+new weight tensors otherwise, run ``fastmimi.accelerate`` again (it repacks). Where the ops are missing (a torch build without oneDNN)
 ``linear`` is plain ``F.linear``.
 """
 

@@ -9,10 +9,11 @@ its streaming state objects; it changes how some modules compute, so
   (fasttransformer.py);
 - all those GEMMs through oneDNN with prepacked weights (fastlinear.py);
 - the quantiser's nearest-codebook search with each codebook's padded matrix
-  kept between frames (the same GEMM ``torch.cdist`` runs, so the same tokens).
+  kept between frames (the same GEMM ``torch.cdist`` runs, so the same tokens)
+  and the residual loop on flat ``[rows, dim]`` tensors.
 
 These are exact up to float rounding (tokens equal stock moshi's on the test
-weights and on speech with full-size Mimi; waveforms within 1e-5 relative).
+weights and on 25 s of speech with full-size Mimi; waveforms within 1e-5).
 ``precision="bf16"`` (opt-in) also runs the transformer linears with bf16
 weights and bf16-rounded inputs: half their memory traffic, at the token and
 waveform cost measured in docs/performance.md.
@@ -22,7 +23,8 @@ format and the concealment LM was trained on stock Mimi's tokens.
 
 Only CPU models are changed; on a GPU moshi's CUDA-graph path is kept.
 Memory: the packed copies of the converted part's weights (one more copy of
-them, 4 bytes per weight; 2 for bf16 linears), kept beside the model.
+them, 4 bytes per weight; 2 for bf16 linears), kept beside the model. Weights
+changed later by other means than in place: call ``accelerate`` again.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from moshi.quantization.core_vq import EuclideanCodebook
+import torch.nn.functional as F
+from moshi.quantization.core_vq import EuclideanCodebook, ResidualVectorQuantization
 from torch import nn
 
+from . import fastlinear
 from .fastconv import convert_convs
 from .fasttransformer import convert_transformer
 
@@ -75,11 +79,11 @@ class Acceleration:
 
 
 class FastCodebook(EuclideanCodebook):
-    """EuclideanCodebook whose search reuses the padded codebook matrix between frames.
+    """EuclideanCodebook whose search keeps the padded codebook matrix between frames.
 
     ``torch.cdist`` (p=2, >25 entries) computes ``[-2x, |x|^2, 1] @ [e, 1, |e|^2]^T``;
-    moshi rebuilds the right-hand matrix (2048 x 258) every frame. The same GEMM on
-    the kept matrix gives bit-identical distances, hence identical tokens.
+    moshi rebuilds the right-hand matrix (2048 x 258) every frame. Here it is kept
+    (packed for oneDNN): the same distances up to float rounding.
     """
 
     def _quantize(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,10 +94,29 @@ class FastCodebook(EuclideanCodebook):
         if aug is None or self.__dict__.get("_aug_key") != key:
             norm = emb.pow(2).sum(-1, keepdim=True)
             aug = torch.cat([emb, torch.ones_like(norm), norm], -1)
+            fastlinear.drop(self)  # a new matrix may reuse the old one's address: never match a stale pack
             self.__dict__["_aug"], self.__dict__["_aug_key"] = aug, key
         xn = x.pow(2).sum(-1, keepdim=True)
         xa = torch.cat([x.mul(-2), xn, torch.ones_like(xn)], -1)
-        return xa.matmul(aug.mT).clamp_min_(0).sqrt_().argmin(dim=-1)
+        dist = fastlinear.linear(xa, self, "aug", lambda: aug, None)
+        return dist.clamp_min_(0).sqrt_().argmin(dim=-1)
+
+
+class FastRVQ(ResidualVectorQuantization):
+    """Residual quantisation loop without moshi's per-level reshapes (same arithmetic)."""
+
+    def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        layers: list[Any] = list(self.layers[: n_q or len(self.layers)])
+        if not all(isinstance(la.project_in, nn.Identity) and type(la._codebook) is FastCodebook for la in layers):
+            return super().encode(x, n_q)
+        B, D, T = x.shape
+        residual = x.transpose(1, 2).reshape(B * T, D)
+        codes = []
+        for la in layers:
+            idx = la._codebook._quantize(residual)
+            residual = residual - F.embedding(idx, la._codebook.embedding)
+            codes.append(idx)
+        return torch.stack(codes).view(len(layers), B, T)
 
 
 def _parts(mimi: Any, side: str) -> list[tuple[str, nn.Module]]:
@@ -139,4 +162,6 @@ def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Accele
         for mod in mimi.quantizer.modules():
             if type(mod) is EuclideanCodebook:
                 mod.__class__ = FastCodebook
+            elif type(mod) is ResidualVectorQuantization:
+                mod.__class__ = FastRVQ
     return Acceleration(resolved, convs, transformers, tuple(left), note)

@@ -161,5 +161,6 @@ def convert_transformer(tr: StreamingTransformer, lp_dtype: torch.dtype | None =
         attn = layer.self_attn
         for lin in [attn.in_projs[0], attn.out_projs[0]] + ([layer.linear1, layer.linear2] if layer.gating is None else []):
             lin.__dict__["_gemm_dtype"] = dtype
+            fastlinear.drop(lin)  # pack afresh from the current weights
             fastlinear.packed(lin, "w", lambda: lin.weight, dtype)
     return True
