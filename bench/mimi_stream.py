@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--variants", default="stock,fast,fast-bf16", help=f"comma list of {', '.join(VARIANTS)}")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=100, help="timed frames per run and variant")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="0: accuracy only")
     ap.add_argument("--codebooks", type=int, default=8)
     ap.add_argument("--accuracy-frames", type=int, default=150, help="0: skip the accuracy pass")
     args = ap.parse_args()
@@ -181,16 +181,21 @@ def main() -> None:
         for n in order:
             codecs[n].timed_run(timed)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"\nper 80 ms frame, ms ({args.runs} x {args.frames} frames):")
+    if args.runs:
+        report(codecs, args.runs, args.frames)
+    if args.accuracy_frames:
+        accuracy(base, args.codebooks, codecs, frames[: args.accuracy_frames])
+
+
+def report(codecs: dict[str, Codec], runs: int, frames: int) -> None:
+    print(f"\nper 80 ms frame, ms ({runs} x {frames} frames):")
     print(f"{'variant':12s} | encode med  p95 | decode med  p95 |   both med  p95 | both CPU med | RTF both")
     for n, c in codecs.items():
         both = [a + b for a, b in zip(c.enc_ms, c.dec_ms)]
         print(f"{n:12s} |   {_stat(c.enc_ms)} |   {_stat(c.dec_ms)} |   {_stat(both)} | {np.median(c.cpu_ms):12.1f}"
               f" | {np.median(both) / FRAME_MS:.2f}")
-        per_run = [np.median(both[i * args.frames:(i + 1) * args.frames]) for i in range(args.runs)]
+        per_run = [np.median(both[i * frames:(i + 1) * frames]) for i in range(runs)]
         print(f"{'':12s}   both median per run: {' '.join(f'{x:.1f}' for x in per_run)}")
-    if args.accuracy_frames:
-        accuracy(base, args.codebooks, codecs, frames[: args.accuracy_frames])
 
 
 if __name__ == "__main__":
