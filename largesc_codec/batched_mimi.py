@@ -48,6 +48,9 @@ class BatchedMimiDecoder:
         # Decoding more codebooks than the active count needs the full quantiser.
         self._mimi.set_num_codebooks(self._total)
         self._mimi.streaming_forever(self._rows)
+        self.decode([[0] * self._total] * streams)  # first step of a new copy is slow: as MimiEncoder
+        with torch.inference_mode():
+            self._mimi.reset_streaming()
 
     @torch.inference_mode()
     def decode(self, frames: Sequence[Sequence[int] | None]) -> np.ndarray:

@@ -28,6 +28,8 @@ class MimiDecoder:
         # Decoding more codebooks than the active count needs the full quantiser.
         self._mimi.set_num_codebooks(self._total)
         self._mimi.streaming_forever(1)
+        self.decode(np.zeros(self._total, np.int64))  # first step of a new copy is slow: as MimiEncoder
+        self.reset()
 
     def decode(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
         """Tokens of codebooks 0..k-1 (1 <= k <= 32) -> float32 PCM (1920,) at 24 kHz."""

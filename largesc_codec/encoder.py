@@ -35,6 +35,10 @@ class MimiEncoder:
         self._mimi.set_num_codebooks(num_codebooks)
         self._device = next(mimi.parameters()).device
         self._mimi.streaming_forever(1)
+        # A new copy's first step costs ~3x a later one (state allocation, oneDNN
+        # primitives): take it here, not on the first real frame of a call.
+        self.encode(np.zeros(FRAME_SAMPLES, np.float32))
+        self.reset()
 
     def encode(self, frame: np.ndarray) -> np.ndarray:
         """float32 (1920,) at 24 kHz -> int64 tokens (num_codebooks,), each in 0..2047."""
