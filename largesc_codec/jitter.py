@@ -48,6 +48,9 @@ Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYIN
 * After ``comfort_after`` missing frames in a row the kind turns from CONCEAL
   to COMFORT (an outage). The cursor keeps pace with the clock, so returning
   packets play at once and a delivered backlog is late, never queued.
+* ``due_ms()`` says when the next frame stops waiting (base + frame * 80 +
+  target), so a caller that may choose its clock's phase pulls then: a pull
+  clock free against the arrivals adds 0..80 ms (40 on average) on top.
 """
 
 from __future__ import annotations
@@ -174,6 +177,33 @@ class JitterBuffer:
         """
         slot = self._frames.slots.get(self._cursor) if self._state == "playing" else None
         return None if slot is None else TokenFrame(self._cursor, slot.tokens)
+
+    @property
+    def playing(self) -> bool:
+        """True between the start of playout and the next restart (False while idle or buffering)."""
+        return self._state == "playing"
+
+    def due_ms(self) -> float | None:
+        """The earliest time at which ``pull`` plays the next frame without holding; None if unknown.
+
+        base + frame * 80 + target: the frame (the first buffered one while
+        buffering, the cursor while playing) has then waited the target beyond
+        its fastest arrival. None while idle or before a primary frame is held.
+        A caller whose clock is free to choose its phase (the SIP engine at a
+        (re)start) pulls at this time, so frames wait the target and not up to
+        80 ms more. Read-only; later arrivals may move it (base, target).
+        """
+        base = self._est.base_ms
+        if base is None or self._state == "idle":
+            return None
+        if self._state == "playing":
+            frame = self._cursor
+        else:
+            firsts = [i for i, s in self._frames.slots.items() if s.primary]
+            if not firsts:
+                return None
+            frame = min(firsts)
+        return base + frame * FRAME_MS + self._est.target_ms()
 
     def _restart(self) -> None:
         self._stats.restarts += 1

@@ -40,7 +40,7 @@ SOURCE = {
 class PlayedFrame:
     """What one pull produced: PCM float32 (1920,) at 24 kHz and how it was made."""
 
-    pcm: np.ndarray
+    pcm: np.ndarray[Any, np.dtype[np.float32]]
     frame: ReceivedFrame
 
 
@@ -100,6 +100,10 @@ class LargeSCReceiver:
         self.counts[source] += 1
         return PlayedFrame(pcm, ReceivedFrame(d.index, tuple(tokens), source, len(d.tokens)))
 
+    def due_ms(self) -> float | None:
+        """When the next frame becomes playable (``JitterBuffer.due_ms``); None while idle."""
+        return self.jitter.due_ms()
+
     def prepare_next(self) -> None:
         """Let a speculative concealer predict the next frame (call after pull).
 
@@ -117,5 +121,5 @@ class LargeSCReceiver:
             prepare(held.index, held.tokens)
 
     @staticmethod
-    def silence() -> np.ndarray:
+    def silence() -> np.ndarray[Any, np.dtype[np.float32]]:
         return np.zeros(FRAME_SAMPLES, dtype=np.float32)

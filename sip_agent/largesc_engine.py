@@ -11,24 +11,40 @@ RTCP loss reports, sockets bound on the negotiated port) and the codec
 thread. Neither thread touches pjlib, so neither needs registering with it.
 
 The codec thread builds its own sender (Mimi copy, adaptive controller) and
-receiver (Mimi copy, jitter buffer, concealer per ``--plc``), then runs the
-80 ms playout clock on ``time.monotonic``. Each tick:
+receiver (Mimi copy, jitter buffer, concealer per ``--plc``), then runs two
+80 ms schedules on ``time.monotonic``, one event at a time, whichever is due
+first (a pull on a tie: it is the listener's deadline):
 
-1. packets queued by the RTP thread go into the receiver with their arrival
-   times; one frame is pulled and appended to the recording (silence while
-   the jitter buffer fills);
-2. the peer's latest loss report goes to the sender's controller; the next
-   80 ms of the play file (at its own rate; silence without one or after its
-   end) is pushed; finished packets go to the RTP thread;
-3. ``prepare_next()`` lets the concealer work ahead, off the deadline path;
-4. a stats snapshot is published for ``stats()`` (any thread, cheap).
+* send, at start() + k x 80 ms: the peer's latest loss report goes to the
+  sender's controller; the next 80 ms of the play file (at its own rate;
+  silence without one or after its end) is pushed; finished packets go to
+  the RTP thread;
+* pull, at start() + (p + phase) x 80 ms: packets queued by the RTP thread go
+  into the receiver with their arrival times; one frame is pulled and
+  appended to the recording (silence while the jitter buffer fills), then
+  ``prepare_next()`` lets the concealer work ahead, off the deadline path.
+
+The peer's packets arrive at their own phase against our clock, and a frame
+plays once it has waited the jitter buffer's target beyond its fastest
+arrival: a pull clock running free would add 0..80 ms (40 on average) on
+top. So when playout (re)starts (idle or buffering: first packet, new
+stream; or after an outage, while comfort plays) the pull phase is chosen
+from the receiver's ``due_ms()`` plus ``PULL_MARGIN_MS`` (``pull_phase_ms``).
+Mid-talkspurt it is never changed: a moved pull would make a gap or a double
+frame for a real-time listener. The phase stays in [0, 80), so pull p always
+happens within slot p: exactly one pull per 80 ms on average, however often
+the phase moves. A pull due while the sender encodes waits for it (one
+codec thread). After each event a stats snapshot is published for
+``stats()`` (any thread, cheap).
 
 The recording starts at ``start``: the codec thread's build time is silence
-in it, so its length is the call's media time. Overload: a tick that starts
-``MAX_LAG_FRAMES`` or more frames late (a CPU slower than the models need)
-skips the missed ticks: silence in the recording, that span of the play file
-dropped, the RTP frame clock moved on by as many frames (the peer conceals
-them), counted in ``overruns``. Latency stays bounded.
+in it, so its length is the call's media time (one frame per pull slot).
+Overload: an event that starts ``MAX_LAG_FRAMES`` or more frames late (a CPU
+slower than the models need) skips the missed slots of its schedule: on the
+send side that span of the play file is dropped and the RTP frame clock
+moved on by as many frames (the peer conceals them), counted in
+``overruns``; on the pull side silence goes into the recording. Latency
+stays bounded.
 
 ``stop`` ends the codec thread, then the RTP thread (RTCP BYE), finishes the
 WAV, returns the LM to the cache and raises (once) if the codec failed during
@@ -56,19 +72,34 @@ log = logging.getLogger(__name__)
 
 CODEC_NAME = "LargeSC/24000"
 MAX_LAG_FRAMES = 3  # a tick this late (240 ms) skips ahead instead of queueing delay
+PULL_MARGIN_MS = 2.0  # pulls this long after the frame is due: the OS timer wakes us a little late
+FRAME_MS = FRAME_S * 1000.0
 _STOP_TIMEOUT_S = 10.0
 
 Report = Callable[[str], None]
 
 
 class _CodecState:
-    """Counters the codec thread keeps (published as a snapshot every tick)."""
+    """Counters the codec thread keeps (published as a snapshot after every event)."""
 
     def __init__(self) -> None:
         self.ticks = self.overruns = self.frames_sent = self.codebooks_sent = self.codebooks_received = 0
         self.lead = 0  # ticks of silence recorded while the codec was being built
+        self.pulls = 0  # pull slots done (the lead included): the recording's length in frames
+        self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
+        self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
         self.startup_ms = 0.0
         self.last_report: Any = None
+
+
+def pull_phase_ms(due_ms: float, origin_ms: float, margin_ms: float = PULL_MARGIN_MS) -> float:
+    """The phase in [0, 80) of a pull grid ``origin + k x 80 + phase`` that has a pull ``margin`` after ``due``."""
+    return (due_ms + margin_ms - origin_ms) % FRAME_MS
+
+
+def may_rephase(playing: bool, last_source: str | None) -> bool:
+    """Whether the pull phase may move now: only while nothing plays or an outage plays comfort silence."""
+    return not playing or last_source == "comfort"
 
 
 class LargeSCEngine:
@@ -219,41 +250,30 @@ class LargeSCEngine:
         state.lead = int((time.monotonic() - self._started) / FRAME_S)
         state.startup_ms = (time.monotonic() - self._started) * 1000.0
         self._sink.silence(state.lead)
-        t0, tick = self._started, state.lead  # tick k is due at start() + k x 80 ms
+        origin = self._started * 1000.0  # send tick k is due at origin + k x 80 ms
+        state.ticks = state.pulls = state.lead
         while not self._stop.is_set():
-            due = t0 + tick * FRAME_S
-            wait = due - time.monotonic()
+            send_at = origin + state.ticks * FRAME_MS
+            pull_at = origin + state.pulls * FRAME_MS + state.pull_phase_ms
+            at = min(send_at, pull_at)
+            wait = (at - monotonic_ms()) / 1000.0
             if wait > 0 and self._stop.wait(wait):
                 break
-            late = int((time.monotonic() - due) / FRAME_S)
-            if late >= MAX_LAG_FRAMES:
-                self._skip(late, state)
-                tick += late
-            self._tick(sender, receiver, state)
-            tick += 1
-            state.ticks = tick
+            if pull_at <= send_at:
+                self._pull(receiver, state, origin, pull_at)
+            else:
+                self._send(sender, state, send_at)
             self._publish(receiver, state)
 
-    def _skip(self, frames: int, state: _CodecState) -> None:
-        assert self._sink is not None and self._source is not None
-        self._sink.silence(frames)
-        self._source.skip(frames)
-        self._frame_offset += frames
-        state.overruns += frames
-
-    def _tick(self, sender: Any, receiver: Any, state: _CodecState) -> None:
-        assert self._sink is not None and self._source is not None and self._rtp is not None
+    def _send(self, sender: Any, state: _CodecState, due: float) -> None:
+        assert self._source is not None and self._rtp is not None
         rtp = self._rtp
-        while rtp.arrivals:
-            ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
-            receiver.push(ssrc, seq, ts, payload, arrived)
-        played = receiver.pull(monotonic_ms())
-        if played is None:
-            self._sink.silence(1)
-        else:
-            self._sink.write(played.pcm)
-            if played.frame.source == "primary":
-                state.codebooks_received += played.frame.received_codebooks
+        late = int((monotonic_ms() - due) / FRAME_MS)
+        if late >= MAX_LAG_FRAMES:  # skip the missed ticks: the peer conceals them
+            self._source.skip(late)
+            self._frame_offset += late
+            state.overruns += late
+            state.ticks += late
         report = rtp.loss_report
         if report is not None and report is not state.last_report:
             sender.on_loss_report(report)
@@ -263,8 +283,37 @@ class LargeSCEngine:
             state.frames_sent += len(packet.decisions)
             state.codebooks_sent += sum(d.codebooks for d in packet.decisions)
             rtp.hand_over(packet.payload, packet.first_index + self._frame_offset, packet.talkspurt_start)
-        if played is not None:
-            receiver.prepare_next()
+        state.ticks += 1
+
+    def _pull(self, receiver: Any, state: _CodecState, origin: float, due: float) -> None:
+        assert self._sink is not None and self._rtp is not None
+        rtp = self._rtp
+        now = monotonic_ms()
+        late = int((now - due) / FRAME_MS)
+        if late >= MAX_LAG_FRAMES:  # the missed pulls are silence: the recording keeps call time
+            self._sink.silence(late)
+            state.pulls += late
+        while rtp.arrivals:
+            ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
+            receiver.push(ssrc, seq, ts, payload, arrived)
+        expected = receiver.due_ms()
+        # While buffering this may move at every pull (harmless: nothing plays); a frame already
+        # overdue moves the pull to the next frame's due time, which the buffer then starts from.
+        if expected is not None and may_rephase(receiver.jitter.playing, state.last_source):
+            state.pull_phase_ms = pull_phase_ms(expected, origin)
+            if origin + state.pulls * FRAME_MS + state.pull_phase_ms > now:
+                return  # this slot's pull moved later; the clock loop waits for it
+        played = receiver.pull(now)
+        state.pulls += 1
+        if played is None:
+            self._sink.silence(1)
+            state.last_source = None
+            return
+        self._sink.write(played.pcm)
+        state.last_source = played.frame.source
+        if played.frame.source == "primary":
+            state.codebooks_received += played.frame.received_codebooks
+        receiver.prepare_next()  # right after the pull: the concealer works ahead while this frame plays
 
     def _publish(self, receiver: Any, state: _CodecState) -> None:
         jitter = receiver.jitter.stats()

@@ -310,3 +310,42 @@ def test_engine_start_failures_are_clear(engine_env: Any, tmp_path: Path) -> Non
     engine.stop()  # nothing started: a no-op
     with pytest.raises(ValueError, match="--max-bps 300"):
         type(engine_env)(weights=engine_env.weights, max_bps=300).check()
+
+
+def test_the_pull_phase_puts_a_pull_a_margin_after_the_frame_is_due() -> None:
+    from sip_agent.largesc_engine import FRAME_MS, PULL_MARGIN_MS, may_rephase, pull_phase_ms
+
+    origin = 5000.0
+    for due in (origin + 5 * FRAME_MS + 37.5, origin + 12 * FRAME_MS + 79.0, origin - 3 * FRAME_MS + 1.0):
+        phase = pull_phase_ms(due, origin)
+        assert 0.0 <= phase < FRAME_MS
+        k = round((due + PULL_MARGIN_MS - origin - phase) / FRAME_MS)  # the pull slot that plays the frame
+        assert origin + k * FRAME_MS + phase == pytest.approx(due + PULL_MARGIN_MS)
+    assert pull_phase_ms(origin + 78.5, origin) == pytest.approx(0.5)  # wraps into [0, 80)
+    # Only at (re)starts: idle or buffering, or an outage playing comfort; never mid-talkspurt (or on a hold).
+    assert may_rephase(False, None) and may_rephase(True, "comfort")
+    assert not any(may_rephase(True, s) for s in (None, "primary", "recovered", "partial", "concealed"))
+
+
+def test_pulls_are_aligned_to_the_arrivals(engine_env: Any, tmp_path: Path) -> None:
+    # Nothing to play: every frame is quiet, so the buffer sheds any start-up backlog at once. A pull
+    # clock running free would leave the delay anywhere in [target, target + 80); aligned pulls play a
+    # frame PULL_MARGIN_MS (2) after it is due, plus the wake-up and the other direction's encoding.
+    from sip_agent.largesc_engine import LargeSCEngine
+
+    link = LargeScLink(96, LargeScParams(), LargeScParams())
+    a_port, b_port = allocate_rtp_port(HOST), allocate_rtp_port(HOST)
+    a = LargeSCEngine(AudioFiles(None, tmp_path / "a_rec.wav"), engine_env)
+    b = LargeSCEngine(AudioFiles(None, tmp_path / "b_rec.wav"), engine_env)
+    a.start(a_port, HOST, b_port, link)
+    time.sleep(0.037)  # an arbitrary phase between the two send clocks
+    b.start(b_port, HOST, a_port, link)
+    try:
+        time.sleep(2.5)
+        stats = [e.stats() for e in (a, b)]
+    finally:
+        a.stop()
+        b.stop()
+    for s in stats:
+        assert s.extra["frames_primary"] >= 15 and s.extra["overruns"] == 0, s
+        assert s.extra["jitter_buffer_ms"] < s.extra["jitter_buffer_target_ms"] + 30.0, s

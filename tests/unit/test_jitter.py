@@ -6,6 +6,8 @@ a played frame can be checked against the frame it claims to be.
 
 from __future__ import annotations
 
+import copy
+import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -574,3 +576,62 @@ def test_invalid_settings_and_clock_raise_value_error() -> None:
     jb.pull(100.0)
     with pytest.raises(ValueError, match="went back"):
         jb.pull(99.0)
+
+
+# -- due_ms(): when the next frame becomes playable, for a caller that chooses its pull phase -------------
+EPS = 1e-6
+
+
+@pytest.mark.parametrize("jittered", [False, True])
+def test_due_ms_agrees_with_pull(jittered: bool) -> None:
+    # A free clock (phase 17 ms) pulls; before each pull, copies of the buffer are probed around due_ms().
+    rng = random.Random(5)
+    pkts = sorted(stream(120, delay=30.0, jitter=(lambda i: rng.uniform(0.0, 120.0)) if jittered else
+                         (lambda i: 0.0), codebooks=lambda i: 1 if i % 15 == 0 else 8), key=lambda p: p.at)
+    jb = JitterBuffer()
+    assert jb.due_ms() is None  # idle: nothing known
+    a, t, last = 0, 17.0, -math.inf
+    checked = {"early": 0, "due": 0}
+    while t <= 125 * FRAME:
+        while a < len(pkts) and pkts[a].at <= t:
+            p = pkts[a]
+            jb.insert(p.ssrc, p.seq, p.ts, p.at, p.primary, p.redundant)
+            a += 1
+        due = jb.due_ms()
+        if due is None:
+            assert not jb.playing and jb.pull(t).kind is K.WAIT
+        else:
+            on_time = copy.deepcopy(jb).pull(max(due + EPS, t))
+            assert on_time.plays and on_time.reason != "hold", (t, due, on_time)
+            if due + EPS >= t:  # playing frame cursor exactly at due: its delay is the target
+                assert on_time.current_delay_ms == pytest.approx(on_time.target_delay_ms, abs=1e-3)
+            if due - 20.0 > last:  # somewhat early: buffering waits, playing is below the target
+                early = copy.deepcopy(jb).pull(due - 20.0)
+                checked["early"] += 1
+                if jb.playing:
+                    assert early.current_delay_ms < early.target_delay_ms, early
+                else:
+                    assert early.kind is K.WAIT and early.reason == "buffering", early
+            d = jb.pull(t)
+            if due <= t - EPS:
+                checked["due"] += 1
+                assert d.plays, (t, due, d)
+        last = t
+        t += FRAME
+    assert checked["early"] > 50 and checked["due"] > 0, checked
+    assert jb.playing and jb.stats().played.get("normal", 0) > 90
+
+
+def test_a_pull_clock_phased_from_due_ms_plays_at_the_target() -> None:
+    # The SIP engine's use: at the first packet, choose the phase of the pull clock from due_ms() + a margin.
+    margin = 2.0
+    pkts = stream(100, delay=43.0, codebooks=lambda i: 1 if i % 12 in (0, 1) else 8)
+    jb = JitterBuffer()
+    first = pkts[0]
+    jb.insert(first.ssrc, first.seq, first.ts, first.at, first.primary, first.redundant)
+    due = jb.due_ms()
+    assert due is not None and due == pytest.approx(first.at + jb.stats().target_delay_ms)  # waits the 10 ms target
+    ds = play(jb, pkts[1:], 102 * FRAME, t0=due + margin)
+    p = played(ds)
+    assert [d.index for d in p[:99]] == list(range(99))
+    assert all(d.current_delay_ms == pytest.approx(d.target_delay_ms + margin) for d in p[:99])
