@@ -19,7 +19,9 @@ Receiving. ``receive_rtp`` / ``receive_rtcp`` (or ``receive`` with
 rtcp-mux) parse datagrams; malformed ones are counted in ``counters`` and
 dropped. RTP packets update the source's ``SourceStats``; packets of a source
 still on probation are held and released in order once it is validated;
-valid packets go to ``on_rtp(packet, now_ms)``. RTCP updates LSR/DLSR state,
+valid packets go to ``on_rtp(packet, arrival_ms)``, a held packet with its own
+arrival time (a jitter buffer would otherwise see the first packet of every
+stream one packet interval late). RTCP updates LSR/DLSR state,
 RTT (from blocks about us), member lists (SDES, BYE) and the peer's view of
 our stream: ``peer_loss_report`` (and ``on_loss_report``), from its XR Loss
 RLE block when present (fraction and mean burst), else from its RR fraction.
@@ -92,7 +94,7 @@ class RtpSession:
         self.peer_loss_report: LossReport | None = None
         self.rtt_ms: float | None = None
         self._sender = _Sender()
-        self._held: dict[int, list[RtpPacket]] = {}
+        self._held: dict[int, list[tuple[RtpPacket, float]]] = {}  # packet, arrival ms
         self._next_frame = 0
         self._next_packet_ms: float | None = None
 
@@ -237,16 +239,16 @@ class RtpSession:
             if stats.valid:
                 self.counters["rtp_bad_sequence"] += 1
                 return
-            if held and pkt.sequence_number != seq_add(held[-1].sequence_number, 1):
+            if held and pkt.sequence_number != seq_add(held[-1][0].sequence_number, 1):
                 held.clear()  # probation restarted
-            held.append(pkt)
+            held.append((pkt, now_ms))
             return
-        released = held + [pkt]
+        released = held + [(pkt, now_ms)]
         held.clear()  # before calling out: a raising sink must not see these packets twice
         error: Exception | None = None
-        for p in released:
+        for p, arrived in released:
             try:
-                self._deliver(p, now_ms)
+                self._deliver(p, arrived)
             except Exception as exc:  # deliver the rest, then let the caller see the first error
                 error = error or exc
         if error is not None:

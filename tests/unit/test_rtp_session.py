@@ -78,6 +78,20 @@ def _run_pair(loss: set[int], delay_ms: float = 20.0, until_ms: int = 8000) -> t
     return a, b, got
 
 
+def test_probation_packets_keep_their_own_arrival_time() -> None:
+    # RFC 3550 A.1 holds a new source's first packet until the next one validates it; the
+    # sink must still see when it arrived, or a jitter buffer starts a packet interval late.
+    got: list[tuple[int, float]] = []
+    a = RtpSession(_cfg(seed=11), source=lambda first, n: b"A%d" % first)
+    b = RtpSession(_cfg(seed=12, ssrc=0xB0B), on_rtp=lambda p, now: got.append((p.sequence_number, now)))
+    a.start(0.0)
+    for t in (0.0, 80.0, 160.0):
+        for d in a.poll(t):
+            if not d.rtcp:
+                b.receive_rtp(d.data, t + 3.0)
+    assert got == [(65530, 3.0), (65531, 83.0), (65532, 163.0)]
+
+
 def test_loss_feedback_reaches_the_sender() -> None:
     rng = random.Random(5)
     loss, bad = set(), False
