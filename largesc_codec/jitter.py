@@ -35,7 +35,10 @@ Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYIN
 * IDLE (no packet since start/restart): WAIT.
 * BUFFERING: WAIT until the first frame has waited the target delay beyond
   its fastest arrival; then start there, with ``restarted`` set. If more frames
-  have waited that long (a backlog), all but the newest two are skipped.
+  have waited that long (a backlog), all but the newest two are skipped, and
+  the older of the two too when it is quiet. (A backlog of one is the rule at
+  a call's start: RTP holds a new source's first packet until the second
+  validates it.)
 * PLAYING: one frame per pull, indices consecutive except for ``skipped``.
   With the playout point >= 1 frame above target, a frame is skipped when it
   is missing or quiet (a primary with <= ``quiet_codebooks`` codebooks: the
@@ -283,6 +286,8 @@ class JitterBuffer:
             self._cursor = first
             return self._wait(now_ms, "buffering")
         start = max(first, due - 1)  # keep one frame of a backlog: a first syllable is worth 80 ms
+        if start < due and self._quiet(self._frames.slots.get(start)):
+            start = due  # a quiet one is not: kept, its 80 ms would last until the next pause
         self._frames.drop_below(start)
         self._cursor = start
         self._state = "playing"

@@ -30,7 +30,10 @@ arrival: a pull clock running free would add 0..80 ms (40 on average) on
 top. So when playout (re)starts (idle or buffering: first packet, new
 stream; or after an outage, while comfort plays) the pull phase is chosen
 from the receiver's ``due_ms()`` plus ``PULL_MARGIN_MS`` (``pull_phase_ms``).
-Mid-talkspurt it is never changed: a moved pull would make a gap or a double
+While it may move, queued arrivals are also taken in every ``ADMIT_POLL_MS``
+between pulls: a first packet seen only at the next pull would often be
+overdue already, and playout would start one frame behind, an excess that
+continuous speech keeps until its next pause. Mid-talkspurt it is never changed: a moved pull would make a gap or a double
 frame for a real-time listener. The phase stays in [0, 80), so pull p always
 happens within slot p: exactly one pull per 80 ms on average, however often
 the phase moves. A pull due while the sender encodes waits for it (one
@@ -73,6 +76,7 @@ log = logging.getLogger(__name__)
 CODEC_NAME = "LargeSC/24000"
 MAX_LAG_FRAMES = 3  # a tick this late (240 ms) skips ahead instead of queueing delay
 PULL_MARGIN_MS = 2.0  # pulls this long after the frame is due: the OS timer wakes us a little late
+ADMIT_POLL_MS = 5.0  # while the pull phase may move, arrivals are taken in this often, not only at pulls
 FRAME_MS = FRAME_S * 1000.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -256,13 +260,18 @@ class LargeSCEngine:
             send_at = origin + state.ticks * FRAME_MS
             pull_at = origin + state.pulls * FRAME_MS + state.pull_phase_ms
             at = min(send_at, pull_at)
+            admit = may_rephase(receiver.jitter.playing, state.last_source)
+            if admit:
+                at = min(at, monotonic_ms() + ADMIT_POLL_MS)
             wait = (at - monotonic_ms()) / 1000.0
             if wait > 0 and self._stop.wait(wait):
                 break
-            if pull_at <= send_at:
+            if pull_at <= at:
                 self._pull(receiver, state, origin, pull_at)
-            else:
+            elif send_at <= at:
                 self._send(sender, state, send_at)
+            else:
+                self._admit(receiver, state, origin)
             self._publish(receiver, state)
 
     def _send(self, sender: Any, state: _CodecState, due: float) -> None:
@@ -286,23 +295,14 @@ class LargeSCEngine:
         state.ticks += 1
 
     def _pull(self, receiver: Any, state: _CodecState, origin: float, due: float) -> None:
-        assert self._sink is not None and self._rtp is not None
-        rtp = self._rtp
+        assert self._sink is not None
         now = monotonic_ms()
         late = int((now - due) / FRAME_MS)
         if late >= MAX_LAG_FRAMES:  # the missed pulls are silence: the recording keeps call time
             self._sink.silence(late)
             state.pulls += late
-        while rtp.arrivals:
-            ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
-            receiver.push(ssrc, seq, ts, payload, arrived)
-        expected = receiver.due_ms()
-        # While buffering this may move at every pull (harmless: nothing plays); a frame already
-        # overdue moves the pull to the next frame's due time, which the buffer then starts from.
-        if expected is not None and may_rephase(receiver.jitter.playing, state.last_source):
-            state.pull_phase_ms = pull_phase_ms(expected, origin)
-            if origin + state.pulls * FRAME_MS + state.pull_phase_ms > now:
-                return  # this slot's pull moved later; the clock loop waits for it
+        if self._admit(receiver, state, origin) and origin + state.pulls * FRAME_MS + state.pull_phase_ms > now:
+            return  # this slot's pull moved later; the clock loop waits for it
         played = receiver.pull(now)
         state.pulls += 1
         if played is None:
@@ -314,6 +314,21 @@ class LargeSCEngine:
         if played.frame.source == "primary":
             state.codebooks_received += played.frame.received_codebooks
         receiver.prepare_next()  # right after the pull: the concealer works ahead while this frame plays
+
+    def _admit(self, receiver: Any, state: _CodecState, origin: float) -> bool:
+        """Queued arrivals into the receiver; re-phase the pulls if allowed. True if the phase was set."""
+        assert self._rtp is not None
+        rtp = self._rtp
+        while rtp.arrivals:
+            ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
+            receiver.push(ssrc, seq, ts, payload, arrived)
+        expected = receiver.due_ms()
+        # While buffering this may move often (harmless: nothing plays); a frame already
+        # overdue moves the pull to the next frame's due time, which the buffer then starts from.
+        if expected is None or not may_rephase(receiver.jitter.playing, state.last_source):
+            return False
+        state.pull_phase_ms = pull_phase_ms(expected, origin)
+        return True
 
     def _publish(self, receiver: Any, state: _CodecState) -> None:
         jitter = receiver.jitter.stats()

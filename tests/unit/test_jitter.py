@@ -462,6 +462,24 @@ def test_start_skips_a_backlog_buffered_before_the_first_pull() -> None:
     assert d.current_delay_ms < d.target_delay_ms + 2 * FRAME  # one backlog frame kept
 
 
+@pytest.mark.parametrize("first_codebooks, kept", [(4, True), (1, False)])
+def test_start_keeps_a_one_frame_backlog_only_if_it_is_speech(first_codebooks: int, kept: bool) -> None:
+    # RTP source validation hands over the first packet together with the second: frame 0 is a
+    # frame overdue at the first pull. Speech is kept (+80 ms); a quiet frame is skipped.
+    jb = jbuf()
+    pkts = stream(2, delay=0.0, codebooks=lambda i: first_codebooks if i == 0 else 4)
+    for p in pkts:
+        jb.insert(p.ssrc, p.seq, p.ts, p.at, p.primary, p.redundant)
+    d = jb.pull(pkts[1].at + d_target(jb) + 1.0)
+    assert d.restarted and d.kind == K.NORMAL
+    assert d.index == (0 if kept else 1) and d.skipped == (() if kept else (0,))
+    assert (d.current_delay_ms >= FRAME) == kept
+
+
+def d_target(jb: JitterBuffer) -> float:
+    return jb.stats().target_delay_ms
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_random_traces_keep_order_and_never_replay(seed: int) -> None:
     rng = random.Random(seed)
