@@ -33,8 +33,12 @@ from the receiver's ``due_ms()`` plus ``PULL_MARGIN_MS`` (``pull_phase_ms``).
 While it may move, queued arrivals are also taken in every ``ADMIT_POLL_MS``
 between pulls: a first packet seen only at the next pull would often be
 overdue already, and playout would start one frame behind, an excess that
-continuous speech keeps until its next pause. Mid-talkspurt it is never changed: a moved pull would make a gap or a double
-frame for a real-time listener. The phase stays in [0, 80), so pull p always
+continuous speech keeps until its next pause. It may also move between two quiet frames (the one just played and the
+next one held: non-speech, 1 codebook), where nobody hears it: the buffer
+sheds only whole frames, so after a disturbance (a late packet, a hold) the
+delay would otherwise stay up to 80 ms above target for the rest of the
+call. Mid-talkspurt it is never changed: a moved pull would make a gap or a
+double frame for a real-time listener. The phase stays in [0, 80), so pull p always
 happens within slot p: exactly one pull per 80 ms on average, however often
 the phase moves. A pull due while the sender encodes waits for it (one
 codec thread). After each event a stats snapshot is published for
@@ -92,6 +96,7 @@ class _CodecState:
         self.pulls = 0  # pull slots done (the lead included): the recording's length in frames
         self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
         self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
+        self.last_quiet = False  # the last pulled frame was a quiet primary (non-speech, 1 codebook)
         self.startup_ms = 0.0
         self.last_report: Any = None
 
@@ -101,9 +106,10 @@ def pull_phase_ms(due_ms: float, origin_ms: float, margin_ms: float = PULL_MARGI
     return (due_ms + margin_ms - origin_ms) % FRAME_MS
 
 
-def may_rephase(playing: bool, last_source: str | None) -> bool:
-    """Whether the pull phase may move now: only while nothing plays or an outage plays comfort silence."""
-    return not playing or last_source == "comfort"
+def may_rephase(playing: bool, last_source: str | None, quiet: bool = False) -> bool:
+    """Whether the pull phase may move now: while nothing plays, an outage plays comfort silence,
+    or between two quiet frames (``quiet``: the one just played and the next one held)."""
+    return not playing or last_source == "comfort" or quiet
 
 
 class LargeSCEngine:
@@ -307,10 +313,11 @@ class LargeSCEngine:
         state.pulls += 1
         if played is None:
             self._sink.silence(1)
-            state.last_source = None
+            state.last_source, state.last_quiet = None, False
             return
         self._sink.write(played.pcm)
         state.last_source = played.frame.source
+        state.last_quiet = played.frame.source == "primary" and played.frame.received_codebooks <= receiver.jitter.quiet_codebooks
         if played.frame.source == "primary":
             state.codebooks_received += played.frame.received_codebooks
         receiver.prepare_next()  # right after the pull: the concealer works ahead while this frame plays
@@ -325,7 +332,11 @@ class LargeSCEngine:
         expected = receiver.due_ms()
         # While buffering this may move often (harmless: nothing plays); a frame already
         # overdue moves the pull to the next frame's due time, which the buffer then starts from.
-        if expected is None or not may_rephase(receiver.jitter.playing, state.last_source):
+        # Between quiet frames it may move too: the buffer sheds only whole frames, so after a
+        # disturbance up to 80 ms above target would otherwise stay for the rest of the call.
+        upcoming = receiver.jitter.next_frame()
+        quiet = state.last_quiet and upcoming is not None and len(upcoming.tokens) <= receiver.jitter.quiet_codebooks
+        if expected is None or not may_rephase(receiver.jitter.playing, state.last_source, quiet):
             return False
         state.pull_phase_ms = pull_phase_ms(expected, origin)
         return True

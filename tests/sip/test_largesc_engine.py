@@ -322,8 +322,9 @@ def test_the_pull_phase_puts_a_pull_a_margin_after_the_frame_is_due() -> None:
         k = round((due + PULL_MARGIN_MS - origin - phase) / FRAME_MS)  # the pull slot that plays the frame
         assert origin + k * FRAME_MS + phase == pytest.approx(due + PULL_MARGIN_MS)
     assert pull_phase_ms(origin + 78.5, origin) == pytest.approx(0.5)  # wraps into [0, 80)
-    # Only at (re)starts: idle or buffering, or an outage playing comfort; never mid-talkspurt (or on a hold).
-    assert may_rephase(False, None) and may_rephase(True, "comfort")
+    # At (re)starts (idle or buffering, or an outage playing comfort) and between quiet frames;
+    # never mid-talkspurt (or on a hold).
+    assert may_rephase(False, None) and may_rephase(True, "comfort") and may_rephase(True, "primary", quiet=True)
     assert not any(may_rephase(True, s) for s in (None, "primary", "recovered", "partial", "concealed"))
 
 
