@@ -24,23 +24,8 @@ first (a pull on a tie: it is the listener's deadline):
   appended to the recording (silence while the jitter buffer fills), then
   ``prepare_next()`` lets the concealer work ahead, off the deadline path.
 
-The peer's packets arrive at their own phase against our clock, and a frame
-plays once it has waited the jitter buffer's target beyond its fastest
-arrival: a pull clock running free would add 0..80 ms (40 on average) on
-top. So when playout (re)starts (idle or buffering: first packet, new
-stream; or after an outage, while comfort plays) the pull phase is chosen
-from the receiver's ``due_ms()`` plus ``PULL_MARGIN_MS`` (``pull_phase_ms``).
-While it may move, queued arrivals are also taken in every ``ADMIT_POLL_MS``
-between pulls: a first packet seen only at the next pull would often be
-overdue already, and playout would start one frame behind, an excess that
-continuous speech keeps until its next pause. It may also move between two quiet frames (the one just played and the
-next one held: non-speech, 1 codebook), where nobody hears it: the buffer
-sheds only whole frames, so after a disturbance (a late packet, a hold) the
-delay would otherwise stay up to 80 ms above target for the rest of the
-call. Mid-talkspurt it is never changed: a moved pull would make a gap or a
-double frame for a real-time listener. The phase stays in [0, 80), so pull p always
-happens within slot p: exactly one pull per 80 ms on average, however often
-the phase moves. A pull due while the sender encodes waits for it (one
+The pull phase is aligned to the peer's packets (``largesc_clock``: when it
+may move, and why). A pull due while the sender encodes waits for it (one
 codec thread). After each event a stats snapshot is published for
 ``stats()`` (any thread, cheap).
 
@@ -69,6 +54,8 @@ from typing import Any, Callable
 
 from rtp.transport import monotonic_ms
 
+from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms,
+                            quiet_between)
 from .largesc_rtp import WIRE_OVERHEAD_BYTES, RtpThread
 from .largesc_setup import MODELS, CodecOptions, SendPlan, build_concealer
 from .largesc_wav import FRAME_S, PlaySource, RecordSink
@@ -78,38 +65,9 @@ __all__ = ["CODEC_NAME", "LargeSCEngine", "register"]
 log = logging.getLogger(__name__)
 
 CODEC_NAME = "LargeSC/24000"
-MAX_LAG_FRAMES = 3  # a tick this late (240 ms) skips ahead instead of queueing delay
-PULL_MARGIN_MS = 2.0  # pulls this long after the frame is due: the OS timer wakes us a little late
-ADMIT_POLL_MS = 5.0  # while the pull phase may move, arrivals are taken in this often, not only at pulls
-FRAME_MS = FRAME_S * 1000.0
 _STOP_TIMEOUT_S = 10.0
 
 Report = Callable[[str], None]
-
-
-class _CodecState:
-    """Counters the codec thread keeps (published as a snapshot after every event)."""
-
-    def __init__(self) -> None:
-        self.ticks = self.overruns = self.frames_sent = self.codebooks_sent = self.codebooks_received = 0
-        self.lead = 0  # ticks of silence recorded while the codec was being built
-        self.pulls = 0  # pull slots done (the lead included): the recording's length in frames
-        self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
-        self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
-        self.last_quiet = False  # the last pulled frame was a quiet primary (non-speech, 1 codebook)
-        self.startup_ms = 0.0
-        self.last_report: Any = None
-
-
-def pull_phase_ms(due_ms: float, origin_ms: float, margin_ms: float = PULL_MARGIN_MS) -> float:
-    """The phase in [0, 80) of a pull grid ``origin + k x 80 + phase`` that has a pull ``margin`` after ``due``."""
-    return (due_ms + margin_ms - origin_ms) % FRAME_MS
-
-
-def may_rephase(playing: bool, last_source: str | None, quiet: bool = False) -> bool:
-    """Whether the pull phase may move now: while nothing plays, an outage plays comfort silence,
-    or between two quiet frames (``quiet``: the one just played and the next one held)."""
-    return not playing or last_source == "comfort" or quiet
 
 
 class LargeSCEngine:
@@ -256,7 +214,7 @@ class LargeSCEngine:
 
     def _run_clock(self, sender: Any, receiver: Any) -> None:
         assert self._sink is not None
-        state = _CodecState()
+        state = CodecState()
         state.lead = int((time.monotonic() - self._started) / FRAME_S)
         state.startup_ms = (time.monotonic() - self._started) * 1000.0
         self._sink.silence(state.lead)
@@ -280,7 +238,7 @@ class LargeSCEngine:
                 self._admit(receiver, state, origin)
             self._publish(receiver, state)
 
-    def _send(self, sender: Any, state: _CodecState, due: float) -> None:
+    def _send(self, sender: Any, state: CodecState, due: float) -> None:
         assert self._source is not None and self._rtp is not None
         rtp = self._rtp
         late = int((monotonic_ms() - due) / FRAME_MS)
@@ -300,7 +258,7 @@ class LargeSCEngine:
             rtp.hand_over(packet.payload, packet.first_index + self._frame_offset, packet.talkspurt_start)
         state.ticks += 1
 
-    def _pull(self, receiver: Any, state: _CodecState, origin: float, due: float) -> None:
+    def _pull(self, receiver: Any, state: CodecState, origin: float, due: float) -> None:
         assert self._sink is not None
         now = monotonic_ms()
         late = int((now - due) / FRAME_MS)
@@ -322,7 +280,7 @@ class LargeSCEngine:
             state.codebooks_received += played.frame.received_codebooks
         receiver.prepare_next()  # right after the pull: the concealer works ahead while this frame plays
 
-    def _admit(self, receiver: Any, state: _CodecState, origin: float) -> bool:
+    def _admit(self, receiver: Any, state: CodecState, origin: float) -> bool:
         """Queued arrivals into the receiver; re-phase the pulls if allowed. True if the phase was set."""
         assert self._rtp is not None
         rtp = self._rtp
@@ -334,14 +292,13 @@ class LargeSCEngine:
         # overdue moves the pull to the next frame's due time, which the buffer then starts from.
         # Between quiet frames it may move too: the buffer sheds only whole frames, so after a
         # disturbance up to 80 ms above target would otherwise stay for the rest of the call.
-        upcoming = receiver.jitter.next_frame()
-        quiet = state.last_quiet and upcoming is not None and len(upcoming.tokens) <= receiver.jitter.quiet_codebooks
+        quiet = quiet_between(state.last_quiet, receiver.jitter.next_frame(), receiver.jitter.quiet_codebooks)
         if expected is None or not may_rephase(receiver.jitter.playing, state.last_source, quiet):
             return False
         state.pull_phase_ms = pull_phase_ms(expected, origin)
         return True
 
-    def _publish(self, receiver: Any, state: _CodecState) -> None:
+    def _publish(self, receiver: Any, state: CodecState) -> None:
         jitter = receiver.jitter.stats()
         snap = {"counts": Counter(receiver.counts), "ticks": state.ticks - state.lead, "overruns": state.overruns,
                 "startup_ms": state.startup_ms, "frames_sent": state.frames_sent,

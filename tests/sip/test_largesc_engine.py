@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
+from largesc_codec.types import TokenFrame
 from rtp.offer_answer import LargeScParams
 from sip_agent.media import AudioFiles, LargeScLink, allocate_rtp_port
 
@@ -313,7 +314,7 @@ def test_engine_start_failures_are_clear(engine_env: Any, tmp_path: Path) -> Non
 
 
 def test_the_pull_phase_puts_a_pull_a_margin_after_the_frame_is_due() -> None:
-    from sip_agent.largesc_engine import FRAME_MS, PULL_MARGIN_MS, may_rephase, pull_phase_ms
+    from sip_agent.largesc_clock import FRAME_MS, PULL_MARGIN_MS, may_rephase, pull_phase_ms, quiet_between
 
     origin = 5000.0
     for due in (origin + 5 * FRAME_MS + 37.5, origin + 12 * FRAME_MS + 79.0, origin - 3 * FRAME_MS + 1.0):
@@ -326,6 +327,10 @@ def test_the_pull_phase_puts_a_pull_a_margin_after_the_frame_is_due() -> None:
     # never mid-talkspurt (or on a hold).
     assert may_rephase(False, None) and may_rephase(True, "comfort") and may_rephase(True, "primary", quiet=True)
     assert not any(may_rephase(True, s) for s in (None, "primary", "recovered", "partial", "concealed"))
+    assert quiet_between(True, TokenFrame(7, (5,)), 1)
+    assert not quiet_between(False, TokenFrame(7, (5,)), 1)  # the frame just played was speech
+    assert not quiet_between(True, TokenFrame(7, (5, 6, 7)), 1)  # speech comes next
+    assert not quiet_between(True, None, 1)  # nothing held yet: it may be speech
 
 
 def test_pulls_are_aligned_to_the_arrivals(engine_env: Any, tmp_path: Path) -> None:

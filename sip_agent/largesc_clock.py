@@ -1,0 +1,70 @@
+"""The LargeSC engine's two 80 ms schedules: send and pull, and the pull's phase.
+
+The codec thread (``largesc_engine``) runs one event at a time, whichever is
+due first (a pull on a tie: it is the listener's deadline): send k at
+start() + k x 80 ms, pull p at start() + p x 80 ms + ``phase``. This module
+holds the pure parts: the counters, the phase and when it may move.
+
+The peer's packets arrive at their own phase against our clock, and a frame
+plays once it has waited the jitter buffer's target beyond its fastest
+arrival: a pull clock running free would add 0..80 ms (40 on average) on
+top. So when playout (re)starts (idle or buffering: first packet, new
+stream; or after an outage, while comfort plays) the pull phase is chosen
+from the receiver's ``due_ms()`` plus ``PULL_MARGIN_MS`` (``pull_phase_ms``).
+While it may move, queued arrivals are also taken in every ``ADMIT_POLL_MS``
+between pulls: a first packet seen only at the next pull would often be
+overdue already, and playout would start one frame behind, an excess that
+continuous speech keeps until its next pause.
+
+It may also move between two quiet frames (the one just played and the next
+one held: non-speech, 1 codebook), where nobody hears it: the buffer sheds
+only whole frames, so after a disturbance (a late packet, a hold) the delay
+would otherwise stay up to 80 ms above target for the rest of the call.
+Mid-talkspurt it is never changed: a moved pull would make a gap or a double
+frame for a real-time listener. The phase stays in [0, 80), so pull p always
+happens within slot p: exactly one pull per 80 ms on average, however often
+the phase moves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from largesc_codec.types import TokenFrame
+
+from .largesc_wav import FRAME_S
+
+MAX_LAG_FRAMES = 3  # an event this late (240 ms) skips ahead instead of queueing delay
+PULL_MARGIN_MS = 2.0  # pulls this long after the frame is due: the OS timer wakes us a little late
+ADMIT_POLL_MS = 5.0  # while the pull phase may move, arrivals are taken in this often, not only at pulls
+FRAME_MS = FRAME_S * 1000.0
+
+
+class CodecState:
+    """Counters the codec thread keeps (published as a snapshot after every event)."""
+
+    def __init__(self) -> None:
+        self.ticks = self.overruns = self.frames_sent = self.codebooks_sent = self.codebooks_received = 0
+        self.lead = 0  # ticks of silence recorded while the codec was being built
+        self.pulls = 0  # pull slots done (the lead included): the recording's length in frames
+        self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
+        self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
+        self.last_quiet = False  # the last pulled frame was a quiet primary (non-speech, 1 codebook)
+        self.startup_ms = 0.0
+        self.last_report: Any = None
+
+
+def pull_phase_ms(due_ms: float, origin_ms: float, margin_ms: float = PULL_MARGIN_MS) -> float:
+    """The phase in [0, 80) of a pull grid ``origin + k x 80 + phase`` that has a pull ``margin`` after ``due``."""
+    return (due_ms + margin_ms - origin_ms) % FRAME_MS
+
+
+def may_rephase(playing: bool, last_source: str | None, quiet: bool = False) -> bool:
+    """Whether the pull phase may move now: while nothing plays, an outage plays comfort silence,
+    or between two quiet frames (``quiet``: the one just played and the next one held)."""
+    return not playing or last_source == "comfort" or quiet
+
+
+def quiet_between(last_quiet: bool, upcoming: TokenFrame | None, quiet_codebooks: int) -> bool:
+    """True between two quiet frames: the one just played (``last_quiet``) and the next one held."""
+    return last_quiet and upcoming is not None and len(upcoming.tokens) <= quiet_codebooks
