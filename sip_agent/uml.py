@@ -19,6 +19,9 @@ init keeps serving commands: the host drops ``cmd.N`` (a shell script) into the
 state directory and reads ``out.N`` / ``rc.N`` back (polled every 50 ms after
 recent activity, every 0.5 s when idle, to keep the router's idle CPU small).
 The UML process tree is its own process group; stopping kills the group.
+It is started under a seccomp filter that hides the host's XSAVE layout from
+UML's ptrace, its processes without glibc's AVX code (``uml_fpregs``):
+without that UML 6.1 panics at boot on hosts with AVX-512 or AMX.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pathlib import Path
 
 from sip_agent import netem_cleanup
 from sip_agent.netem_ns import LabError
+from sip_agent.uml_fpregs import INIT_ENV, hide_xstate_from_ptrace
 
 __all__ = ["RouterPort", "UmlRouter", "find_uml"]
 
@@ -142,11 +146,14 @@ class UmlRouter:
                 "rootflags=/", "rw", f"init={init}", "con=null", "con0=null,fd:1", "ssl=null",
                 f"umid={netem_cleanup.PREFIX}-{self.lab_id}", f"uml_dir={self.state}"]
         argv += [f"vec{n}:transport=tap,ifname={p.tap}" for n, p in enumerate(self.ports)]
+        argv += list(INIT_ENV)
         with open(self.state / "console.log", "wb") as log:
             # Own process group: one killpg stops the whole UML tree, and Ctrl-C at the
             # terminal reaches the lab (which then tears down) instead of the kernel.
+            # preexec: UML 6.1 cannot keep FPU state on AVX-512/AMX hosts (see uml_fpregs.py).
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=hide_xstate_from_ptrace)
         deadline = time.monotonic() + self.boot_timeout
         while True:
             if (self.state / "ready").exists():
