@@ -54,8 +54,8 @@ from typing import Any, Callable
 
 from rtp.transport import monotonic_ms
 
-from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms,
-                            quiet_between)
+from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, defer_prepare, may_rephase,
+                            pull_phase_ms, quiet_between)
 from .largesc_rtp import WIRE_OVERHEAD_BYTES, RtpThread
 from .largesc_setup import MODELS, CodecOptions, SendPlan, build_concealer
 from .largesc_wav import FRAME_S, PlaySource, RecordSink
@@ -234,6 +234,8 @@ class LargeSCEngine:
                 self._pull(receiver, state, origin, pull_at)
             elif send_at <= at:
                 self._send(sender, state, send_at)
+                if state.prepare_pending:
+                    self._prepare(receiver, state)
             else:
                 self._admit(receiver, state, origin)
             self._publish(receiver, state)
@@ -260,6 +262,7 @@ class LargeSCEngine:
 
     def _pull(self, receiver: Any, state: CodecState, origin: float, due: float) -> None:
         assert self._sink is not None
+        state.prepare_pending = False  # not run yet: the concealer does that work at this deadline
         now = monotonic_ms()
         late = int((now - due) / FRAME_MS)
         if late >= MAX_LAG_FRAMES:  # the missed pulls are silence: the recording keeps call time
@@ -278,7 +281,17 @@ class LargeSCEngine:
         state.last_quiet = played.frame.source == "primary" and played.frame.received_codebooks <= receiver.jitter.quiet_codebooks
         if played.frame.source == "primary":
             state.codebooks_received += played.frame.received_codebooks
-        receiver.prepare_next()  # right after the pull: the concealer works ahead while this frame plays
+        # The concealer works ahead while this frame plays: now, or after a send due sooner.
+        if defer_prepare(monotonic_ms(), origin + state.ticks * FRAME_MS, state.prepare_ms):
+            state.prepare_pending = True
+        else:
+            self._prepare(receiver, state)
+
+    def _prepare(self, receiver: Any, state: CodecState) -> None:
+        t0 = monotonic_ms()
+        receiver.prepare_next()
+        state.prepare_pending = False
+        state.prepare_ms = max(monotonic_ms() - t0, 0.9 * state.prepare_ms)
 
     def _admit(self, receiver: Any, state: CodecState, origin: float) -> bool:
         """Queued arrivals into the receiver; re-phase the pulls if allowed. True if the phase was set."""
