@@ -25,10 +25,11 @@ frame for a real-time listener. The phase stays in [0, 80), so pull p always
 happens within slot p: exactly one pull per 80 ms on average, however often
 the phase moves.
 
-The concealer's work-ahead (``prepare_next()``) follows the pull unless the
-next send is due before it would end (``defer_prepare``): then it runs right
-after that send, so packets leave on time. The next pull is still most of a
-frame away, and by then the next frame may have arrived to condition it.
+The concealer's work-ahead (``prepare_next()``, 30-50 ms with the test LM
+here) runs on its own thread, started after each pull that played a frame
+and joined before the receiver is touched again: on the codec thread it held
+up the next send (at a call's start one such packet reached the peer ~80 ms
+late and was concealed there) or the next pull.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from .largesc_wav import FRAME_S
 MAX_LAG_FRAMES = 3  # an event this late (240 ms) skips ahead instead of queueing delay
 PULL_MARGIN_MS = 2.0  # pulls this long after the frame is due: the OS timer wakes us a little late
 ADMIT_POLL_MS = 5.0  # while the pull phase may move, arrivals are taken in this often, not only at pulls
-PREPARE_SLACK_MS = 5.0  # a prepare expected to end this close to the next send waits for it
 FRAME_MS = FRAME_S * 1000.0
 
 
@@ -56,8 +56,6 @@ class CodecState:
         self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
         self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
         self.last_quiet = False  # the last pulled frame was a quiet primary (non-speech, 1 codebook)
-        self.prepare_pending = False  # the concealer's work-ahead waits for the send due next
-        self.prepare_ms = 50.0  # what a prepare is expected to take (slowly decaying maximum)
         self.startup_ms = 0.0
         self.last_report: Any = None
 
@@ -76,12 +74,3 @@ def may_rephase(playing: bool, last_source: str | None, quiet: bool = False) -> 
 def quiet_between(last_quiet: bool, upcoming: TokenFrame | None, quiet_codebooks: int) -> bool:
     """True between two quiet frames: the one just played (``last_quiet``) and the next one held."""
     return last_quiet and upcoming is not None and len(upcoming.tokens) <= quiet_codebooks
-
-
-def defer_prepare(now_ms: float, send_at_ms: float, prepare_ms: float) -> bool:
-    """True when the concealer's work-ahead would still run when the next send is due: send first.
-
-    A send held up by it reaches the peer late, and at a call's start (smallest
-    target) one such packet missed its deadline there and was concealed.
-    """
-    return send_at_ms - now_ms < prepare_ms + PREPARE_SLACK_MS

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 from collections import Counter
 from functools import partial
@@ -54,8 +55,8 @@ from typing import Any, Callable
 
 from rtp.transport import monotonic_ms
 
-from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, defer_prepare, may_rephase,
-                            pull_phase_ms, quiet_between)
+from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms,
+                            quiet_between)
 from .largesc_rtp import WIRE_OVERHEAD_BYTES, RtpThread
 from .largesc_setup import MODELS, CodecOptions, SendPlan, build_concealer
 from .largesc_wav import FRAME_S, PlaySource, RecordSink
@@ -91,6 +92,8 @@ class LargeSCEngine:
         self._codec_error: BaseException | None = None
         self._stopped = False
         self._rtp: RtpThread | None = None
+        self._prepare_pool: ThreadPoolExecutor | None = None  # the concealer's work-ahead (codec thread's helper)
+        self._prepare_job: Future[None] | None = None
         self._source: PlaySource | None = None
         self._sink: RecordSink | None = None
         self._plan: SendPlan | None = None
@@ -199,7 +202,12 @@ class LargeSCEngine:
             self._lm = None  # the concealer owns it now; release() gives it back
             codebooks = min(self._link.receive.maxcodebooks, int(models.mimi.total_codebooks))
             receiver = LargeSCReceiver(models.new_mimi(), concealer, codebooks=codebooks)
-            self._run_clock(sender, receiver)
+            self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="largesc-prepare")
+            try:
+                self._run_clock(sender, receiver)
+            finally:  # the work-ahead ends before the LM is released (an error after the last join: call over)
+                self._prepare_pool.shutdown(wait=True)
+                self._prepare_pool = self._prepare_job = None
         except Exception as exc:  # reported by stop() and printed now; the call goes on without audio
             self._codec_error = exc
             self._say(f"LargeSC media engine: the codec stopped: {exc!r}")
@@ -234,8 +242,6 @@ class LargeSCEngine:
                 self._pull(receiver, state, origin, pull_at)
             elif send_at <= at:
                 self._send(sender, state, send_at)
-                if state.prepare_pending:
-                    self._prepare(receiver, state)
             else:
                 self._admit(receiver, state, origin)
             self._publish(receiver, state)
@@ -262,7 +268,7 @@ class LargeSCEngine:
 
     def _pull(self, receiver: Any, state: CodecState, origin: float, due: float) -> None:
         assert self._sink is not None
-        state.prepare_pending = False  # not run yet: the concealer does that work at this deadline
+        self._join_prepare()
         now = monotonic_ms()
         late = int((now - due) / FRAME_MS)
         if late >= MAX_LAG_FRAMES:  # the missed pulls are silence: the recording keeps call time
@@ -281,21 +287,20 @@ class LargeSCEngine:
         state.last_quiet = played.frame.source == "primary" and played.frame.received_codebooks <= receiver.jitter.quiet_codebooks
         if played.frame.source == "primary":
             state.codebooks_received += played.frame.received_codebooks
-        # The concealer works ahead while this frame plays: now, or after a send due sooner.
-        if defer_prepare(monotonic_ms(), origin + state.ticks * FRAME_MS, state.prepare_ms):
-            state.prepare_pending = True
-        else:
-            self._prepare(receiver, state)
+        # The concealer works ahead while this frame plays, beside the sends (see largesc_clock).
+        assert self._prepare_pool is not None
+        self._prepare_job = self._prepare_pool.submit(receiver.prepare_next)
 
-    def _prepare(self, receiver: Any, state: CodecState) -> None:
-        t0 = monotonic_ms()
-        receiver.prepare_next()
-        state.prepare_pending = False
-        state.prepare_ms = max(monotonic_ms() - t0, 0.9 * state.prepare_ms)
+    def _join_prepare(self) -> None:
+        """Wait for the concealer's work-ahead (before the receiver is used again); re-raise its error."""
+        job, self._prepare_job = self._prepare_job, None
+        if job is not None:
+            job.result()
 
     def _admit(self, receiver: Any, state: CodecState, origin: float) -> bool:
         """Queued arrivals into the receiver; re-phase the pulls if allowed. True if the phase was set."""
         assert self._rtp is not None
+        self._join_prepare()
         rtp = self._rtp
         while rtp.arrivals:
             ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
