@@ -23,7 +23,7 @@ would otherwise stay up to 80 ms above target for the rest of the call.
 Mid-talkspurt it is never changed: a moved pull would make a gap or a double
 frame for a real-time listener. The phase stays in [0, 80), so pull p always
 happens within slot p: exactly one pull per 80 ms on average, however often
-the phase moves.
+the phase moves, except once at a start: ``start_slot``.
 
 The concealer's work-ahead (``prepare_next()``, 30-50 ms with the test LM
 here) runs on its own thread, started after each pull that played a frame
@@ -34,6 +34,7 @@ late and was concealed there) or the next pull.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from largesc_codec.types import TokenFrame
@@ -56,6 +57,7 @@ class CodecState:
         self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
         self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
         self.last_quiet = False  # the last pulled frame was a quiet primary (non-speech, 1 codebook)
+        self.last_pull_ms = -math.inf  # when the last pull ran
         self.startup_ms = 0.0
         self.last_report: Any = None
 
@@ -74,3 +76,17 @@ def may_rephase(playing: bool, last_source: str | None, quiet: bool = False) -> 
 def quiet_between(last_quiet: bool, upcoming: TokenFrame | None, quiet_codebooks: int) -> bool:
     """True between two quiet frames: the one just played (``last_quiet``) and the next one held."""
     return last_quiet and upcoming is not None and len(upcoming.tokens) <= quiet_codebooks
+
+
+def start_slot(due_ms: float, origin_ms: float, pulls: int, last_pull_ms: float) -> int:
+    """The pull slot to go on from when playout starts: the one whose pull lands a margin after ``due_ms``.
+
+    That slot may be one a silent (buffering) pull already used: the first
+    frame often turns up just after a pull. Going on from the next slot would
+    play it up to 80 ms late, a delay continuous speech keeps until a pause;
+    re-using the slot costs one frame of recording (one frame longer than the
+    call) instead. Never a slot whose time has passed, never an earlier one.
+    """
+    at = due_ms + PULL_MARGIN_MS
+    slot = math.floor((at - origin_ms) / FRAME_MS)
+    return slot if slot == pulls - 1 and at > last_pull_ms else pulls

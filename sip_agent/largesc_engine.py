@@ -56,7 +56,7 @@ from typing import Any, Callable
 from rtp.transport import monotonic_ms
 
 from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms,
-                            quiet_between)
+                            quiet_between, start_slot)
 from .largesc_rtp import WIRE_OVERHEAD_BYTES, RtpThread
 from .largesc_setup import MODELS, CodecOptions, SendPlan, build_concealer
 from .largesc_wav import FRAME_S, PlaySource, RecordSink
@@ -278,6 +278,7 @@ class LargeSCEngine:
             return  # this slot's pull moved later; the clock loop waits for it
         played = receiver.pull(now)
         state.pulls += 1
+        state.last_pull_ms = now
         if played is None:
             self._sink.silence(1)
             state.last_source, state.last_quiet = None, False
@@ -314,6 +315,8 @@ class LargeSCEngine:
         if expected is None or not may_rephase(receiver.jitter.playing, state.last_source, quiet):
             return False
         state.pull_phase_ms = pull_phase_ms(expected, origin)
+        if not receiver.jitter.playing:
+            state.pulls = start_slot(expected, origin, state.pulls, state.last_pull_ms)
         return True
 
     def _publish(self, receiver: Any, state: CodecState) -> None:

@@ -49,8 +49,11 @@ class RtpThread:
 
     def __init__(self, link: LargeScLink, on_error: Callable[[str], None]) -> None:
         overhead_bps = WIRE_OVERHEAD_BYTES * 8 * 1000.0 / link.ptime_ms
+        # min_sequential 1 (RFC 3550 A.1 default: 2): the peer is known from SDP; with 2 a new
+        # source's first packet came out only with the second, one frame overdue, and the playout
+        # start kept it as 80 ms of extra delay until the talker's first pause.
         config = SessionConfig(payload_type=link.payload_type, frames_per_packet=link.send.frames_per_packet,
-                               cname=f"largesc@{socket.gethostname()}",
+                               cname=f"largesc@{socket.gethostname()}", min_sequential=1,
                                session_bw_bps=link.send.maxbps + link.receive.maxbps + 2 * overhead_bps)
         self.link = link
         self.session = RtpSession(config, on_rtp=self._on_rtp, on_loss_report=self._on_loss_report)
