@@ -57,7 +57,8 @@ from rtp.transport import monotonic_ms
 
 from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms,
                             quiet_between, start_slot)
-from .largesc_rtp import WIRE_OVERHEAD_BYTES, RtpThread
+from .largesc_rtp import RtpThread
+from .largesc_stats import CODEC_NAME, media_stats
 from .largesc_setup import MODELS, CodecOptions, SendPlan, build_concealer
 from .largesc_wav import FRAME_S, PlaySource, RecordSink
 from .media import AudioFiles, LargeScLink, MediaStats, register_engine
@@ -65,7 +66,6 @@ from .media import AudioFiles, LargeScLink, MediaStats, register_engine
 __all__ = ["CODEC_NAME", "LargeSCEngine", "register"]
 log = logging.getLogger(__name__)
 
-CODEC_NAME = "LargeSC/24000"
 _STOP_TIMEOUT_S = 10.0
 
 Report = Callable[[str], None]
@@ -149,45 +149,12 @@ class LargeSCEngine:
 
     def stats(self) -> MediaStats:
         """Counts so far: RTP statistics of the peer's stream, our sending, the receiver's frames."""
-        rtp = self._rtp
-        if rtp is None:
+        if self._rtp is None:
             return MediaStats(codec=CODEC_NAME)
-        with rtp.lock:
-            sources = list(rtp.seen.values())
-            sent_bytes, got_bytes, wrong_pt = rtp.bytes_sent, rtp.bytes_received, rtp.wrong_payload_type
-            crc = {direction: dict(table) for direction, table in rtp.fingerprints.items()}
         with self._lock:
             snap = dict(self._snapshot)
-        counters = dict(rtp.session.counters)
-        sent = counters.get("rtp_sent", 0)
-        counts: Counter[str] = snap.get("counts", Counter())
-        duration = snap.get("ticks", 0) * FRAME_S  # while the codec clock ran
-        extra = {
-            "frames_primary": counts["primary"], "frames_partial": counts["partial"],
-            "frames_comfort": counts["comfort"], "frames_late_used": counts["late_used"],
-            "malformed_payloads": counts["malformed"], "wrong_payload_type": wrong_pt,
-            "jitter_buffer_ms": snap.get("jb_delay_ms", 0.0), "jitter_buffer_target_ms": snap.get("jb_target_ms", 0.0),
-            "jitter_buffer_skipped": snap.get("jb_skipped", 0), "overruns": snap.get("overruns", 0),
-            "codec_startup_ms": snap.get("startup_ms", 0.0),
-            "mean_codebooks_sent": snap.get("codebooks_sent", 0) / max(1, snap.get("frames_sent", 0)),
-            "mean_codebooks_received": snap.get("codebooks_received", 0) / max(1, counts["primary"]),
-            "max_bps": self._plan.max_bps if self._plan else 0.0,
-            "wire_bps": 8.0 * (sent_bytes + WIRE_OVERHEAD_BYTES * sent) / duration if duration > 0 else 0.0,
-            "recorded_s": self._sink.seconds if self._sink else 0.0,
-            "rtcp_sent": counters.get("rtcp_sent", 0), "rtcp_received": counters.get("rtcp_received", 0),
-        }
-        report = rtp.session.peer_loss_report
-        if report is not None:
-            extra["peer_loss_fraction"] = report.fraction_lost
-        return MediaStats(
-            codec=CODEC_NAME, duration_s=duration, packets_sent=sent,
-            packets_received=sum(s.received for s in sources),
-            packets_lost=max(0, sum(s.cumulative_lost for s in sources)),
-            payload_bytes_sent=sent_bytes, payload_bytes_received=got_bytes,
-            frames_recovered=counts["recovered"], frames_concealed=counts["concealed"],
-            jitter_ms=max((s.jitter * 1000.0 / s.clock_rate for s in sources), default=0.0),
-            extra={k: float(v) for k, v in extra.items()}, payload_crc32=crc,
-        )
+        return media_stats(self._rtp, snap, self._plan.max_bps if self._plan else 0.0,
+                           self._sink.seconds if self._sink else 0.0)
 
     # -- codec thread ---------------------------------------------------------------------
     def _codec_main(self) -> None:
