@@ -30,7 +30,8 @@ codec thread). After each event a stats snapshot is published for
 ``stats()`` (any thread, cheap).
 
 The recording starts at ``start``: the codec thread's build time is silence
-in it, so its length is the call's media time (one frame per pull slot).
+in it, so its length is the call's media time (one frame per pull slot; one frame more
+when a playout start re-used a slot, see ``largesc_clock.start_slot``).
 Overload: an event that starts ``MAX_LAG_FRAMES`` or more frames late (a CPU
 slower than the models need) skips the missed slots of its schedule: on the
 send side that span of the play file is dropped and the RTP frame clock
