@@ -181,6 +181,13 @@ class JitterBuffer:
         slot = self._frames.slots.get(self._cursor) if self._state == "playing" else None
         return None if slot is None else TokenFrame(self._cursor, slot.tokens)
 
+    def between_quiet_frames(self) -> bool:
+        """True while playing when the frame just played and the one held for the next pull are both quiet.
+
+        A caller that moves its pull clock does it there, where nobody hears it.
+        """
+        return self._state == "playing" and self._last_quiet and self._quiet(self._frames.slots.get(self._cursor))
+
     @property
     def playing(self) -> bool:
         """True between the start of playout and the next restart (False while idle or buffering)."""

@@ -17,7 +17,8 @@ overdue already, and playout would start one frame behind, an excess that
 continuous speech keeps until its next pause.
 
 It may also move between two quiet frames (the one just played and the next
-one held: non-speech, 1 codebook), where nobody hears it: the buffer sheds
+one held: non-speech, 1 codebook; ``JitterBuffer.between_quiet_frames``),
+where nobody hears it: the buffer sheds
 only whole frames, so after a disturbance (a late packet, a hold) the delay
 would otherwise stay up to 80 ms above target for the rest of the call.
 Mid-talkspurt it is never changed: a moved pull would make a gap or a double
@@ -37,8 +38,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from largesc_codec.types import TokenFrame
-
 from .largesc_wav import FRAME_S
 
 MAX_LAG_FRAMES = 3  # an event this late (240 ms) skips ahead instead of queueing delay
@@ -56,7 +55,6 @@ class CodecState:
         self.pulls = 0  # pull slots done (the lead included): the recording's length in frames
         self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
         self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
-        self.last_quiet = False  # the last pulled frame was a quiet primary (non-speech, 1 codebook)
         self.last_pull_ms = -math.inf  # when the last pull ran
         self.startup_ms = 0.0
         self.last_report: Any = None
@@ -71,11 +69,6 @@ def may_rephase(playing: bool, last_source: str | None, quiet: bool = False) -> 
     """Whether the pull phase may move now: while nothing plays, an outage plays comfort silence,
     or between two quiet frames (``quiet``: the one just played and the next one held)."""
     return not playing or last_source == "comfort" or quiet
-
-
-def quiet_between(last_quiet: bool, upcoming: TokenFrame | None, quiet_codebooks: int) -> bool:
-    """True between two quiet frames: the one just played (``last_quiet``) and the next one held."""
-    return last_quiet and upcoming is not None and len(upcoming.tokens) <= quiet_codebooks
 
 
 def start_slot(due_ms: float, origin_ms: float, pulls: int, last_pull_ms: float) -> int:

@@ -57,7 +57,7 @@ from typing import Any, Callable
 from rtp.transport import monotonic_ms
 
 from .largesc_clock import (ADMIT_POLL_MS, FRAME_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms,
-                            quiet_between, start_slot)
+                            start_slot)
 from .largesc_rtp import RtpThread
 from .largesc_stats import CODEC_NAME, media_stats
 from .largesc_setup import MODELS, CodecOptions, SendPlan, build_concealer
@@ -249,11 +249,10 @@ class LargeSCEngine:
         state.last_pull_ms = now
         if played is None:
             self._sink.silence(1)
-            state.last_source, state.last_quiet = None, False
+            state.last_source = None
             return
         self._sink.write(played.pcm)
         state.last_source = played.frame.source
-        state.last_quiet = played.frame.source == "primary" and played.frame.received_codebooks <= receiver.jitter.quiet_codebooks
         if played.frame.source == "primary":
             state.codebooks_received += played.frame.received_codebooks
         # The concealer works ahead while this frame plays, beside the sends (see largesc_clock).
@@ -279,7 +278,7 @@ class LargeSCEngine:
         # overdue moves the pull to the next frame's due time, which the buffer then starts from.
         # Between quiet frames it may move too: the buffer sheds only whole frames, so after a
         # disturbance up to 80 ms above target would otherwise stay for the rest of the call.
-        quiet = quiet_between(state.last_quiet, receiver.jitter.next_frame(), receiver.jitter.quiet_codebooks)
+        quiet = state.last_source is not None and receiver.jitter.between_quiet_frames()  # not after a hold
         if expected is None or not may_rephase(receiver.jitter.playing, state.last_source, quiet):
             return False
         state.pull_phase_ms = pull_phase_ms(expected, origin)

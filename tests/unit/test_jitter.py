@@ -462,6 +462,30 @@ def test_start_skips_a_backlog_buffered_before_the_first_pull() -> None:
     assert d.current_delay_ms < d.target_delay_ms + 2 * FRAME  # one backlog frame kept
 
 
+def test_between_quiet_frames_needs_both_neighbours_quiet() -> None:
+    # Frames 0-2 and 5 quiet (1 codebook), 3-4 speech. Asked just before each pull, as the SIP
+    # engine does: the frame just played and the one this pull plays (held, or not yet here).
+    quiet = {0, 1, 2, 5}
+    jb = jbuf()
+    pkts = stream(6, codebooks=lambda i: 1 if i in quiet else 4)
+    before: dict[int, bool] = {}  # frame about to play -> answer just before its pull
+    t, a = 0.0, 0
+    while len(before) < 6 and t < 2000.0:
+        while a < len(pkts) and pkts[a].at <= t:
+            p = pkts[a]
+            jb.insert(p.ssrc, p.seq, p.ts, p.at, p.primary, p.redundant)
+            a += 1
+        answer = jb.between_quiet_frames()
+        d = jb.pull(t)
+        if d.kind is not K.WAIT:
+            before[d.index] = answer
+        t += FRAME
+    assert before[1] and before[2]  # quiet played, quiet next
+    assert not before[0]  # nothing played yet
+    assert not before[3] and not before[4] and not before[5]  # speech next, or speech just played
+    assert not jbuf().between_quiet_frames()  # not playing
+
+
 @pytest.mark.parametrize("first_codebooks, kept", [(4, True), (1, False)])
 def test_start_keeps_a_one_frame_backlog_only_if_it_is_speech(first_codebooks: int, kept: bool) -> None:
     # RTP source validation hands over the first packet together with the second: frame 0 is a
