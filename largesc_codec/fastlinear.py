@@ -1,7 +1,7 @@
 """GEMMs through oneDNN with prepacked weights (exact up to float rounding).
 
-Why. torch's fp32 GEMM on CPU is MKL's, and on this AMD CPU MKL runs its
-generic kernels: for Mimi's few-row products (2 rows a streaming step in the
+Why. torch's fp32 GEMM on CPU is MKL's, and on the AMD CPU where this was
+measured MKL runs its generic kernels: for Mimi's few-row products (2 rows a streaming step in the
 transformers, 2-480 in the convs) oneDNN with a prepacked weight was 2-6x
 faster at every shape measured (docs/performance.md), e.g. 2 x 8192 @ 8192 x
 1024: 2.9 ms MKL, 0.73 ms oneDNN on 2 threads. torch ships oneDNN and uses
@@ -12,8 +12,9 @@ The packed copy sits in a side table keyed by the owning module (a weak key:
 packed oneDNN tensors cannot be deep-copied, so a copied model simply packs
 again on first use) and is rebuilt when the weight's storage or version
 changes (an in-place update such as ``load_state_dict``); after swapping in
-new weight tensors otherwise, run ``fastmimi.accelerate`` again (it repacks). Where the ops are missing (a torch build without oneDNN)
-``linear`` is plain ``F.linear``.
+new weight tensors otherwise, run ``fastmimi.accelerate`` again (it repacks).
+Where the ops are missing (a torch build without oneDNN) ``linear`` is plain
+``F.linear``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def onednn_available() -> bool:
         packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(3, 2), 2)
         y = torch.ops.mkldnn._linear_pointwise(torch.ones(2, 2), packed, None, "none", [], "")
         return bool(torch.backends.mkldnn.is_available() and torch.equal(y, torch.full((2, 3), 2.0)))
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
+    except (AttributeError, RuntimeError, NotImplementedError):  # ops absent or unsupported in this build
+        return False  # capability probe: callers fall back to F.linear (tested in tests/model/test_fastmimi.py)
 
 
 def _key(w: torch.Tensor, dtype: torch.dtype) -> Any:
