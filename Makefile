@@ -43,6 +43,7 @@ demo: setup
 	bash examples/demo.sh $(WEIGHTS)
 
 test: setup-test
+	$(BIN)/lint-imports
 	$(BIN)/python -m mypy largesc_codec rtp sip_agent
 	$(BIN)/python -m pytest -q -ra
 

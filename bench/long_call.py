@@ -56,16 +56,16 @@ def streaming_bytes(module: Any) -> int:
 
 
 def _trace(channel: str, streams: int, frames: int) -> np.ndarray:
-    from largesc_codec.channel import parse_channel
+    from largesc_codec.sim.channel import parse_channel
 
     return np.stack([parse_channel(channel, seed=s).losses(frames) for s in range(streams)])
 
 
 def run_call(args: argparse.Namespace, weights: str) -> None:
-    from largesc_codec.batched import BatchedLMConcealer, BatchedMimiDecoder
-    from largesc_codec.decoder import MimiDecoder
-    from largesc_codec.lm_concealer import LMConcealer
-    from largesc_codec.model import load_models
+    from largesc_codec.batched.lm import BatchedLMConcealer, BatchedMimiDecoder
+    from largesc_codec.neural.decoder import MimiDecoder
+    from largesc_codec.neural.lm_concealer import LMConcealer
+    from largesc_codec.neural.model import load_models
 
     models = load_models(weights)
     lm = models.load_lm()
@@ -151,7 +151,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=None, help="45000 (one hour); 300 with --per-call")
     ap.add_argument("--every", type=int, default=5000)
-    ap.add_argument("--channel", default="uniform:0.1", help="loss spec (largesc_codec.channel), seeded per stream")
+    ap.add_argument("--channel", default="uniform:0.1", help="loss spec (largesc_codec.sim.channel), seeded per stream")
     ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--batched", action="store_true", help="use the batched classes even for one stream")
     ap.add_argument("--keep-timings", action="store_true", help="leave LMConcealer.timings_ms untrimmed")
@@ -165,7 +165,7 @@ def main() -> int:
         args.frames = 300 if args.per_call else 45000
     weights = args.weights
     if weights is None:
-        from largesc_codec.testweights import make_test_weights
+        from largesc_codec.train.testweights import make_test_weights
 
         weights = str(make_test_weights(tempfile.mkdtemp(prefix="largesc-long-")))
     if args.per_call:

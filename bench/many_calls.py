@@ -75,8 +75,8 @@ def build(full: bool, mimi_kind: str, device: str) -> tuple[Any, Any]:
 
     if full:
         return loaders.get_moshi_lm(None, device=device, dtype=torch.bfloat16), loaders.get_mimi(None, device=device)
-    from largesc_codec.model import load_models
-    from largesc_codec.testweights import make_test_weights
+    from largesc_codec.neural.model import load_models
+    from largesc_codec.train.testweights import make_test_weights
 
     models = load_models(str(make_test_weights(tempfile.mkdtemp(prefix="largesc-bench-"))), device=device)
     mimi = {"full": lambda: loaders.get_mimi(None, device=device), "small": models.new_mimi, "none": lambda: None}
@@ -85,7 +85,7 @@ def build(full: bool, mimi_kind: str, device: str) -> tuple[Any, Any]:
 
 def lm_ticks(lm: Any, n: int, ticks: int, loss: float, seed: int, device: str, out: Times) -> int:
     """Time ``ticks`` LM ticks (run()) of N streams under seeded uniform loss; returns state bytes."""
-    from largesc_codec.batched import BatchedLMConcealer
+    from largesc_codec.batched.lm import BatchedLMConcealer
 
     rng = np.random.default_rng(seed)
     c = BatchedLMConcealer(lm, n)
@@ -104,7 +104,7 @@ def lm_ticks(lm: Any, n: int, ticks: int, loss: float, seed: int, device: str, o
 
 def lone_ticks(lm: Any, ticks: int, loss: float, seed: int, out: Times) -> None:
     """Baseline: one lone LMConcealer's tick (observe/conceal + prepare); N in turn cost N times it."""
-    from largesc_codec.lm_concealer import LMConcealer
+    from largesc_codec.neural.lm_concealer import LMConcealer
 
     rng = np.random.default_rng(seed)
     c = LMConcealer(lm)
@@ -126,8 +126,8 @@ def lone_ticks(lm: Any, ticks: int, loss: float, seed: int, out: Times) -> None:
 def mimi_steps(mimi: Any, n: int, steps: int, device: str, dec_t: Times, enc_t: Times,
                fast: bool = True, precision: str = "fp32") -> None:
     """Time batched streaming decode (8 codebooks) and encode steps for N streams."""
-    from largesc_codec.batched import BatchedMimiDecoder
-    from largesc_codec.fastmimi import accelerate
+    from largesc_codec.batched.lm import BatchedMimiDecoder
+    from largesc_codec.fast.mimi import accelerate
 
     gen = torch.Generator().manual_seed(n)
     enc = copy.deepcopy(mimi)

@@ -52,7 +52,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # (encoder optio
 
 
 def speech_frames() -> list[np.ndarray]:
-    from largesc_codec.framing import frames_from_file
+    from largesc_codec.neural.framing import frames_from_file
 
     files = sorted(SPEECH.glob("*.wav"))
     if not files:
@@ -63,7 +63,7 @@ def speech_frames() -> list[np.ndarray]:
 def build_base(codebooks: int) -> Any:
     from moshi.models import loaders
 
-    from largesc_codec.testweights import _init_codebooks
+    from largesc_codec.train.testweights import _init_codebooks
 
     torch.manual_seed(0)
     mimi = loaders.get_mimi(None, device="cpu").eval()
@@ -76,8 +76,8 @@ class Codec:
     """One variant: its own encoder and decoder (each owns a Mimi copy, as in a call)."""
 
     def __init__(self, base: Any, name: str, codebooks: int) -> None:
-        from largesc_codec.decoder import MimiDecoder
-        from largesc_codec.encoder import MimiEncoder
+        from largesc_codec.neural.decoder import MimiDecoder
+        from largesc_codec.neural.encoder import MimiEncoder
 
         enc_kw, dec_kw = VARIANTS[name]
         self.name = name
@@ -160,7 +160,7 @@ def main() -> None:
     if bad:
         ap.error(f"unknown variant {bad[0]!r}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
-    from largesc_codec.fastmimi import cpu_has_native_bf16
+    from largesc_codec.fast.mimi import cpu_has_native_bf16
 
     base = build_base(args.codebooks)
     frames = speech_frames()

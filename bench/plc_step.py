@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -40,8 +39,8 @@ def build_lm(full: bool, device: str) -> torch.nn.Module:
 
     if full:
         return loaders.get_moshi_lm(None, device=device, dtype=torch.bfloat16)
-    from largesc_codec.model import load_models
-    from largesc_codec.testweights import make_test_weights
+    from largesc_codec.neural.model import load_models
+    from largesc_codec.train.testweights import make_test_weights
 
     tmp = tempfile.mkdtemp(prefix="largesc-bench-")
     make_test_weights(tmp)
@@ -61,7 +60,7 @@ def main() -> int:
     if args.full and device == "cpu":
         print("--full needs a GPU: none here (torch.cuda.is_available() is False); nothing measured")
         return 2
-    from largesc_codec.lm_concealer import LMConcealer
+    from largesc_codec.neural.lm_concealer import LMConcealer
 
     lm = build_lm(args.full, device if args.full else "cpu")
     params = sum(p.numel() for p in lm.parameters()) / 1e6

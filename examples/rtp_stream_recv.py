@@ -94,8 +94,8 @@ class LargeScSink:
 
     def __init__(self, args: argparse.Namespace) -> None:
         try:
-            from largesc_codec.concealer import CONCEALERS
-            from largesc_codec.model import load_models
+            from largesc_codec.neural.concealers import CONCEALERS
+            from largesc_codec.neural.model import load_models
             from largesc_codec.receiver import LargeSCReceiver
         except ImportError as exc:
             raise SystemExit(f"--codec largesc needs the LargeSC codec pipeline: {exc}") from exc
@@ -123,7 +123,7 @@ class LargeScSink:
 
     def write(self, path: str, trim_tail: bool = False) -> float:
         """Write the WAV; ``trim_tail`` (the sender said BYE) drops concealment played after its last frame."""
-        from largesc_codec.framing import write_wav
+        from largesc_codec.neural.framing import write_wav
 
         self.executor.shutdown(wait=True)
         frames = self.frames[: self.received_frames] if trim_tail else self.frames

@@ -102,8 +102,8 @@ class LargeScSource:
 
     def __init__(self, args: argparse.Namespace, done: asyncio.Event) -> None:
         try:
-            from largesc_codec.framing import read_audio
-            from largesc_codec.model import load_models
+            from largesc_codec.neural.framing import read_audio
+            from largesc_codec.neural.model import load_models
             from largesc_codec.sender import LargeSCSender
         except ImportError as exc:
             raise SystemExit(f"--codec largesc needs the LargeSC codec pipeline: {exc}") from exc

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from .concealer import Concealer
-from .decoder import MimiDecoder
-from .jitter import JitterBuffer
-from .playout import PlayoutKind
-from .types import FRAME_SAMPLES, ReceivedFrame
-from .uep import depacketize
+from largesc_codec.neural.concealers import Concealer
+from largesc_codec.neural.decoder import MimiDecoder
+from largesc_codec.playout.buffer import JitterBuffer
+from largesc_codec.playout.delay import PlayoutKind
+from largesc_codec.types import FRAME_SAMPLES, ReceivedFrame
+from largesc_codec.wire.uep import depacketize
 
 SOURCE = {
     PlayoutKind.NORMAL: "primary",

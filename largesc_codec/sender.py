@@ -12,15 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 
-from .controller import AdaptiveController
-from .encoder import MimiEncoder
-from .features import frame_features
-from .framing import Framer
-from .types import DEFAULT_MAX_BPS, Decision, LossReport, TokenFrame
-from .uep import Packetizer
+from largesc_codec.neural.encoder import MimiEncoder
+from largesc_codec.neural.framing import Framer
+from largesc_codec.send.controller import AdaptiveController
+from largesc_codec.send.features import frame_features
+from largesc_codec.types import DEFAULT_MAX_BPS, Decision, LossReport, TokenFrame
+from largesc_codec.wire.uep import Packetizer
 
 SPEECH_MIN_CODEBOOKS = 4  # the research's 550 bit/s floor; lowered to max_codebooks if that is less
 

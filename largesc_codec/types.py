@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rtp.feedback import LossReport  # re-exported: the codec's feedback type is the RTP layer's
+
+__all__ = ["CARDINALITY", "DEFAULT_MAX_BPS", "FRAME_MS", "FRAME_RATE_HZ", "FRAME_SAMPLES", "MAX_CODEBOOKS",
+           "MIN_PAYLOAD_BPS", "SAMPLE_RATE", "TOKEN_BITS", "Decision", "LossReport", "ReceivedFrame",
+           "RedundancySpec", "TokenFrame"]
+
 SAMPLE_RATE = 24_000
 FRAME_SAMPLES = 1_920
 FRAME_MS = 80
@@ -66,14 +72,6 @@ class Decision:
     redundancy: tuple[RedundancySpec, ...] = ()
     speech: bool = True
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class LossReport:
-    """Receiver feedback: fraction of packets lost and mean loss-burst length (packets)."""
-
-    fraction_lost: float = 0.0
-    mean_burst: float = 1.0
 
 
 @dataclass

@@ -16,7 +16,7 @@ Sans-IO core: bytes and times in, bytes and decisions out, no sockets, no clock.
 moshi; from the codec it uses only ``largesc_codec.types.LossReport``.
 """
 
-from .packet import HeaderExtension, RtpPacket
-from .session import Datagram, RtpSession, SessionConfig
+from rtp.packet import HeaderExtension, RtpPacket
+from rtp.session import Datagram, RtpSession, SessionConfig
 
 __all__ = ["Datagram", "HeaderExtension", "RtpPacket", "RtpSession", "SessionConfig"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .interval import RTCP_MIN_INTERVAL_S
-from .stats import MIN_SEQUENTIAL
+from rtp.interval import RTCP_MIN_INTERVAL_S
+from rtp.stats import MIN_SEQUENTIAL
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ own compact NTP time when the report arrived, all modulo 2**32.
 
 from __future__ import annotations
 
-from .seqnum import wrap_diff
+from rtp.seqnum import wrap_diff
 
 NTP_UNIX_OFFSET_S = 2_208_988_800
 

@@ -18,8 +18,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Union
 
-from .ntp import NTP_UNIX_OFFSET_S, ntp_compact, ntp_from_unix_ms, rtt_ms
-from .rtcp_xr import XrPacket
+from rtp.ntp import NTP_UNIX_OFFSET_S, ntp_compact, ntp_from_unix_ms, rtt_ms
+from rtp.rtcp_xr import XrPacket
 
 SR, RR, SDES, BYE, APP, XR = 200, 201, 202, 203, 204, 207
 SDES_CNAME = 1

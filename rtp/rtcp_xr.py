@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Sequence, Union
 
-from largesc_codec.types import LossReport
+from rtp.feedback import LossReport
 
 LOSS_RLE = 1
 _MAX_RUN = 0x3FFF

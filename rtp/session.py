@@ -38,16 +38,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from largesc_codec.types import LossReport
-
-from . import ntp, rtcp
-from . import packet as rtp_packet
-from .config import Datagram, SessionConfig
-from .interval import RtcpScheduler
-from .packet import RtpPacket
-from .rtcp_xr import LossRleBlock, XrPacket, burst_report
-from .seqnum import seq_add, ts_add
-from .stats import SourceStats
+from rtp import ntp, rtcp
+from rtp import packet as rtp_packet
+from rtp.config import Datagram, SessionConfig
+from rtp.feedback import LossReport
+from rtp.interval import RtcpScheduler
+from rtp.packet import RtpPacket
+from rtp.rtcp_xr import LossRleBlock, XrPacket, burst_report
+from rtp.seqnum import seq_add, ts_add
+from rtp.stats import SourceStats
 
 PayloadSource = Callable[[int, int], Optional[bytes]]
 RtpSink = Callable[[RtpPacket, float], None]

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from largesc_codec.types import LossReport
-
-from .ntp import ntp_compact
-from .rtcp import ReportBlock
-from .rtcp_xr import LossRleBlock, burst_report
-from .seqnum import SEQ_MOD, seq_add, seq_diff, seq_forward, ts_diff
+from rtp.feedback import LossReport
+from rtp.ntp import ntp_compact
+from rtp.rtcp import ReportBlock
+from rtp.rtcp_xr import LossRleBlock, burst_report
+from rtp.seqnum import SEQ_MOD, seq_add, seq_diff, seq_forward, ts_diff
 
 MAX_DROPOUT = 3000
 MAX_MISORDER = 100

@@ -24,7 +24,7 @@ import logging
 import time
 from typing import Any
 
-from .session import Datagram, RtpSession
+from rtp.session import Datagram, RtpSession
 
 MAX_SLEEP_MS = 100.0
 log = logging.getLogger(__name__)

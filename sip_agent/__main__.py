@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from sip_agent.sip.cli import main
 
 sys.exit(main())

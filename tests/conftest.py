@@ -15,14 +15,14 @@ def test_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     torch.set_num_threads(2)
-    from largesc_codec.testweights import make_test_weights
+    from largesc_codec.train.testweights import make_test_weights
 
     return make_test_weights(tmp_path_factory.mktemp("weights"), seed=0)
 
 
 @pytest.fixture(scope="session")
 def models(test_weights: Path):  # type: ignore[no-untyped-def]
-    from largesc_codec.model import load_models
+    from largesc_codec.neural.model import load_models
 
     return load_models(str(test_weights))
 

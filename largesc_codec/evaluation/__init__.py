@@ -12,11 +12,11 @@ No torch here: the LargeSC codec plugs in as a condition whose callable
 
 from __future__ import annotations
 
-from .data import Clip, load_asterisk, load_clips, load_librispeech, load_librivox, resample
-from .losses import LossProfile, default_losses, gilbert_elliott, parse_profile, uniform
-from .opus_baseline import OPUS_BITRATES, OpusCodec, opus_over_channel
-from .report import summarize, write_report
-from .runner import (
+from largesc_codec.evaluation.data import Clip, load_asterisk, load_clips, load_librispeech, load_librivox, resample
+from largesc_codec.evaluation.losses import LossProfile, default_losses, gilbert_elliott, parse_profile, uniform
+from largesc_codec.evaluation.opus_baseline import OPUS_BITRATES, OpusCodec, opus_over_channel
+from largesc_codec.evaluation.report import summarize, write_report
+from largesc_codec.evaluation.runner import (
     CodecOutput,
     Condition,
     default_conditions,

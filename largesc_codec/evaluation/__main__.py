@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from largesc_codec.evaluation.cli import main
 
 sys.exit(main())

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from .data import load_clips
-from .losses import default_losses, parse_profile
-from .opus_baseline import OPUS_BITRATES
-from .runner import Condition, opus_conditions, reference_condition, run_conditions
+from largesc_codec.evaluation.data import load_clips
+from largesc_codec.evaluation.losses import default_losses, parse_profile
+from largesc_codec.evaluation.opus_baseline import OPUS_BITRATES
+from largesc_codec.evaluation.runner import Condition, opus_conditions, reference_condition, run_conditions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,9 +62,9 @@ def run(args: argparse.Namespace, extra_conditions: Sequence[Condition] = (),
     rows = run_conditions(clips, conds, losses, args.seeds, out_dir=None,
                           progress=not args.quiet, metrics=args.metrics)
     elapsed = time.time() - start
-    from .report import write_report
-    from .metrics import metric_versions
-    from .libopus import version as opus_version
+    from largesc_codec.evaluation.libopus import version as opus_version
+    from largesc_codec.evaluation.metrics import metric_versions
+    from largesc_codec.evaluation.report import write_report
 
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
     versions = {"libopus": opus_version().removeprefix("libopus "), **metric_versions()}

@@ -1,9 +1,9 @@
-"""Loss profiles of the evaluation and the bridge to ``largesc_codec.channel``.
+"""Loss profiles of the evaluation and the bridge to ``largesc_codec.sim.channel``.
 
 A :class:`LossProfile` is a channel spec string understood by
-``largesc_codec.channel.parse_channel`` plus the numbers reports need
+``largesc_codec.sim.channel.parse_channel`` plus the numbers reports need
 (stationary loss rate, mean burst length in packets). Channels themselves are
-the seeded models of ``largesc_codec.channel``, so every condition (Opus,
+the seeded models of ``largesc_codec.sim.channel``, so every condition (Opus,
 LargeSC) draws its losses from the same code.
 
 Gilbert-Elliott (netem ``gemodel`` order, here with loss only in the bad
@@ -15,7 +15,6 @@ and 8 packets, so they compare with ``uniform:0.1`` (mean burst 1 / 0.9 = 1.11).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,26 +67,24 @@ def default_losses() -> list[LossProfile]:
 
 
 def parse_profile(text: str) -> LossProfile:
-    """Any ``largesc_codec.channel.parse_channel`` spec -> LossProfile.
+    """Any ``largesc_codec.sim.channel.parse_channel`` spec -> LossProfile.
 
     Loss rate and mean burst are the model's own stationary values
     (``expected_loss_rate``, ``expected_mean_burst``); ``none`` is uniform 0.
     """
     model = _channel_module().parse_channel(text, seed=0)
-    family = "ge" if type(model).__name__ == "GilbertElliott" else "uniform"
+    family = "ge" if isinstance(model, _channel_module().GilbertElliott) else "uniform"
     return LossProfile(text, family, float(model.expected_loss_rate), float(model.expected_mean_burst))
 
 
 def _channel_module() -> Any:
-    try:
-        return importlib.import_module("largesc_codec.channel")
-    except ImportError as exc:
-        raise ImportError("largesc_codec.channel (the seeded loss models) is missing "
-                          "from this installation") from exc
+    from largesc_codec.sim import channel  # pure and light; imported on first use only
+
+    return channel
 
 
 def make_channel(profile: LossProfile | str, seed: int) -> Any:
-    """A fresh seeded loss model (``largesc_codec.channel``) for ``profile`` or a spec string.
+    """A fresh seeded loss model (``largesc_codec.sim.channel``) for ``profile`` or a spec string.
 
     The model has ``lost()`` (next packet's fate, True = dropped), ``losses(n)``
     (bool array (n,)) and ``expected_loss_rate`` / ``expected_mean_burst``.
@@ -102,9 +99,9 @@ def channel_losses(channel: Any, n_packets: int) -> npt.NDArray[np.bool_]:
 
 
 def channel_loss_rate(channel: Any) -> float:
-    """Nominal (stationary) loss rate per packet of a ``largesc_codec.channel`` model."""
+    """Nominal (stationary) loss rate per packet of a ``largesc_codec.sim.channel`` model."""
     rate = getattr(channel, "expected_loss_rate", None)
     if rate is None:
         raise TypeError(f"{type(channel).__name__} has no expected_loss_rate: pass a loss model "
-                        "from largesc_codec.channel.parse_channel")
+                        "from largesc_codec.sim.channel.parse_channel")
     return float(rate)

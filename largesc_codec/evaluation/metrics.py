@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .data import resample
+from largesc_codec.evaluation.data import resample
 
 METRIC_RATE = 16_000
 PLCMOS_SEED = 0

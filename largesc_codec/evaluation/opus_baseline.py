@@ -27,8 +27,9 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
-from .data import resample
-from .libopus import OpusDecoder, OpusEncoder, packet_has_fec
+from largesc_codec.evaluation.condition import CodecOutput
+from largesc_codec.evaluation.data import resample
+from largesc_codec.evaluation.libopus import OpusDecoder, OpusEncoder, packet_has_fec
 
 OPUS_BITRATES = (6000, 9000, 12000, 16000, 24000)
 OPUS_RATE = 16_000
@@ -124,7 +125,7 @@ def opus_over_channel(pcm: npt.NDArray[Any], sample_rate: int, bitrate: int,
 class OpusCodec:
     """A codec callable for the runner: ``(pcm, sample_rate, channel) -> CodecOutput``.
 
-    ``channel`` is a seeded loss model of ``largesc_codec.channel`` (one draw per
+    ``channel`` is a seeded loss model of ``largesc_codec.sim.channel`` (one draw per
     20 ms packet). The expected-loss setting given to libopus is the channel's
     nominal loss rate (``expected_loss_rate``) rounded to a whole percent, as a
     sender that learns the loss from RTCP reports would set it.
@@ -137,8 +138,7 @@ class OpusCodec:
         self.use_fec = use_fec
 
     def __call__(self, pcm: npt.NDArray[Any], sample_rate: int, channel: Any) -> Any:
-        from .losses import channel_loss_rate, channel_losses
-        from .runner import CodecOutput
+        from largesc_codec.evaluation.losses import channel_loss_rate, channel_losses
 
         run = opus_over_channel(
             pcm, sample_rate, self.bitrate, lambda n: channel_losses(channel, n),

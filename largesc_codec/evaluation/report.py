@@ -145,7 +145,7 @@ def write_report(rows: Sequence[dict[str, Any]], out_dir: str | Path,
                                       [*GROUP_KEYS, *MEAN_KEYS, "plcmos_std", "visqol_std", "wer_std", "n"])}
     (out / "results.md").write_text(markdown(summary, title, notes))
     paths["results.md"] = out / "results.md"
-    from .plots import plot_all
+    from largesc_codec.evaluation.plots import plot_all
 
     paths.update(plot_all(summary, out))
     return paths

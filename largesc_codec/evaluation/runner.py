@@ -5,7 +5,7 @@ A condition is a name plus a codec callable
     codec(pcm, sample_rate, channel) -> CodecOutput
         pcm:          float32 mono (samples,) at sample_rate (16 kHz for the
                       built-in speech sources; resample inside if you need 24 kHz)
-        channel:      a fresh seeded loss model of largesc_codec.channel: call
+        channel:      a fresh seeded loss model of largesc_codec.sim.channel: call
                       ``channel.lost()`` once per packet you send (True = dropped);
                       ``channel.expected_loss_rate`` is its nominal loss rate
         CodecOutput:  (decoded float mono pcm, its sample rate, payload bit/s,
@@ -25,47 +25,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from . import metrics as M
-from .data import Clip
-from .losses import LossProfile, make_channel
-from .opus_baseline import OPUS_BITRATES, OpusCodec
+from largesc_codec.evaluation import metrics as M
+from largesc_codec.evaluation.condition import CodecOutput, Condition, reference_condition
+from largesc_codec.evaluation.data import Clip
+from largesc_codec.evaluation.losses import LossProfile, make_channel
+from largesc_codec.evaluation.opus_baseline import OPUS_BITRATES, OpusCodec
 
 METRICS = ("plcmos", "visqol", "wer")
-
-
-class CodecOutput(NamedTuple):
-    """What a codec callable returns; see the module docstring."""
-
-    pcm: npt.NDArray[Any]
-    sample_rate: int
-    payload_bps: float
-    wire_bps: float
-    concealed_fraction: float
-    extra: Mapping[str, float] | None = None
-
-
-CodecFn = Callable[[npt.NDArray[np.float32], int, Any], Any]
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One system under test. ``codec=None`` means the clean reference (original audio)."""
-
-    name: str
-    codec: CodecFn | None
-    family: str = ""  # "reference", "opus", "largesc", ...
-    requested_bps: float = math.nan
-
-
-def reference_condition() -> Condition:
-    return Condition("reference", None, "reference")
 
 
 def opus_conditions(bitrates: Sequence[int] = OPUS_BITRATES, use_fec: bool = True) -> list[Condition]:
@@ -162,7 +134,7 @@ def run_conditions(clips: Sequence[Clip], conditions: Iterable[Condition],
         bar.update(1)
     bar.close()
     if out_dir is not None:
-        from .report import write_report
+        from largesc_codec.evaluation.report import write_report
 
         write_report(rows, out_dir, title=title)
     return rows

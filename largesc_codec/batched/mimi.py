@@ -1,0 +1,108 @@
+"""Mimi decoding for N concurrent streams in one batched streaming step.
+
+Theory of operation. One Mimi copy runs in streaming mode with batch N (one
+row per call). Every 80 ms tick each active stream brings one frame; idle
+streams (no call, or a call on hold) are masked out with moshi's execution
+mask, so their convolution and attention states do not move, and
+``reset(stream)`` restarts one row (a new call) with moshi's reset mask.
+Streams may carry different numbers of codebooks: each group is de-quantised
+on its own (embedding sums, cheap); the upsampler, decoder transformer and
+SEANet decoder (the expensive part) then run once for the whole batch.
+
+On CPU the decoder runs the fast path (fastmimi.py) by default. Without it
+(``fast=False``) a batch of one is slower than a batch of two: for batch 1
+torch skips oneDNN for Mimi's 1-D (transposed) convolutions and takes its slow
+reference kernels (``slow_conv_transpose2d``; measured 87 vs 66 ms CPU per
+decode step, full-size Mimi, 1 thread), so one stream then runs as a batch of
+two with a spare row that is always masked out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from largesc_codec.fast.mimi import Acceleration, accelerate, resolve_precision
+from largesc_codec.types import CARDINALITY, FRAME_SAMPLES
+
+
+class BatchedMimiDecoder:
+    """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call.
+
+    ``fast`` and ``precision`` as for ``MimiDecoder`` (the fast path keeps exec and reset masks).
+    """
+
+    def __init__(self, mimi: Any, streams: int, *, fast: bool = True, precision: str = "fp32") -> None:
+        if streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        resolve_precision(precision)
+        self.acceleration: Acceleration | None = accelerate(mimi, precision, side="decode") if fast else None
+        self._mimi = mimi
+        self.streams = streams
+        self._total = int(mimi.total_codebooks)
+        self._device = next(mimi.parameters()).device
+        slow_batch1 = self._device.type == "cpu" and (self.acceleration is None or self.acceleration.precision == "stock")
+        self._rows = max(streams, 2) if slow_batch1 else streams
+        # Decoding more codebooks than the active count needs the full quantiser.
+        self._mimi.set_num_codebooks(self._total)
+        self._mimi.streaming_forever(self._rows)
+        self.decode([[0] * self._total] * streams)  # first step of a new copy is slow: as MimiEncoder
+        with torch.inference_mode():
+            self._mimi.reset_streaming()
+
+    @torch.inference_mode()
+    def decode(self, frames: Sequence[Sequence[int] | None]) -> np.ndarray:
+        """One frame per stream: tokens of codebooks 0..k-1 (1 <= k <= 32), or None (stream idle).
+
+        Returns float32 PCM [streams, 1920] at 24 kHz; rows of idle streams are zero
+        and their decoder state does not move.
+        """
+        if len(frames) != self.streams:
+            raise ValueError(f"decode takes one entry per stream ({self.streams}), got {len(frames)}")
+        groups: dict[int, list[int]] = {}
+        for b, f in enumerate(frames):
+            if f is None:
+                continue
+            arr = np.asarray(f, dtype=np.int64)
+            if arr.ndim != 1 or not 1 <= len(arr) <= self._total:
+                raise ValueError(f"stream {b}: decode takes 1..{self._total} tokens of one frame, got shape {arr.shape}")
+            if arr.min() < 0 or arr.max() >= CARDINALITY:
+                raise ValueError(f"stream {b}: tokens must be in 0..{CARDINALITY - 1}, got {arr.min()}..{arr.max()}")
+            groups.setdefault(len(arr), []).append(b)
+        out = np.zeros((self.streams, FRAME_SAMPLES), dtype=np.float32)
+        if not groups:
+            return out
+        mimi = self._mimi
+        latents: list[torch.Tensor] = []
+        rows: list[int] = []
+        for k, members in groups.items():
+            codes = torch.tensor([list(frames[b] or ()) for b in members], dtype=torch.long, device=self._device)
+            latents.append(mimi.decode_latent(codes.view(len(members), k, 1)))
+            rows += members
+        active = torch.cat(latents)
+        emb = active.new_zeros((self._rows,) + tuple(active.shape[1:]))
+        emb[rows] = active
+        live = [f is not None for f in frames]
+        mask = torch.tensor(live + [False] * (self._rows - self.streams), device=self._device)
+        mimi.set_exec_mask(mask)
+        # The rest of MimiModel.decode (streaming branch), once for the whole batch.
+        state = mimi._streaming_state
+        emb = mimi._to_encoder_framerate(emb)
+        if mimi.decoder_transformer is not None:
+            (emb,) = state.graphed_tr_dec(emb)
+        pcm = state.graphed_decoder(emb).clone()[: self.streams, 0].float().cpu().numpy()
+        if pcm.shape != (self.streams, FRAME_SAMPLES):
+            raise RuntimeError(f"Mimi returned {pcm.shape} samples, expected ({self.streams}, {FRAME_SAMPLES})")
+        out[live] = pcm[live]
+        return out
+
+    def reset(self, stream: int) -> None:
+        """Restart one stream's decoder state (new call); the others go on."""
+        if not 0 <= stream < self.streams:
+            raise ValueError(f"stream must be in 0..{self.streams - 1}, got {stream}")
+        mask = torch.zeros(self._rows, dtype=torch.bool, device=self._device)
+        mask[stream] = True
+        with torch.inference_mode():  # as MimiEncoder.reset
+            self._mimi.reset_streaming(mask)

@@ -1,0 +1,125 @@
+"""Small random checkpoints in the real on-disk format (``largesc make-test-weights``).
+
+The directory written here is laid out like the hub repo: ``config.json`` (LM
+config plus file names, read by moshi's ``CheckpointInfo``), ``model.safetensors``
+(a 2-layer Moshi LM), the Mimi safetensors and a ``mimi_config.json`` for the
+reduced Mimi. Same architecture code as the real models, random initialisation:
+they are UNTRAINED, so the audio they decode is not speech. They exist so tests
+and offline runs exercise the real loaders end to end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from largesc_codec.neural.model import MIMI_NAME, MOSHI_NAME
+
+MIMI_CONFIG_NAME = "mimi_config.json"
+
+# Mimi keeps its real strides (24 kHz -> 12.5 Hz, 32 codebooks of 2048); only widths shrink.
+SMALL_MIMI: dict[str, Any] = {
+    "sample_rate": 24000,
+    "channels": 1,
+    "frame_rate": 12.5,
+    "seanet": {
+        "channels": 1, "dimension": 64, "causal": True, "n_filters": 8,
+        "n_residual_layers": 1, "activation": "ELU", "compress": 2, "dilation_base": 2,
+        "disable_norm_outer_blocks": 0, "kernel_size": 7, "residual_kernel_size": 3,
+        "last_kernel_size": 3, "norm": "none", "pad_mode": "constant",
+        "ratios": [8, 6, 5, 4], "true_skip": True,
+    },
+    "quantizer": {
+        "dimension": 32, "n_q": 32, "bins": 2048, "input_dimension": 64, "output_dimension": 64,
+    },
+    "transformer": {
+        "d_model": 64, "num_heads": 4, "num_layers": 1, "causal": True, "layer_scale": 0.01,
+        "context": 250, "conv_layout": True, "max_period": 10000, "gating": "none",
+        "norm": "layer_norm", "positional_embedding": "rope", "dim_feedforward": 128,
+        "input_dimension": 64, "output_dimensions": [64],
+    },
+}
+
+# Moshi's LM layout (text + 8 generated + 8 input codebooks, acoustic delay 1), tiny widths.
+SMALL_LM: dict[str, Any] = {
+    "dim": 128, "text_card": 64, "existing_text_padding_id": 3, "n_q": 16, "dep_q": 8,
+    "card": 2048, "num_heads": 4, "num_layers": 2, "hidden_scale": 4.125, "causal": True,
+    "layer_scale": None, "context": 3000, "max_period": 10000, "gating": "silu",
+    "norm": "rms_norm_f32", "positional_embedding": "rope", "depformer_dim": 64,
+    "depformer_dim_feedforward": 256, "depformer_num_heads": 4, "depformer_num_layers": 1,
+    "depformer_layer_scale": None, "depformer_multi_linear": True, "depformer_context": 8,
+    "depformer_max_period": 10000, "depformer_gating": "silu", "depformer_pos_emb": "none",
+    "depformer_weights_per_step": True,
+    "delays": [0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1],
+}
+
+
+def _calibration_audio(seconds: float, gen: torch.Generator) -> torch.Tensor:
+    """Deterministic speech-like test signal: gliding harmonics with noise bursts."""
+    n = int(seconds * 24000)
+    t = torch.arange(n) / 24000.0
+    f0 = 120 + 60 * torch.sin(2 * torch.pi * 0.7 * t)
+    phase = 2 * torch.pi * torch.cumsum(f0, 0) / 24000.0
+    voiced = sum(torch.sin(h * phase) / h for h in range(1, 8))
+    envelope = (torch.sin(2 * torch.pi * 2.3 * t) > 0).float()
+    noise = torch.randn(n, generator=gen) * (1 - envelope) * 0.3
+    return (0.3 * voiced * envelope + noise).view(1, 1, n)
+
+
+@torch.no_grad()
+def _init_codebooks(mimi: Any, seed: int) -> None:
+    """Fill the (all-zero, uninitialised) codebooks from calibration residuals.
+
+    A fresh quantiser maps every frame to token 0 (training fills codebooks by
+    k-means). Drawing each level's entries from the residuals left by the levels
+    before it, as k-means initialisation does, gives varied, reproducible tokens.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    emb = mimi._encode_to_unquantized_latent(_calibration_audio(10.0, gen))
+    for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
+        residual = rvq.input_proj(emb)[0].T  # (T, dim)
+        for layer in rvq.vq.layers:
+            book = layer._codebook
+            size = book.embedding_sum.shape[0]
+            picks = residual[torch.randint(len(residual), (size,), generator=gen)]
+            spread = residual.std(0, keepdim=True) * 0.5
+            entries = picks + torch.randn(picks.shape, generator=gen) * spread
+            book.embedding_sum.copy_(entries * book.cluster_usage[:, None])
+            book._initialized.fill_(1)
+            book._embedding = None
+            book._cached_initialized = False
+            dist = torch.cdist(residual, entries)
+            residual = residual - entries[dist.argmin(1)]
+
+
+def make_test_weights(out_dir: str | Path, seed: int = 0) -> Path:
+    """Write small random Mimi + Moshi LM checkpoints and config.json to ``out_dir``."""
+    from moshi.models import loaders
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    mimi = loaders.get_mimi(None, SMALL_MIMI, device="cpu")
+    _init_codebooks(mimi, seed)
+    save_file({k: v.contiguous() for k, v in mimi.state_dict().items()}, str(out / MIMI_NAME))
+    (out / MIMI_CONFIG_NAME).write_text(json.dumps(SMALL_MIMI, indent=1))
+
+    lm = loaders.get_moshi_lm(None, lm_kwargs=SMALL_LM, device="cpu", dtype=torch.float32)
+    save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, str(out / MOSHI_NAME))
+    config = dict(SMALL_LM)
+    config.update(
+        moshi_name=MOSHI_NAME,
+        mimi_name=MIMI_NAME,
+        mimi_config_name=MIMI_CONFIG_NAME,
+        # model_id is the one free-form key moshi's CheckpointInfo sets aside.
+        model_id={
+            "largesc_untrained": True,
+            "note": "Random weights from `largesc make-test-weights`: audio out is not speech.",
+        },
+    )
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+    return out

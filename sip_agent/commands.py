@@ -1,0 +1,108 @@
+"""``largesc call`` / ``answer`` / ``register``: the SIP agent (sip_agent/) with the codec as its media engine.
+
+The three subcommands come from ``sip_agent.sip.cli.register_subcommands`` (one
+module mounts all three: ``register`` here is idempotent). ``call`` and
+``answer`` gain the codec options ``--weights``, ``--plc``, ``--max-bps`` and
+``--adapter``; before the agent starts, the handler checks them, loads the
+models once (slow; every call of the process reuses them) and registers the
+``largesc`` media engine (``sip_agent.media.largesc``) with them.
+
+Engine choice (``--engine``, from sip_agent): ``largesc`` needs the models, so
+a load failure is an error (exit 2, with the loader's message and its fix).
+``auto`` (the default) does the same when ``--weights`` was given; with the default
+weights (the model hub) a load failure is printed and the agent carries on
+with standard codecs only (PCMU/PCMA/G722), so ``largesc answer`` still
+answers ordinary softphones on a machine without the hub. ``raw`` and
+``none`` load nothing. pjsua2 is imported only when one of these commands
+runs or its help is shown; without it the commands say how to install it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+COMMANDS = ("call", "answer", "register")
+_ENGINE_GROUP = "LargeSC codec (the 'largesc' media engine)"
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``call``, ``answer`` and ``register`` to ``sub`` (once, whichever of them was named)."""
+    if "call" in sub.choices:
+        return
+    try:
+        from sip_agent.sip.cli import register_subcommands
+    except ImportError as exc:  # pjsua2 (or the sip_agent package) missing: only these commands break
+        for name in COMMANDS:
+            p = sub.add_parser(name, help=f"SIP {name} (unavailable: {exc})")
+            p.add_argument("args", nargs=argparse.REMAINDER)
+            p.set_defaults(func=partial(_unavailable, str(exc)))
+        return
+    register_subcommands(sub, COMMANDS)
+    sub.choices["register"].set_defaults(engine="none")  # registering places no call: no media engine
+    for name in ("call", "answer"):
+        parser = sub.choices[name]
+        g = parser.add_argument_group(_ENGINE_GROUP)
+        g.add_argument("--weights", default=None,
+                       help="model weights for LargeSC calls: hub (default), hf://owner/repo, or a local directory "
+                            "(`largesc make-test-weights DIR` writes small untrained ones)")
+        g.add_argument("--plc", choices=("lm", "repeat", "none"), default="lm",
+                       help="receiver concealment of lost frames: lm (Moshi LM, default), repeat, none")
+        g.add_argument("--max-bps", type=float, default=None,
+                       help="most token bit/s WE send (default: all the peer's maxbps allows; "
+                            "--maxbps is what we accept)")
+        g.add_argument("--adapter", default=None, help="LoRA adapter directory from `largesc finetune` (--plc lm)")
+        parser.set_defaults(func=partial(_with_engine, parser.get_default("func")))
+
+
+def _unavailable(problem: str, ns: argparse.Namespace) -> int:
+    print(f"largesc {ns.command}: error: the SIP agent cannot load ({problem}); install pjsua2 with "
+          f"`pip install pjsua2-python==2.15.1.post1` (or `make setup`)", flush=True)
+    return 2
+
+
+def _with_engine(handler: Handler, ns: argparse.Namespace) -> int:
+    """Prepare the codec engine as ``--engine`` asks (module docstring), then run the SIP handler."""
+    failure = prepare_engine(ns)
+    if failure is not None:
+        print(f"error: {failure}", flush=True)
+        if ns.report_json is not None:  # same shape as the agent's own report
+            Path(ns.report_json).write_text(json.dumps(
+                {"registration": None, "calls": [], "error": failure, "exit_code": 2}, indent=2))
+        return 2
+    return handler(ns)
+
+
+def prepare_engine(ns: argparse.Namespace) -> str | None:
+    """Check options, preload models and register ``largesc``; returns an error message, or None to go on."""
+    if ns.engine not in ("auto", "largesc"):
+        return None
+    from sip_agent.media.engine import ENGINES
+    from sip_agent.media.largesc import register as register_largesc
+    from sip_agent.media.setup import CodecOptions, preload
+
+    options = CodecOptions(weights=ns.weights or "hub", plc=ns.plc, max_bps=ns.max_bps, adapter=ns.adapter)
+    try:
+        options.check()
+    except ValueError as exc:
+        return str(exc)
+    started = time.monotonic()
+    try:
+        models = preload(options)
+    except (RuntimeError, ValueError, OSError) as exc:  # WeightsError is a RuntimeError
+        if ns.engine == "largesc" or ns.weights is not None:
+            return f"cannot load the LargeSC models: {exc}"
+        ENGINES.pop("largesc", None)
+        print(f"note: LargeSC is off for this run (could not load the models from {options.weights}: "
+              f"{str(exc).split('. ')[0]}); standard codecs only. Give --weights DIR to use LargeSC.", flush=True)
+        return None
+    untrained = " (UNTRAINED test weights: audio is not speech)" if models.untrained else ""
+    print(f"LargeSC codec ready: weights {options.weights}{untrained}, concealment {options.plc}, "
+          f"loaded in {time.monotonic() - started:.1f} s", flush=True)
+    register_largesc(options, report=lambda text: print(text, flush=True))
+    return None

@@ -1,0 +1,321 @@
+"""The codec-backed LargeSC media engine (registered as ``largesc``): speech through ``rtp/`` and the codec.
+
+Theory of operation
+-------------------
+``start`` (agent thread, returns quickly) takes the process's cached models
+(``largesc_setup.MODELS``; the command line preloads and warms them), derives
+what we may send from the SDP agreement (``SendPlan``: the peer's maxbps,
+maxcodebooks, maxred and ptime, capped by our ``--max-bps``), opens the WAV
+files, starts the RTP thread (``largesc_rtp.RtpThread``: session, transport,
+RTCP loss reports, sockets bound on the negotiated port) and the codec
+thread. Neither thread touches pjlib, so neither needs registering with it.
+
+The codec thread builds its own sender (Mimi copy, adaptive controller) and
+receiver (Mimi copy, jitter buffer, concealer per ``--plc``), then runs two
+80 ms schedules on ``time.monotonic``, one event at a time, whichever is due
+first (a pull on a tie: it is the listener's deadline):
+
+* send, at start() + k x 80 ms: the peer's latest loss report goes to the
+  sender's controller; the next 80 ms of the play file (at its own rate;
+  silence without one or after its end) is pushed; finished packets go to
+  the RTP thread;
+* pull, at start() + (p + phase) x 80 ms: packets queued by the RTP thread go
+  into the receiver with their arrival times; one frame is pulled and
+  appended to the recording (silence while the jitter buffer fills), then
+  ``prepare_next()`` lets the concealer work ahead, off the deadline path.
+
+The pull phase is aligned to the peer's packets (``largesc_clock``: when it
+may move, and why). A pull due while the sender encodes waits for it (one
+codec thread). After each event a stats snapshot is published for
+``stats()`` (any thread, cheap).
+
+The recording starts at ``start``: the codec thread's build time is silence
+in it, so its length is the call's media time (one frame per pull slot; one frame more
+when a playout start re-used a slot, see ``largesc_clock.start_slot``).
+Overload: an event that starts ``MAX_LAG_FRAMES`` or more frames late (a CPU
+slower than the models need) skips the missed slots of its schedule: on the
+send side that span of the play file is dropped and the RTP frame clock
+moved on by as many frames (the peer conceals them), counted in
+``overruns``; on the pull side silence goes into the recording. Latency
+stays bounded.
+
+``stop`` ends the codec thread, then the RTP thread (RTCP BYE), finishes the
+WAV, returns the LM to the cache and raises (once) if the codec failed during
+the call, so the call's result shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from typing import Any, Callable
+
+from rtp.transport import monotonic_ms
+from sip_agent.media.clock import (
+    ADMIT_POLL_MS,
+    FRAME_MS,
+    MAX_LAG_FRAMES,
+    CodecState,
+    may_rephase,
+    pull_phase_ms,
+    start_slot,
+)
+from sip_agent.media.engine import register_engine
+from sip_agent.media.rtp_thread import RtpThread
+from sip_agent.media.setup import MODELS, CodecOptions, SendPlan, build_concealer
+from sip_agent.media.stats import CODEC_NAME, media_stats
+from sip_agent.media.types import AudioFiles, LargeScLink, MediaStats
+from sip_agent.media.wav import FRAME_S, PlaySource, RecordSink
+
+__all__ = ["CODEC_NAME", "LargeSCEngine", "register"]
+log = logging.getLogger(__name__)
+
+_STOP_TIMEOUT_S = 10.0
+
+Report = Callable[[str], None]
+
+
+class LargeSCEngine:
+    """One call's LargeSC media through the codec (see module docstring); satisfies ``media.MediaEngine``.
+
+    Args:
+        audio: WAV file to play (any PCM rate/channels; None: silence) and to record (24 kHz mono).
+        options: weights, concealer, our bit-rate cap (``CodecOptions``).
+        report: where progress and problems are printed (default: this module's logger).
+    """
+
+    def __init__(self, audio: AudioFiles | None = None, options: CodecOptions | None = None,
+                 report: Report | None = None) -> None:
+        self.audio = audio or AudioFiles()
+        self.options = options or CodecOptions()
+        self.options.check()
+        self._say: Report = report or (lambda text: log.warning("%s", text))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._codec_thread: threading.Thread | None = None
+        self._codec_error: BaseException | None = None
+        self._stopped = False
+        self._rtp: RtpThread | None = None
+        self._prepare_pool: ThreadPoolExecutor | None = None  # the concealer's work-ahead (codec thread's helper)
+        self._prepare_job: Future[None] | None = None
+        self._source: PlaySource | None = None
+        self._sink: RecordSink | None = None
+        self._plan: SendPlan | None = None
+        self._link: LargeScLink | None = None
+        self._models: Any = None
+        self._lm: Any = None
+        self._frame_offset = 0  # RTP frames skipped on overload (added to the sender's frame index)
+        self._snapshot: dict[str, Any] = {}
+        self._started = 0.0  # time.monotonic() at start(): the recording's time zero
+
+    # -- engine interface ----------------------------------------------------------
+    def start(self, local_rtp_port: int, remote_addr: str, remote_rtp_port: int, link: LargeScLink) -> None:
+        """Bind ``local_rtp_port`` (+1 RTCP) and start media; raises with the problem and the fix."""
+        if self._rtp is not None:
+            raise RuntimeError("LargeSCEngine.start called twice; make one engine per call")
+        self._link, self._started = link, time.monotonic()
+        self._models = MODELS.models(self.options.weights)  # cached: the command line preloaded it
+        self._plan = SendPlan.from_link(link, self.options, int(self._models.mimi.total_codebooks))
+        rtp = RtpThread(link, self._say)
+        try:
+            self._source = PlaySource(self.audio.play)
+            self._sink = RecordSink(self.audio.record)
+            if self.options.plc == "lm":
+                self._lm = MODELS.take_lm(self.options.weights, self.options.adapter)
+            rtp.start(local_rtp_port, remote_addr, remote_rtp_port)
+        except BaseException:
+            self._close_files()
+            self._give_back_lm()
+            raise
+        self._rtp = rtp
+        self._codec_thread = threading.Thread(target=self._codec_main, name="largesc-engine-codec", daemon=True)
+        self._codec_thread.start()
+        p = self._plan
+        self._say(f"LargeSC media: sending <= {p.max_bps:g} bit/s, <= {p.codebooks} codebooks, redundancy <= "
+                  f"{p.redundancy}, {p.frames_per_packet * 80} ms packets; concealment {self.options.plc}"
+                  + (" (UNTRAINED test weights: audio is not speech)" if self._models.untrained else ""))
+
+    def stop(self) -> None:
+        """Stop the codec, send RTCP BYE, close sockets and WAV files. Idempotent.
+
+        Raises RuntimeError (once) if the codec failed during the call.
+        """
+        if self._stopped or self._rtp is None:
+            return
+        self._stopped = True
+        self._stop.set()
+        if self._codec_thread is not None:
+            self._codec_thread.join(_STOP_TIMEOUT_S)
+        self._rtp.stop()
+        self._close_files()
+        if self._codec_error is not None:
+            raise RuntimeError(f"the LargeSC codec failed during the call: {self._codec_error}") from self._codec_error
+
+    def stats(self) -> MediaStats:
+        """Counts so far: RTP statistics of the peer's stream, our sending, the receiver's frames."""
+        if self._rtp is None:
+            return MediaStats(codec=CODEC_NAME)
+        with self._lock:
+            snap = dict(self._snapshot)
+        return media_stats(self._rtp, snap, self._plan.max_bps if self._plan else 0.0,
+                           self._sink.seconds if self._sink else 0.0)
+
+    # -- codec thread ---------------------------------------------------------------------
+    def _codec_main(self) -> None:
+        release: Callable[[], None] | None = None
+        try:
+            assert self._plan is not None and self._source is not None and self._link is not None
+            models, source = self._models, self._source
+            from largesc_codec.receiver import LargeSCReceiver
+
+            sender = self._plan.build_sender(models.new_mimi(), source.rate, source.channels)
+            concealer, release = build_concealer(self.options, self._lm)
+            self._lm = None  # the concealer owns it now; release() gives it back
+            codebooks = min(self._link.receive.maxcodebooks, int(models.mimi.total_codebooks))
+            receiver = LargeSCReceiver(models.new_mimi(), concealer, codebooks=codebooks)
+            self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="largesc-prepare")
+            try:
+                self._run_clock(sender, receiver)
+            finally:  # the work-ahead ends before the LM is released (an error after the last join: call over)
+                self._prepare_pool.shutdown(wait=True)
+                self._prepare_pool = self._prepare_job = None
+        except Exception as exc:  # reported by stop() and printed now; the call goes on without audio
+            self._codec_error = exc
+            self._say(f"LargeSC media engine: the codec stopped: {exc!r}")
+            log.debug("codec thread failed", exc_info=True)
+        finally:
+            try:
+                if release is not None:
+                    release()
+            except Exception as exc:  # an LM that cannot leave streaming mode is not reused
+                log.debug("LM concealer release failed: %r", exc)
+            self._give_back_lm()
+
+    def _run_clock(self, sender: Any, receiver: Any) -> None:
+        assert self._sink is not None
+        state = CodecState()
+        state.lead = int((time.monotonic() - self._started) / FRAME_S)
+        state.startup_ms = (time.monotonic() - self._started) * 1000.0
+        self._sink.silence(state.lead)
+        origin = self._started * 1000.0  # send tick k is due at origin + k x 80 ms
+        state.ticks = state.pulls = state.lead
+        while not self._stop.is_set():
+            send_at = origin + state.ticks * FRAME_MS
+            pull_at = origin + state.pulls * FRAME_MS + state.pull_phase_ms
+            at = min(send_at, pull_at)
+            admit = may_rephase(receiver.jitter.playing, state.last_source)
+            if admit:
+                at = min(at, monotonic_ms() + ADMIT_POLL_MS)
+            wait = (at - monotonic_ms()) / 1000.0
+            if wait > 0 and self._stop.wait(wait):
+                break
+            if pull_at <= at:
+                self._pull(receiver, state, origin, pull_at)
+            elif send_at <= at:
+                self._send(sender, state, send_at)
+            else:
+                self._admit(receiver, state, origin)
+            self._publish(receiver, state)
+
+    def _send(self, sender: Any, state: CodecState, due: float) -> None:
+        assert self._source is not None and self._rtp is not None
+        rtp = self._rtp
+        late = int((monotonic_ms() - due) / FRAME_MS)
+        if late >= MAX_LAG_FRAMES:  # skip the missed ticks: the peer conceals them
+            self._source.skip(late)
+            self._frame_offset += late
+            state.overruns += late
+            state.ticks += late
+        report = rtp.loss_report
+        if report is not None and report is not state.last_report:
+            sender.on_loss_report(report)
+            state.last_report = report
+        sender.push(self._source.next_tick())
+        for packet in sender.pull():
+            state.frames_sent += len(packet.decisions)
+            state.codebooks_sent += sum(d.codebooks for d in packet.decisions)
+            rtp.hand_over(packet.payload, packet.first_index + self._frame_offset, packet.talkspurt_start)
+        state.ticks += 1
+
+    def _pull(self, receiver: Any, state: CodecState, origin: float, due: float) -> None:
+        assert self._sink is not None
+        self._join_prepare()
+        now = monotonic_ms()
+        late = int((now - due) / FRAME_MS)
+        if late >= MAX_LAG_FRAMES:  # the missed pulls are silence: the recording keeps call time
+            self._sink.silence(late)
+            state.pulls += late
+        if self._admit(receiver, state, origin) and origin + state.pulls * FRAME_MS + state.pull_phase_ms > now:
+            return  # this slot's pull moved later; the clock loop waits for it
+        played = receiver.pull(now)
+        state.pulls += 1
+        state.last_pull_ms = now
+        if played is None:
+            self._sink.silence(1)
+            state.last_source = None
+            return
+        self._sink.write(played.pcm)
+        state.last_source = played.frame.source
+        if played.frame.source == "primary":
+            state.codebooks_received += played.frame.received_codebooks
+        # The concealer works ahead while this frame plays, beside the sends (see largesc_clock).
+        assert self._prepare_pool is not None
+        self._prepare_job = self._prepare_pool.submit(receiver.prepare_next)
+
+    def _join_prepare(self) -> None:
+        """Wait for the concealer's work-ahead (before the receiver is used again); re-raise its error."""
+        job, self._prepare_job = self._prepare_job, None
+        if job is not None:
+            job.result()
+
+    def _admit(self, receiver: Any, state: CodecState, origin: float) -> bool:
+        """Queued arrivals into the receiver; re-phase the pulls if allowed. True if the phase was set."""
+        assert self._rtp is not None
+        self._join_prepare()
+        rtp = self._rtp
+        while rtp.arrivals:
+            ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
+            receiver.push(ssrc, seq, ts, payload, arrived)
+        expected = receiver.due_ms()
+        # While buffering this may move often (harmless: nothing plays); a frame already
+        # overdue moves the pull to the next frame's due time, which the buffer then starts from.
+        # Between quiet frames it may move too: the buffer sheds only whole frames, so after a
+        # disturbance up to 80 ms above target would otherwise stay for the rest of the call.
+        quiet = state.last_source is not None and receiver.jitter.between_quiet_frames()  # not after a hold
+        if expected is None or not may_rephase(receiver.jitter.playing, state.last_source, quiet):
+            return False
+        state.pull_phase_ms = pull_phase_ms(expected, origin)
+        if not receiver.jitter.playing:
+            state.pulls = start_slot(expected, origin, state.pulls, state.last_pull_ms)
+        return True
+
+    def _publish(self, receiver: Any, state: CodecState) -> None:
+        jitter = receiver.jitter.stats()
+        snap = {"counts": Counter(receiver.counts), "ticks": state.ticks - state.lead, "overruns": state.overruns,
+                "startup_ms": state.startup_ms, "frames_sent": state.frames_sent,
+                "codebooks_sent": state.codebooks_sent, "codebooks_received": state.codebooks_received,
+                "jb_delay_ms": jitter.current_delay_ms, "jb_target_ms": jitter.target_delay_ms,
+                "jb_skipped": jitter.skipped}
+        with self._lock:
+            self._snapshot = snap
+
+    # -- clean-up -------------------------------------------------------------------------
+    def _close_files(self) -> None:
+        for f in (self._sink, self._source):
+            if f is not None:
+                f.close()
+
+    def _give_back_lm(self) -> None:
+        lm, self._lm = self._lm, None
+        if lm is not None:
+            MODELS.give_back_lm(self.options.weights, self.options.adapter, lm)
+
+
+def register(options: CodecOptions, report: Report | None = None) -> None:
+    """Make ``largesc`` (this engine with ``options``) the media engine the SIP agent uses."""
+    options.check()
+    register_engine("largesc", partial(LargeSCEngine, options=options, report=report))

@@ -1,0 +1,86 @@
+"""Values that cross the seam between SIP and LargeSC media (see ``engine``): files, the SDP agreement, figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from largesc_codec.wire.offer_answer import LargeScParams
+
+PAYLOAD_FINGERPRINTS = 256  # packets per direction (about 20 s at 80 ms) whose payload CRC a report keeps
+
+
+@dataclass(frozen=True)
+class AudioFiles:
+    """WAV file to play into the call (None: silence) and WAV file to record what is heard (None: discard)."""
+
+    play: Path | None = None
+    record: Path | None = None
+
+
+@dataclass(frozen=True)
+class LargeScLink:
+    """What offer/answer settled for LargeSC (the names follow ``largesc_codec.wire.offer_answer.Agreement``).
+
+    ``send``: the peer's parameters, i.e. the limits on what we send (at most
+    ``send.maxcodebooks`` codebooks, ``send.maxbps`` bit/s of tokens,
+    redundancy up to ``send.maxred``, ``send.frames_per_packet`` frames a
+    packet). ``receive``: the parameters we declared. ``payload_type`` is the
+    same both ways.
+    """
+
+    payload_type: int
+    send: LargeScParams
+    receive: LargeScParams
+
+    @property
+    def ptime_ms(self) -> int:
+        """Packet time to send with: the peer's wish (a multiple of 80 ms)."""
+        return self.send.frames_per_packet * 80
+
+
+@dataclass(frozen=True)
+class MediaStats:
+    """Media figures of one call, from whichever engine carried it.
+
+    Counts are since the start of the call; ``duration_s`` is the media time
+    they cover (bit rates are per second of it). ``frames_recovered``: frames
+    rebuilt from in-band redundancy; ``frames_concealed``: frames the
+    receiver had to invent (LM concealment for LargeSC, PLC for a standard
+    codec). ``extra`` holds engine-specific figures (name -> number).
+    """
+
+    codec: str
+    duration_s: float = 0.0
+    packets_sent: int = 0
+    packets_received: int = 0
+    packets_lost: int = 0
+    payload_bytes_sent: int = 0
+    payload_bytes_received: int = 0
+    frames_recovered: int = 0
+    frames_concealed: int = 0
+    jitter_ms: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+    payload_crc32: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    @property
+    def loss_fraction(self) -> float:
+        expected = self.packets_received + self.packets_lost
+        return self.packets_lost / expected if expected else 0.0
+
+    @property
+    def send_bitrate_bps(self) -> float:
+        """Payload bit rate we sent (no RTP/UDP/IP headers)."""
+        return 8.0 * self.payload_bytes_sent / self.duration_s if self.duration_s > 0 else 0.0
+
+    def summary(self) -> str:
+        """One human line: packets, loss, recovery, concealment, bit rate."""
+        text = (
+            f"{self.codec}: sent {self.packets_sent} pkts ({self.send_bitrate_bps:.0f} bit/s payload), "
+            f"received {self.packets_received}, lost {self.packets_lost} ({100 * self.loss_fraction:.1f}%), "
+            f"recovered {self.frames_recovered} frames, concealed {self.frames_concealed}, "
+            f"jitter {self.jitter_ms:.1f} ms"
+        )
+        if self.extra:
+            text += ", " + ", ".join(f"{k} {v:g}" for k, v in sorted(self.extra.items()))
+        return text

@@ -1,0 +1,163 @@
+"""The user agent: one endpoint, one account, calls out or in, and an orderly shutdown.
+
+Everything runs on the thread that created the ``Agent`` (see
+``endpoint.py``): ``run_*`` loop over ``poll()`` + ``tick()`` until the work
+is done, the deadline passes or ``stop`` is set (the command line sets it on
+SIGINT/SIGTERM, which then hangs up cleanly instead of aborting).
+
+Shutdown order (``close``): hang up live calls and wait (bounded) for them
+to end, drop every Call object, release media, un-REGISTER and drop the
+account, then ``libDestroy``. Dropping a pjsua2 object after libDestroy
+aborts the process, so the agent keeps the only references.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from typing import Callable
+
+import pjsua2 as pj
+
+from sip_agent.sip.account import AccountSettings, AgentAccount, RegistrationState
+from sip_agent.sip.call import AgentCall, CallOptions
+from sip_agent.sip.call_result import CallResult
+from sip_agent.sip.endpoint import AgentEndpoint, EndpointConfig
+
+Report = Callable[[str], None]
+_POLL_MS = 20
+
+
+class Agent:
+    """A SIP user agent (use as a context manager so ``close`` always runs)."""
+
+    def __init__(self, endpoint: EndpointConfig, account: AccountSettings, options: CallOptions,
+                 report: Report = print, stop: threading.Event | None = None, max_calls: int = 1) -> None:
+        self.options, self.report, self.max_calls = options, report, max_calls
+        self.stop = stop or threading.Event()
+        self.endpoint = AgentEndpoint(endpoint)
+        self.account: AgentAccount | None = AgentAccount(account, self._on_incoming, report)
+        self.calls: list[AgentCall] = []
+        self.results: list[CallResult] = []
+        try:
+            self.account.open(self.endpoint.media_transport_config())
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def sip_port(self) -> int:
+        return self.endpoint.sip_port
+
+    def __enter__(self) -> "Agent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- loop -----------------------------------------------------------------
+    def _step(self) -> None:
+        self.endpoint.poll(_POLL_MS)
+        now = time.monotonic()
+        for call in list(self.calls):
+            call.tick(now)
+            if call.done:  # drop it here, outside its own callbacks
+                self.calls.remove(call)
+                if call.result is not None:
+                    self.results.append(call.result)
+                    for line in call.result.lines():
+                        self.report(line)
+
+    def run_until(self, finished: Callable[[], bool], timeout_s: float | None) -> bool:
+        """Poll until ``finished()`` (True), the timeout or ``stop`` (False)."""
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        while not finished():
+            if self.stop.is_set() or (end is not None and time.monotonic() >= end):
+                return False
+            self._step()
+        return True
+
+    # -- registration ------------------------------------------------------------
+    def wait_registration(self) -> RegistrationState:
+        """Wait for the registrar's verdict (bounded by the account's ``timeout_s``)."""
+        acc = self.account
+        assert acc is not None
+        if not acc.settings.registrar:
+            return RegistrationState(200, "no registrar (local account)", True)
+        if not self.run_until(lambda: acc.registration.finished, acc.settings.timeout_s):
+            acc.registration = RegistrationState(408, f"no answer within {acc.settings.timeout_s:g} s", False)
+            self.report(acc.registration_message())
+        return acc.registration
+
+    # -- calls ------------------------------------------------------------------
+    def call(self, uri: str) -> CallResult:
+        """Call ``uri`` and run the call to its end; returns how it went."""
+        assert self.account is not None
+        self.report(f"calling {uri}")
+        call = AgentCall(self.account, self.options, self.report, uri)
+        self.calls.append(call)
+        call.dial(uri)
+        if not self.run_until(lambda: call.done, None):
+            call.end("interrupted")
+            self.run_until(lambda: call.done, self.options.teardown_timeout_s + 1)
+        self._step()  # collect the result
+        return self.results[-1] if self.results else CallResult(uri, True, False, 0, "", "call did not finish")
+
+    def answer(self, calls: int = 1, timeout_s: float | None = None) -> list[CallResult]:
+        """Answer incoming calls until ``calls`` have ended (0: until stopped) or ``timeout_s`` passes."""
+        self.report(f"waiting for calls on {self.endpoint.config.host}:{self.sip_port} "
+                    f"({'/'.join(self.endpoint.config.transports)})")
+        self.run_until(lambda: calls > 0 and len(self.results) >= calls and not self.calls, timeout_s)
+        return list(self.results)
+
+    def _on_incoming(self, call_id: int, invite: str) -> None:
+        assert self.account is not None
+        peer = _from_uri(invite)
+        call = AgentCall(self.account, self.options, self.report, peer, call_id, invite)
+        if len(self.calls) >= self.max_calls:
+            self.report(f"incoming call from {peer}: busy (486)")
+            prm = pj.CallOpParam(True)
+            prm.statusCode = 486
+            try:
+                call.answer(prm)
+            except pj.Error as exc:
+                self.report(f"could not reject the call: {exc.reason}")
+            call.done = True  # nothing to report: dropped on the next step
+            self.calls.append(call)
+            return
+        self.report(f"incoming call from {peer}")
+        self.calls.append(call)
+        call.accept()
+
+    # -- shutdown -----------------------------------------------------------------
+    def close(self) -> None:
+        """Hang up, release everything in the safe order, destroy the library (idempotent)."""
+        if self.account is None and not self.calls:
+            self.endpoint.destroy()
+            return
+        for call in self.calls:
+            call.end("agent shutting down")
+        self.run_until(lambda: all(c.done for c in self.calls), self.options.teardown_timeout_s + 1)
+        self.calls.clear()
+        gc.collect()
+        if self.account is not None:
+            try:
+                self.account.shutdown()  # un-REGISTER; required before libDestroy
+            except pj.Error as exc:
+                self.report(f"account shutdown: {exc.reason}")
+            self.account = None
+        gc.collect()
+        self.endpoint.destroy()
+
+
+def _from_uri(message: str) -> str:
+    """The caller's URI from a request's From header (``sip:alice@host``), without display name or tag."""
+    for line in message.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() in ("from", "f"):
+            value = value.strip()
+            if "<" in value and ">" in value:
+                return value[value.index("<") + 1 : value.index(">")]
+            return value.split(";")[0].strip()
+    return "unknown peer"

@@ -1,0 +1,219 @@
+"""Command-line front end: ``call``, ``answer`` and ``register``.
+
+``register_subcommands(subparsers)`` adds them to any argparse parser (the
+``largesc`` command mounts them); each handler takes the parsed namespace
+and returns the process exit code: 0 success, 1 the call/registration
+failed, 2 the agent could not start (port in use, bad file, bad option).
+``python -m sip_agent ...`` runs them stand-alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from largesc_codec.wire.offer_answer import LargeScParams
+from sip_agent.media.engine import ENGINES, EngineFactory, engine_factory
+from sip_agent.media.types import AudioFiles
+from sip_agent.sip.account import AccountSettings
+from sip_agent.sip.agent import Agent
+from sip_agent.sip.call import CallOptions
+from sip_agent.sip.endpoint import EndpointConfig
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+_SIP_URI = re.compile(r"sips?:(?:[^@;]+@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?(?:;.*)?")
+
+
+def registrar_uri(text: str) -> str:
+    """argparse type of ``--registrar``: a ``sip:``/``sips:`` URI with host[:port] (returned as given)."""
+    m = _SIP_URI.fullmatch(text)
+    if m is None or (m["port"] is not None and not 1 <= int(m["port"]) <= 65535):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a SIP URI with host[:port]: write it as sip:HOST[:PORT], e.g. sip:127.0.0.1:5060 "
+            "(add ;transport=tcp for TCP)")
+    return text
+
+
+def uri_host(uri: str) -> str:
+    """The host part of a URI accepted by ``registrar_uri`` (IPv6 without brackets)."""
+    m = _SIP_URI.fullmatch(uri)
+    if m is None:
+        raise ValueError(f"{uri!r} is not a SIP URI with host[:port]")
+    return m["host"].strip("[]")
+
+
+def port_number(low: int) -> Callable[[str], int]:
+    """argparse type: an integer port in ``low``..65535."""
+    def parse(text: str) -> int:
+        try:
+            port = int(text)
+        except ValueError:
+            port = -1
+        if not low <= port <= 65535:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a port number: give {low}..65535")
+        return port
+
+    parse.__name__ = "port"  # argparse names the type in its messages
+    return parse
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bind", default="127.0.0.1", help="local IP address for SIP and RTP, also written into SDP")
+    p.add_argument("--transport", default="udp,tcp", help="SIP transports to listen on: udp, tcp or udp,tcp")
+    p.add_argument("--user", default="largesc", help="our SIP user name (and digest user name)")
+    p.add_argument("--password", default=None, help="digest password, used when a registrar or peer challenges")
+    p.add_argument("--domain", default=None, help="domain of our address (default: the registrar's host or --bind)")
+    p.add_argument("--registrar", type=registrar_uri, default=None,
+                   help="register at this SIP URI first, e.g. sip:127.0.0.1:5060")
+    p.add_argument("--engine", default="auto",
+                   help="LargeSC media engine: 'largesc' (the codec), 'raw' (test payloads), 'none' (standard "
+                        "codecs only) or 'auto' (largesc when available, else none)")
+    p.add_argument("--maxcodebooks", type=int, default=8, help="LargeSC: most codebooks we accept per frame")
+    p.add_argument("--maxbps", type=float, default=2062.5, help="LargeSC: most token bit/s we accept")
+    p.add_argument("--maxred", type=int, default=3, help="LargeSC: largest redundancy distance we use")
+    p.add_argument("--record", type=Path, default=None, help="write what the peer sends to this WAV file")
+    p.add_argument("--play", type=Path, default=None, help="play this WAV file (16-bit PCM) into the call")
+    p.add_argument("--duration", type=float, default=None, help="hang up after this many seconds connected")
+    p.add_argument("--sound-device", action="store_true", help="use the default sound card instead of no device")
+    p.add_argument("--sip-log", default=None, help="write pjsip's log with every SIP message to this file")
+    p.add_argument("--report-json", type=Path, default=None,
+                   help="also write the registration and call results (codec, status, media figures) as JSON here")
+
+
+def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
+                         commands: tuple[str, ...] = ("call", "answer", "register")) -> None:
+    """Add the ``commands`` (any of ``call``, ``answer``, ``register``) to ``subparsers``; each sets ``func``."""
+    if "call" in commands:
+        p = subparsers.add_parser("call", help="call a SIP URI, play/record WAV, report codec and media statistics")
+        p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP)")
+        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (default: any free one)")
+        p.add_argument("--answer-timeout", type=float, default=30.0, help="give up if not answered within S seconds")
+        _common(p)
+        p.set_defaults(func=cmd_call)
+    if "answer" in commands:
+        p = subparsers.add_parser("answer", help="answer incoming SIP calls (LargeSC when the caller offers it)")
+        p.add_argument("--port", type=port_number(1), required=True, help="SIP port to listen on (UDP and TCP)")
+        p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
+        p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
+        _common(p)
+        p.set_defaults(func=cmd_answer)
+    if "register" in commands:
+        p = subparsers.add_parser("register", help="register at a SIP registrar, report the result, unregister")
+        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (default: any free one)")
+        _common(p)
+        p.set_defaults(func=cmd_register, engine="none")  # registering places no call: no media engine
+
+
+def _engine(name: str) -> EngineFactory | None:
+    if name == "none":
+        return None
+    if name == "auto":
+        if "largesc" in ENGINES:
+            return ENGINES["largesc"]
+        _say("note: no LargeSC media engine registered (the codec registers 'largesc'): standard codecs only")
+        return None
+    return engine_factory(name)
+
+
+def _setup(ns: argparse.Namespace, sip_port: int) -> tuple[EndpointConfig, AccountSettings, CallOptions]:
+    host = ns.bind
+    domain = ns.domain or (uri_host(ns.registrar) if ns.registrar else host)
+    duration = ns.duration
+    if ns.play is not None:
+        if not Path(ns.play).is_file():
+            raise ValueError(f"--play {ns.play}: no such file")
+        if duration is None and getattr(ns, "uri", None):
+            duration = _wav_seconds(ns.play) + 1.0  # a caller hangs up once its file has played
+    endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=tuple(t.strip() for t in ns.transport.split(",")),
+                              sound_device="default" if ns.sound_device else None, log_file=ns.sip_log)
+    account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password)
+    params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
+    options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
+                          answer_timeout_s=getattr(ns, "answer_timeout", None), max_duration_s=duration)
+    return endpoint, account, options
+
+
+def _run(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int]) -> int:
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    report: dict[str, object] = {"registration": None, "calls": [], "error": None}
+    code = 2
+    try:
+        endpoint, account, options = _setup(ns, sip_port)
+        with Agent(endpoint, account, options, report=_say, stop=stop) as agent:
+            _say(f"SIP on {endpoint.host}:{agent.sip_port} ({'/'.join(endpoint.transports)}), "
+                 f"LargeSC {'offered/accepted' if options.engine else 'off'}")
+            registration = agent.wait_registration()
+            if account.registrar:
+                aor = f"sip:{account.user}@{account.domain}"
+                report["registration"] = {**asdict(registration), "message": registration.message(aor, account.registrar)}
+            code = 1 if registration.failed else body(agent)
+        report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        _say(f"error: {exc}")
+        report["error"] = str(exc)
+        code = 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if ns.report_json is not None:
+        ns.report_json.write_text(json.dumps({**report, "exit_code": code}, indent=2, default=str))
+    return code
+
+
+def cmd_call(ns: argparse.Namespace) -> int:
+    """``call URI``: place one call, run it to its end, print the report; 0 if it connected."""
+    return _run(ns, ns.sip_port, lambda agent: 0 if agent.call(ns.uri).ok else 1)
+
+
+def cmd_answer(ns: argparse.Namespace) -> int:
+    """``answer --port P``: answer calls; 0 if every call that came in connected."""
+    def body(agent: Agent) -> int:
+        results = agent.answer(ns.calls, ns.timeout)
+        if ns.calls and len(results) < ns.calls:
+            _say(f"only {len(results)} of {ns.calls} calls came in")
+            return 1
+        return 0 if all(r.ok for r in results) else 1
+
+    return _run(ns, ns.port, body)
+
+
+def cmd_register(ns: argparse.Namespace) -> int:
+    """``register --registrar URI``: 0 when the registrar accepted us (the failure is already printed)."""
+    if not ns.registrar:
+        _say("error: register needs --registrar sip:HOST:PORT")
+        return 2
+    return _run(ns, ns.sip_port, lambda agent: 0)
+
+
+def _wav_seconds(path: Path) -> float:
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, OSError, EOFError) as exc:
+        raise ValueError(f"--play {path}: not a readable WAV file ({exc})") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sip_agent {call,answer,register} ...``"""
+    parser = argparse.ArgumentParser(prog="python -m sip_agent", description="LargeSC SIP user agent (pjsua2)")
+    register_subcommands(parser.add_subparsers(dest="command", required=True))
+    ns = parser.parse_args(argv)
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

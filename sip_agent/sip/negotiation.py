@@ -1,0 +1,79 @@
+"""Per-call LargeSC offer/answer bookkeeping: SDP text in, SDP text out, no pjsua2.
+
+``AgentCall`` feeds it every SDP pjsua2 creates (``rewrite``) and every SDP
+answer the peer sends to our offers (``peer_answered``); once a LargeSC line
+has been settled both ways, ``link`` and ``remote`` say where and how to run
+the media engine. The port for our LargeSC line is taken once per call and
+reused in every later offer/answer (re-INVITEs, pjsua2's codec-locking
+re-offer), so the engine never has to move.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from largesc_codec.wire.offer_answer import LargeScParams
+from sip_agent.media.engine import allocate_rtp_port
+from sip_agent.media.types import LargeScLink
+from sip_agent.sip import sdp_munge
+
+
+class LargeScNegotiation:
+    """What this call offered/accepted for LargeSC (see module docstring)."""
+
+    def __init__(self, host: str, params: LargeScParams,
+                 allocate_port: Callable[[str], int] = allocate_rtp_port) -> None:
+        self.host, self.params, self._allocate = host, params, allocate_port
+        self.port: int | None = None
+        self.offered: tuple[int, int] | None = None  # (m= index, payload type) of our last LargeSC offer
+        self.remote: sdp_munge.LargeScMedia | None = None  # the peer's LargeSC line
+        self.link: LargeScLink | None = None
+
+    @property
+    def settled(self) -> bool:
+        """True once both sides agreed on LargeSC (the engine can start)."""
+        return self.link is not None and self.remote is not None and self.port is not None
+
+    def _port(self) -> int:
+        if self.port is None:
+            self.port = self._allocate(self.host)
+        return self.port
+
+    def rewrite(self, local: str, remote: str) -> tuple[str | None, str | None]:
+        """Our version of the SDP pjsua2 created: (new SDP or None to keep it, a note for the user or None).
+
+        ``remote`` is the peer's offer when pjsua2 is answering, "" when it offers.
+        ValueError/OSError propagate (the caller keeps pjsua2's SDP then).
+        """
+        if not local:
+            return None, "pjsua2 passed no SDP text (body over 1024 bytes?): LargeSC left out of this exchange"
+        if remote:
+            return self._answer(local, remote)
+        if sdp_munge.audio_lines(local) < 2:
+            return None, None  # pjsua2 provisioned one audio medium only: nothing to turn into LargeSC
+        text, pt, index = sdp_munge.offer_largesc(local, self.host, self._port(), self.params)
+        self.offered = (index, pt)
+        return text, None
+
+    def _answer(self, local: str, remote: str) -> tuple[str | None, str | None]:
+        offer = sdp_munge.find_largesc(remote)
+        if offer is None:
+            return None, None
+        done = sdp_munge.answer_largesc(local, offer, self.host, self._port(), self.params)
+        if done is None:
+            return None, (f"peer offered LargeSC version {offer.params.version}; we speak "
+                          f"{self.params.version}: using the fallback codec")
+        text, answered = done
+        self.remote = offer
+        self.link = LargeScLink(offer.payload_type, send=offer.params, receive=answered)
+        return text, None
+
+    def peer_answered(self, answer: str) -> None:
+        """Read the peer's answer to our last offer: LargeSC accepted on the same line and payload type?"""
+        if self.offered is None:
+            return
+        index, pt = self.offered
+        accepted = sdp_munge.accepted_largesc(answer, pt, index)
+        if accepted is not None:
+            self.remote = accepted
+            self.link = LargeScLink(pt, send=accepted.params, receive=self.params)
