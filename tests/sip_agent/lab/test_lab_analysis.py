@@ -12,7 +12,7 @@ from sip_agent.lab.analysis import agreement, configured, direction_report, nete
 from sip_agent.lab.capture import RtcpSeen, RtpSeen, parse_frame
 from sip_agent.lab.frames import frame_accounting, frames_per_packet
 from sip_agent.lab.netem_parse import parse_netem
-from tests.netem.conftest import gilbert_bounds
+from tests.sip_agent.lab.conftest import gilbert_bounds
 
 BURSTY = "loss gemodel 10% 40%"  # Gilbert: 20 % loss in bursts of 2.5 packets on average
 

@@ -23,7 +23,7 @@ import pytest
 from sip_agent.lab import ns as netem_ns
 from sip_agent.lab.agents import pick_engine
 from sip_agent.lab.netem_parse import parse_netem
-from tests.netem.conftest import leftovers, loss_bounds
+from tests.sip_agent.lab.conftest import leftovers, loss_bounds
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEECH = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav")

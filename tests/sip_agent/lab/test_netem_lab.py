@@ -14,7 +14,7 @@ import pytest
 from sip_agent.lab import cleanup as netem_cleanup
 from sip_agent.lab.lab import Lab
 from sip_agent.lab.probe import probe
-from tests.netem.conftest import loss_bounds
+from tests.sip_agent.lab.conftest import loss_bounds
 
 pytestmark = pytest.mark.netem
 

@@ -26,7 +26,7 @@ from sip_agent.lab.profiles import (
     parse_netem,
     resolve_profile,
 )
-from tests.netem.conftest import gilbert_bounds, loss_bounds
+from tests.sip_agent.lab.conftest import gilbert_bounds, loss_bounds
 
 
 def test_full_spec_round_trips_through_tc_args() -> None:

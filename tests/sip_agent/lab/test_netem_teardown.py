@@ -18,7 +18,7 @@ from sip_agent.lab import uml
 from sip_agent.lab.backends import native_netem_available
 from sip_agent.lab.lab import Lab, LabError, cleanup_stale
 from sip_agent.lab.probe import probe
-from tests.netem.conftest import leftovers
+from tests.sip_agent.lab.conftest import leftovers
 
 ROOT = Path(__file__).resolve().parents[3]
 CHILD = """
