@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HOST, dominant, free_port, only_call, tone_wav
+from tests.sip_agent.conftest import HOST, dominant, free_port, only_call, tone_wav
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 STANDARD = ("PCMU/8000", "PCMA/8000", "G722/16000")

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from .conftest import HOST, dominant, free_port, only_call, tone_wav, tool
+from tests.sip_agent.conftest import HOST, dominant, free_port, only_call, tone_wav, tool
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 STANDARD = ("PCMU/8000", "PCMA/8000", "G722/16000")
