@@ -1,22 +1,25 @@
-"""The RTP side of the codec-backed engine: one thread running ``rtp/`` for one call.
+"""The RTP side of a media engine: one thread running ``rtp/`` for one call (both engines use it).
 
 Theory of operation
 -------------------
-``RtpThread.start`` builds an ``RtpSession`` from the SDP agreement (payload
-type, the peer's ptime, a session bandwidth from both sides' maxbps plus
-header overhead: RFC 3550 6.2 sizes the RTCP interval from it) and runs
-``rtp.transport.RtpTransport`` on its own asyncio loop in a daemon thread,
-RTP on the negotiated port and RTCP on the next one. It returns once the
-sockets are bound (or raises with the problem and the fix).
+``RtpThread`` builds an ``RtpSession`` from the SDP agreement (payload type,
+the peer's ptime, a session bandwidth the engine sizes: RFC 3550 6.2 derives
+the RTCP interval from it) and ``start`` runs ``rtp.transport.RtpTransport``
+on its own asyncio loop in a daemon thread, RTP on the negotiated port and
+RTCP on the next one. It returns once the sockets are bound (or raises with
+the problem and the fix).
 
-That thread alone owns the session. It queues arriving RTP of the negotiated
-payload type with its arrival time (``arrivals``, bounded) for the codec
-thread, keeps the peer's latest RTCP loss report (``loss_report``: XR Loss
-RLE, else the RR fraction), and sends what the codec thread hands over with
-``hand_over`` (thread-safe): the session stamps sequence number, timestamp
-(frame index x 1920) and the marker bit. ``stop`` sends RTCP BYE and closes
-the sockets. Nothing here touches pjlib. ``fingerprints`` keeps the CRC-32
-of the first payloads sent and received by sequence number (``MediaStats.payload_crc32``).
+That thread alone owns the session. Arriving RTP of the negotiated payload
+type goes to the engine's ``on_payload(packet, arrival_ms)`` (on this thread);
+by default it is queued with its arrival time (``arrivals``, bounded) for a
+codec thread. The peer's latest RTCP loss report is kept (``loss_report``:
+XR Loss RLE, else the RR fraction). Two ways to send: ``hand_over`` (any
+thread; the engine keeps its own frame clock, the session stamps sequence
+number, timestamp = frame index x 1920 and the marker bit), or a ``source``
+the session polls on its own ptime clock. ``stop`` sends RTCP BYE and closes
+the sockets. Nothing here touches pjlib. ``fingerprints`` keeps the CRC-32 of
+the first payloads sent and received by sequence number
+(``MediaStats.payload_crc32``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import threading
 import zlib
 from collections import deque
 from functools import partial
-from typing import Any, Callable
+from typing import Callable
 
+from rtp.feedback import LossReport
 from rtp.packet import RtpPacket
-from rtp.session import RtpSession, SessionConfig
+from rtp.session import PayloadSource, RtpSession, SessionConfig
 from rtp.stats import SourceStats
 from rtp.transport import RtpTransport, monotonic_ms
 from sip_agent.media.types import PAYLOAD_FINGERPRINTS, LargeScLink
@@ -41,27 +45,42 @@ _STOP_TIMEOUT_S = 5.0
 _ARRIVALS = 512  # queued packets at most (~40 s at 12.5 packets/s): a stalled codec cannot grow memory
 
 Arrival = tuple[int, int, int, bytes, float]  # ssrc, sequence number, timestamp, payload, arrival ms
+PayloadSink = Callable[[RtpPacket, float], None]
 
 
 class RtpThread:
-    """RTP/RTCP of one call on its own thread (see module docstring)."""
+    """RTP/RTCP of one call on its own thread (see module docstring).
 
-    def __init__(self, link: LargeScLink, on_error: Callable[[str], None]) -> None:
-        overhead_bps = WIRE_OVERHEAD_BYTES * 8 * 1000.0 / link.ptime_ms
-        # min_sequential 1 (RFC 3550 A.1 default: 2): the peer is known from SDP; with 2 a new
-        # source's first packet came out only with the second, one frame overdue, and the playout
-        # start kept it as 80 ms of extra delay until the talker's first pause.
+    Args:
+        link: the SDP agreement (payload type, ptime).
+        on_error: called (on this thread) when RTP stops during the call.
+        name: the engine's name in error messages.
+        cname: our RTCP CNAME (default largesc@HOST).
+        session_bw_bps: RFC 3550 session bandwidth, both directions with headers (default: both
+            sides' maxbps plus the header overhead at the link's ptime).
+        source: payloads on the session's own ptime clock (instead of ``hand_over``).
+        on_payload: what to do with a packet of the negotiated payload type (default: queue it).
+    """
+
+    def __init__(self, link: LargeScLink, on_error: Callable[[str], None], *, name: str = "LargeSC media engine",
+                 cname: str | None = None, session_bw_bps: float | None = None,
+                 source: PayloadSource | None = None, on_payload: PayloadSink | None = None) -> None:
+        if session_bw_bps is None:
+            overhead_bps = WIRE_OVERHEAD_BYTES * 8 * 1000.0 / link.ptime_ms
+            session_bw_bps = link.send.maxbps + link.receive.maxbps + 2 * overhead_bps
         config = SessionConfig(payload_type=link.payload_type, frames_per_packet=link.send.frames_per_packet,
-                               cname=f"largesc@{socket.gethostname()}", min_sequential=1,
-                               session_bw_bps=link.send.maxbps + link.receive.maxbps + 2 * overhead_bps)
-        self.link = link
-        self.session = RtpSession(config, on_rtp=self._on_rtp, on_loss_report=self._on_loss_report)
+                               cname=cname or f"largesc@{socket.gethostname()}", min_sequential=1,
+                               session_bw_bps=session_bw_bps)
+        self.link, self.name = link, name
+        self.session = RtpSession(config, source=None if source is None else partial(self._polled, source),
+                                  on_rtp=self._on_rtp, on_loss_report=self._on_loss_report)
         self.arrivals: deque[Arrival] = deque(maxlen=_ARRIVALS)
-        self.loss_report: Any = None  # latest LossReport from the peer (one reference swap per report)
+        self.loss_report: LossReport | None = None  # latest from the peer (one reference swap per report)
         self.lock = threading.Lock()  # guards the counters below against stats() on another thread
         self.seen: dict[int, SourceStats] = {}  # kept past an RTCP BYE, which drops them from the session
         self.bytes_sent = self.bytes_received = self.wrong_payload_type = 0
         self.fingerprints: dict[str, dict[int, int]] = {"sent": {}, "received": {}}  # seq -> CRC-32
+        self._on_payload = on_payload or self._queue
         self._on_error = on_error
         self._transport: RtpTransport | None = None
         self._thread: threading.Thread | None = None
@@ -73,14 +92,16 @@ class RtpThread:
 
     def start(self, port: int, remote_addr: str, remote_port: int) -> None:
         """Bind ``port`` (+1 for RTCP) and start; raises RuntimeError naming the port when it cannot."""
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name}: start called twice; make one engine per call")
         host = "127.0.0.1" if remote_addr.startswith("127.") else "0.0.0.0"
         self._transport = RtpTransport(self.session, host, port, remote=(remote_addr, remote_port))
         self._thread = threading.Thread(target=self._main, name="largesc-engine-rtp", daemon=True)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT_S):
-            raise RuntimeError(f"LargeSC media engine: RTP did not start within {_START_TIMEOUT_S:g} s")
+            raise RuntimeError(f"{self.name}: RTP did not start within {_START_TIMEOUT_S:g} s")
         if self._error is not None:
-            raise RuntimeError(f"LargeSC media engine cannot bind UDP {host}:{port}/{port + 1} ({self._error}); "
+            raise RuntimeError(f"{self.name} could not bind UDP {host}:{port}/{port + 1} ({self._error}); "
                                f"another program holds the port: try the call again") from self._error
 
     def hand_over(self, payload: bytes, frame_index: int, talkspurt: bool) -> None:
@@ -114,7 +135,7 @@ class RtpThread:
             self._error = self._error or exc
             self._ready.set()
             if not self._stopping:
-                self._on_error(f"LargeSC media engine: RTP stopped: {exc!r}")
+                self._on_error(f"{self.name}: RTP stopped: {exc!r}")
 
     async def _run(self) -> None:
         assert self._transport is not None
@@ -139,10 +160,20 @@ class RtpThread:
                 return
             self.bytes_received += len(packet.payload)
             self._fingerprint("received", packet.sequence_number, packet.payload)
+        self._on_payload(packet, now_ms)
+
+    def _queue(self, packet: RtpPacket, now_ms: float) -> None:
         self.arrivals.append((packet.ssrc, packet.sequence_number, packet.timestamp, packet.payload, now_ms))
 
-    def _on_loss_report(self, report: Any) -> None:
+    def _on_loss_report(self, report: LossReport) -> None:
         self.loss_report = report
+
+    def _polled(self, source: PayloadSource, first_frame: int, frames: int) -> bytes | None:
+        payload = source(first_frame, frames)
+        if payload is not None:
+            with self.lock:
+                self.bytes_sent += len(payload)
+        return payload
 
     def _send(self, payload: bytes, frame_index: int, talkspurt: bool) -> None:
         if self._transport is None:

@@ -316,7 +316,7 @@ def test_engine_start_failures_are_clear(engine_env: Any, tmp_path: Path) -> Non
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind((HOST, port))
         engine = LargeSCEngine(AudioFiles(None, tmp_path / "never.wav"), engine_env)
-        with pytest.raises(RuntimeError, match=f"cannot bind UDP 127.0.0.1:{port}"):
+        with pytest.raises(RuntimeError, match=f"could not bind UDP 127.0.0.1:{port}"):
             engine.start(port, HOST, 40000, LargeScLink(96, ok, ok))
     engine.stop()  # nothing started: a no-op
     with pytest.raises(ValueError, match="--max-bps 300"):

@@ -42,7 +42,7 @@ def test_a_taken_port_is_a_clear_error() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind((HOST, port))
         engine = RawPayloadEngine()
-        with pytest.raises(RuntimeError, match=f"could not bind UDP {port}"):
+        with pytest.raises(RuntimeError, match=f"could not bind UDP {HOST}:{port}"):
             engine.start(port, HOST, port + 2, LargeScLink(96, send=LargeScParams(), receive=LargeScParams()))
         engine.stop()
 
