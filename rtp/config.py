@@ -14,7 +14,11 @@ class SessionConfig:
 
     ``ssrc``, initial sequence number and timestamp are drawn from ``seed``
     when not given (RFC 3550 wants them random). ``rtcp_bw_bps`` defaults to
-    5 % of ``session_bw_bps``.
+    5 % of ``session_bw_bps``. A source is delivered once ``min_sequential``
+    packets came in sequence (RFC 3550 A.1 probation); with
+    ``trust_first_source`` the session's first SSRC is delivered from its first
+    packet (signalling named the peer, so holding its first packet would only
+    start playout a packet late) and every later SSRC serves the probation.
     """
 
     payload_type: int = 96
@@ -30,6 +34,7 @@ class SessionConfig:
     rtcp_bw_bps: float | None = None
     rtcp_min_interval_s: float = RTCP_MIN_INTERVAL_S
     min_sequential: int = MIN_SEQUENTIAL
+    trust_first_source: bool = False
     seed: int | None = None
     ntp_offset_ms: float = 0.0
 

@@ -20,7 +20,8 @@ rtcp-mux) parse datagrams; malformed ones are counted in ``counters`` and
 dropped. RTP packets update the source's ``SourceStats``; packets of a source
 still on probation are held and released in order once it is validated;
 valid packets go to ``on_rtp(packet, arrival_ms)``, a held packet with its own
-arrival time (a jitter buffer would otherwise see the first packet of every
+arrival time (this probation is the receive path's only one: see
+``SessionConfig.trust_first_source`` for a negotiated peer's first SSRC) (a jitter buffer would otherwise see the first packet of every
 stream one packet interval late). RTCP updates LSR/DLSR state,
 RTT (from blocks about us), member lists (SDES, BYE) and the peer's view of
 our stream: ``peer_loss_report`` (and ``on_loss_report``), from its XR Loss
@@ -95,6 +96,7 @@ class RtpSession:
         self._sender = _Sender()
         self._held: dict[int, list[tuple[RtpPacket, float]]] = {}  # packet, arrival ms
         self._next_frame = 0
+        self._had_source = False  # any SSRC seen yet (trust_first_source)
         self._next_packet_ms: float | None = None
 
     # -- clock --------------------------------------------------------------
@@ -208,7 +210,10 @@ class RtpSession:
             if len(self.sources) >= MAX_SOURCES:
                 self.counters["sources_refused"] += 1
                 return None
-            stats = self.sources[ssrc] = SourceStats(ssrc, self.config.clock_rate, self.config.min_sequential)
+            first = self.config.trust_first_source and not self._had_source
+            self._had_source = True
+            stats = self.sources[ssrc] = SourceStats(ssrc, self.config.clock_rate,
+                                                     1 if first else self.config.min_sequential)
         return stats
 
     # -- receiving ----------------------------------------------------------

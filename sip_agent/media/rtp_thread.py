@@ -69,8 +69,8 @@ class RtpThread:
             overhead_bps = WIRE_OVERHEAD_BYTES * 8 * 1000.0 / link.ptime_ms
             session_bw_bps = link.send.maxbps + link.receive.maxbps + 2 * overhead_bps
         config = SessionConfig(payload_type=link.payload_type, frames_per_packet=link.send.frames_per_packet,
-                               cname=cname or f"largesc@{socket.gethostname()}", min_sequential=1,
-                               session_bw_bps=session_bw_bps)
+                               cname=cname or f"largesc@{socket.gethostname()}",
+                               session_bw_bps=session_bw_bps, trust_first_source=True)
         self.link, self.name = link, name
         self.session = RtpSession(config, source=None if source is None else partial(self._polled, source),
                                   on_rtp=self._on_rtp, on_loss_report=self._on_loss_report)

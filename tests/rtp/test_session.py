@@ -92,6 +92,26 @@ def test_probation_packets_keep_their_own_arrival_time() -> None:
     assert got == [(65530, 3.0), (65531, 83.0), (65532, 163.0)]
 
 
+def test_a_trusted_first_source_plays_at_once_and_later_ones_serve_probation() -> None:
+    got: list[tuple[int, int, float]] = []
+    b = RtpSession(_cfg(seed=12, ssrc=0xB0B, trust_first_source=True),
+                   on_rtp=lambda p, now: got.append((p.ssrc, p.sequence_number, now)))
+
+    def rtp(ssrc: int, seq: int, now: float) -> None:
+        b.receive_rtp(packet.serialize(RtpPacket(96, seq, seq * 1920, ssrc, b"x")), now)
+
+    rtp(0xA, 100, 0.0)
+    assert got == [(0xA, 100, 0.0)]  # the peer's first SSRC: delivered on its first packet
+    rtp(0xC, 500, 10.0)
+    assert got == [(0xA, 100, 0.0)]  # a second SSRC is held on probation ...
+    rtp(0xC, 501, 90.0)
+    assert got[1:] == [(0xC, 500, 10.0), (0xC, 501, 90.0)]  # ... until its next packet follows
+    untrusted: list[int] = []
+    c = RtpSession(_cfg(seed=13), on_rtp=lambda p, now: untrusted.append(p.sequence_number))
+    c.receive_rtp(packet.serialize(RtpPacket(96, 7, 0, 0xA, b"x")), 0.0)
+    assert untrusted == []  # without trust the first source serves probation too
+
+
 def test_loss_feedback_reaches_the_sender() -> None:
     rng = random.Random(5)
     loss, bad = set(), False
