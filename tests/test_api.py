@@ -11,6 +11,7 @@ import ast
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,13 @@ def test_submodules_still_import_through_the_package() -> None:
     from rtp import sdp
 
     assert sdp.SessionDescription is importlib.import_module("rtp").SessionDescription
+
+
+def test_docs_describe_every_export() -> None:
+    """docs/api.md names every export of largesc_codec, and every ``lsc.NAME`` it uses exists."""
+    import largesc_codec
+
+    text = (ROOT / "docs" / "api.md").read_text()
+    assert [n for n in largesc_codec.__all__ if not re.search(rf"\b{n}\b", text)] == []
+    used = set(re.findall(r"\blsc\.([A-Za-z_][A-Za-z0-9_]*)", text)) - {"__all__"}
+    assert used and used <= set(largesc_codec.__all__)
