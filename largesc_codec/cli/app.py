@@ -15,7 +15,7 @@ import argparse
 import importlib
 import os
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Callable, Sequence
 
 PLUGIN_GROUP = "largesc.commands"
@@ -45,6 +45,14 @@ def _register_function(target: str) -> Register:
     return fn
 
 
+def package_version() -> str:
+    """The installed distribution's version (what ``pip show largesc`` says)."""
+    try:
+        return version("largesc")
+    except PackageNotFoundError:  # a bare checkout on sys.path: no metadata to read
+        return "unknown (not installed: run `pip install -e .` in the checkout)"
+
+
 class UserError(Exception):
     """An error the user can fix; printed without a traceback."""
 
@@ -54,6 +62,7 @@ def build_parser(names: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="largesc",
         description="LargeSC: speech over lossy networks at 0.55-2 kbit/s (Mimi tokens, UEP, LM concealment).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     table = commands()
