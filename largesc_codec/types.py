@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rtp.feedback import LossReport  # re-exported: the codec's feedback type is the RTP layer's
+from rtp.packet import WIRE_OVERHEAD_BYTES  # re-exported: IPv4 + UDP + RTP header bytes per packet
 
 __all__ = ["CARDINALITY", "DEFAULT_MAX_BPS", "FRAME_MS", "FRAME_RATE_HZ", "FRAME_SAMPLES", "MAX_CODEBOOKS",
-           "MIN_PAYLOAD_BPS", "SAMPLE_RATE", "TOKEN_BITS", "Decision", "LossReport", "ReceivedFrame",
-           "RedundancySpec", "TokenFrame"]
+           "MIN_PAYLOAD_BPS", "MIN_SPEECH_CODEBOOKS", "SAMPLE_RATE", "TOKEN_BITS", "WIRE_OVERHEAD_BYTES", "Decision",
+           "LossReport", "ReceivedFrame", "RedundancySpec", "TokenFrame"]
 
 SAMPLE_RATE = 24_000
 FRAME_SAMPLES = 1_920
@@ -23,7 +24,8 @@ MAX_CODEBOOKS = 32
 CARDINALITY = 2_048
 TOKEN_BITS = 11
 DEFAULT_MAX_BPS = 2_062.5
-MIN_PAYLOAD_BPS = 550.0
+MIN_SPEECH_CODEBOOKS = 4  # the research's floor for a speech frame
+MIN_PAYLOAD_BPS = MIN_SPEECH_CODEBOOKS * TOKEN_BITS * FRAME_RATE_HZ  # 550.0 bit/s of tokens
 
 
 @dataclass(frozen=True)

@@ -29,13 +29,12 @@ from collections import deque
 from functools import partial
 from typing import Any, Callable
 
-from rtp.packet import RtpPacket
+from rtp.packet import WIRE_OVERHEAD_BYTES, RtpPacket
 from rtp.session import RtpSession, SessionConfig
 from rtp.stats import SourceStats
 from rtp.transport import RtpTransport, monotonic_ms
 from sip_agent.media.types import PAYLOAD_FINGERPRINTS, LargeScLink
 
-WIRE_OVERHEAD_BYTES = 20 + 8 + 12  # IPv4 + UDP + RTP header per packet
 _START_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 5.0
 _ARRIVALS = 512  # queued packets at most (~40 s at 12.5 packets/s): a stalled codec cannot grow memory
