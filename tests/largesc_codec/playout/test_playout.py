@@ -6,7 +6,10 @@ import random
 
 import pytest
 
-from largesc_codec.playout.delay import DelayEstimator, PlayoutDecision, PlayoutKind
+from largesc_codec.playout.decision import PlayoutDecision, PlayoutKind
+from largesc_codec.playout.delay import DelayEstimator
+from largesc_codec.playout.stream import AdmissionStatus, RestartCause, StreamTracker
+from largesc_codec.types import FrameSource, TokenFrame
 
 FRAME = 80.0
 
