@@ -120,7 +120,7 @@ def lone_ticks(lm: Any, ticks: int, loss: float, seed: int, out: Times) -> None:
             c.prepare()
 
         out.time(tick, "cpu", keep=i >= WARM)
-    c.stepper.close()
+    c.close()
 
 
 def mimi_steps(mimi: Any, n: int, steps: int, device: str, dec_t: Times, enc_t: Times,

@@ -79,7 +79,7 @@ def main() -> int:
             if args.full:
                 torch.cuda.synchronize()
             c.prepare()
-        c.stepper.close()
+        c.close()
         for k in totals:
             totals[k] += list(c.timings_ms[k])[5:]
         print(f"run {r + 1}: prepare {_pct(list(c.timings_ms['prepare'])[5:])}  "

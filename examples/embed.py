@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("output", help="received audio, WAV 24 kHz mono")
     p.add_argument("--weights", default=os.environ.get("LARGESC_WEIGHTS", "hub"), help="hub or a weights directory")
     p.add_argument("--max-bps", type=float, default=1100.0, help="token bit rate budget (550..2062.5)")
-    p.add_argument("--plc", choices=["repeat", "none", "lm"], default="repeat", help="concealer")
+    p.add_argument("--plc", choices=lsc.PLC_CHOICES, default="repeat", help="concealer")
     p.add_argument("--loss", type=float, default=0.1, help="packet loss probability")
     p.add_argument("--delay-ms", type=float, default=60.0, help="one-way network delay")
     p.add_argument("--jitter-ms", type=float, default=30.0, help="extra random delay, 0..this")
@@ -71,7 +71,7 @@ def main() -> None:
     pcm = audio.pcm if audio.pcm.shape[1] <= 2 else audio.pcm.mean(axis=1, keepdims=True)
     sender = lsc.LargeSCSender(models.new_mimi(), sample_rate=audio.rate, channels=pcm.shape[1],
                                max_bps=args.max_bps)
-    concealer = lsc.LMConcealer(models.load_lm()) if args.plc == "lm" else lsc.CONCEALERS[args.plc]()
+    concealer = lsc.build_concealer(args.plc, models.load_lm)  # the LM is loaded only for --plc lm
     receiver = lsc.LargeSCReceiver(models.new_mimi(), concealer)
     network = Network(args.loss, args.delay_ms, args.jitter_ms, args.seed)
     feedback = lsc.LossStats(window=100)  # the receiver's loss estimate, from sequence gaps
@@ -118,7 +118,7 @@ def main() -> None:
                 break  # the clock ran past the stream's end (its last frame was skipped): not audio
             skipped += index - last - 1  # frames the buffer dropped to shrink its delay
             heard.append(frame.pcm)  # float32 (1920,), 24 kHz
-            played[frame.frame.source] += 1
+            played[frame.frame.source.value] += 1
             last = index
             receiver.prepare_next()  # a speculative concealer works here, off the deadline path
         if now % 1000 < lsc.FRAME_MS:  # about once a second, as RTCP would carry it

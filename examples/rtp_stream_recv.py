@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from largesc_codec.neural.concealers import PLC_CHOICES  # noqa: E402  (light: no torch)
 from rtp.packet import RtpPacket  # noqa: E402
 from rtp.seqnum import Unwrapper  # noqa: E402
 from rtp.session import RtpSession, SessionConfig  # noqa: E402
@@ -94,13 +95,14 @@ class LargeScSink:
 
     def __init__(self, args: argparse.Namespace) -> None:
         try:
-            from largesc_codec.neural.concealers import CONCEALERS
+            from largesc_codec.neural.concealers import build_concealer
             from largesc_codec.neural.model import load_models
             from largesc_codec.receiver import LargeSCReceiver
         except ImportError as exc:
             raise SystemExit(f"--codec largesc needs the LargeSC codec pipeline: {exc}") from exc
         models = load_models(args.weights, num_codebooks=args.max_codebooks)
-        self.receiver: Any = LargeSCReceiver(models.new_mimi(), CONCEALERS[args.plc](), codebooks=args.max_codebooks)
+        concealer = build_concealer(args.plc, models.load_lm)
+        self.receiver: Any = LargeSCReceiver(models.new_mimi(), concealer, codebooks=args.max_codebooks)
         self.frames: list[npt.NDArray[np.float32]] = []
         self.received_frames = 0  # frames[:received_frames] ends with the last frame made from packets
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="largesc-decode")
@@ -116,7 +118,7 @@ class LargeScSink:
             played = await loop.run_in_executor(self.executor, self.receiver.pull, monotonic_ms())
             if played is not None:
                 self.frames.append(played.pcm)
-                if played.frame.source in ("primary", "recovered", "partial"):
+                if played.frame.source.received:
                     self.received_frames = len(self.frames)
             next_ms += 80.0
             await asyncio.sleep(max(0.0, (next_ms - monotonic_ms()) / 1000.0))
@@ -129,8 +131,11 @@ class LargeScSink:
         frames = self.frames[: self.received_frames] if trim_tail else self.frames
         pcm = np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
         write_wav(path, pcm, 24_000)
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(self.receiver.counts.items()))
-        jb = self.receiver.jitter.stats()
+        s = self.receiver.status()
+        named = {"packets": s.packets, "malformed": s.malformed, "late_used": s.late_used,
+                 **{source.value: n for source, n in s.frames.items()}}
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(named.items()) if v)
+        jb = s.jitter
         print(f"LargeSC receiver: {counts}; jitter buffer: {jb.skipped} frames skipped (delay shrunk), "
               f"{jb.late} packets late", flush=True)
         return len(pcm) / 24_000
@@ -194,7 +199,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--codec", choices=["pcmu", "largesc"], default="pcmu")
     p.add_argument("--weights", default="hub", help="largesc: hub or a weights directory")
     p.add_argument("--max-codebooks", type=int, default=8)
-    p.add_argument("--plc", default="repeat", help="largesc: concealer name (default repeat)")
+    p.add_argument("--plc", choices=PLC_CHOICES, default="repeat", help="largesc: concealer name (default repeat)")
     p.add_argument("--timeout-s", type=float, default=10.0,
                    help="end after this long without datagrams, once the stream has started (default 10)")
     p.add_argument("--first-timeout-s", type=float, default=300.0,

@@ -7,7 +7,7 @@ examples/embed.py runs it)::
 
     models = lsc.load_models("hub")                 # or a weights directory
     tx = lsc.LargeSCSender(models.new_mimi(), sample_rate=16000, max_bps=1100)
-    rx = lsc.LargeSCReceiver(models.new_mimi(), lsc.CONCEALERS["repeat"]())
+    rx = lsc.LargeSCReceiver(models.new_mimi(), lsc.build_concealer("lm", models.load_lm))
     tx.push(pcm)                                    # int16/float32, (n,) or (n, channels)
     for packet in tx.pull():                        # SentPacket: payload bytes for one RTP packet
         rx.push(ssrc, seq, packet.first_index * lsc.FRAME_SAMPLES, packet.payload, now_ms)
@@ -30,30 +30,38 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "largesc_codec.types": (
         "CARDINALITY", "DEFAULT_MAX_BPS", "FRAME_MS", "FRAME_RATE_HZ", "FRAME_SAMPLES", "MAX_CODEBOOKS",
-        "MIN_PAYLOAD_BPS", "SAMPLE_RATE", "TOKEN_BITS", "Decision", "LossReport", "ReceivedFrame",
+        "MIN_PAYLOAD_BPS", "SAMPLE_RATE", "TOKEN_BITS", "Decision", "FrameSource", "LossReport", "ReceivedFrame",
         "RedundancySpec", "TokenFrame",
     ),
     "largesc_codec.sender": ("LargeSCSender", "SentPacket"),
-    "largesc_codec.receiver": ("LargeSCReceiver", "PlayedFrame"),
+    "largesc_codec.receiver": ("LargeSCReceiver", "PlayedFrame", "ReceiverStatus"),
     "largesc_codec.neural.model": ("Models", "WeightsError", "load_models"),
-    "largesc_codec.neural.concealers": ("CONCEALERS", "Concealer", "Concealment", "RepeatConcealer",
-                                        "SilenceConcealer"),
+    "largesc_codec.neural.concealers": ("CONCEALERS", "PLC_CHOICES", "Concealer", "Concealment", "RepeatConcealer",
+                                        "SilenceConcealer", "build_concealer"),
     "largesc_codec.neural.lm_concealer": ("LMConcealer",),
     "largesc_codec.neural.framing": ("DecodedAudio", "decode_audio", "write_wav"),
-    "largesc_codec.playout.buffer": ("JitterBuffer", "JitterStats"),
-    "largesc_codec.playout.delay": ("PlayoutDecision", "PlayoutKind"),
+    "largesc_codec.playout.buffer": ("JitterBuffer",),
+    "largesc_codec.playout.decision": ("JitterStats", "PlayoutDecision", "PlayoutKind"),
     "largesc_codec.sim.channel": ("GilbertElliott", "LossStats", "NoLoss", "UniformLoss", "parse_channel"),
     "largesc_codec.wire.sdp_params": ("LargeScParams",),
 }
 
 if TYPE_CHECKING:  # the same names for type checkers and IDEs; at run time __getattr__ imports them
-    from largesc_codec.neural.concealers import CONCEALERS, Concealer, Concealment, RepeatConcealer, SilenceConcealer
+    from largesc_codec.neural.concealers import (
+        CONCEALERS,
+        PLC_CHOICES,
+        Concealer,
+        Concealment,
+        RepeatConcealer,
+        SilenceConcealer,
+        build_concealer,
+    )
     from largesc_codec.neural.framing import DecodedAudio, decode_audio, write_wav
     from largesc_codec.neural.lm_concealer import LMConcealer
     from largesc_codec.neural.model import Models, WeightsError, load_models
-    from largesc_codec.playout.buffer import JitterBuffer, JitterStats
-    from largesc_codec.playout.delay import PlayoutDecision, PlayoutKind
-    from largesc_codec.receiver import LargeSCReceiver, PlayedFrame
+    from largesc_codec.playout.buffer import JitterBuffer
+    from largesc_codec.playout.decision import JitterStats, PlayoutDecision, PlayoutKind
+    from largesc_codec.receiver import LargeSCReceiver, PlayedFrame, ReceiverStatus
     from largesc_codec.sender import LargeSCSender, SentPacket
     from largesc_codec.sim.channel import GilbertElliott, LossStats, NoLoss, UniformLoss, parse_channel
     from largesc_codec.types import (
@@ -67,6 +75,7 @@ if TYPE_CHECKING:  # the same names for type checkers and IDEs; at run time __ge
         SAMPLE_RATE,
         TOKEN_BITS,
         Decision,
+        FrameSource,
         LossReport,
         ReceivedFrame,
         RedundancySpec,

@@ -18,10 +18,8 @@ from largesc_codec.neural.encoder import MimiEncoder
 from largesc_codec.neural.framing import Framer
 from largesc_codec.send.controller import AdaptiveController
 from largesc_codec.send.features import frame_features
-from largesc_codec.types import DEFAULT_MAX_BPS, Decision, LossReport, TokenFrame
+from largesc_codec.types import DEFAULT_MAX_BPS, MIN_SPEECH_CODEBOOKS, Decision, LossReport, TokenFrame
 from largesc_codec.wire.uep import Packetizer
-
-SPEECH_MIN_CODEBOOKS = 4  # the research's 550 bit/s floor; lowered to max_codebooks if that is less
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,8 @@ class LargeSCSender:
             frame, as the research counts it; ToC bytes ride on top). It must carry a
             speech frame's minimum, ``min(4, max_codebooks)`` tokens.
         max_codebooks: most codebooks encoded and sent per frame (1..32). Speech
-            frames get at least ``min(SPEECH_MIN_CODEBOOKS, max_codebooks)``.
+            frames get at least ``min(MIN_SPEECH_CODEBOOKS, max_codebooks)`` (the 550 bit/s floor,
+            ``types.MIN_PAYLOAD_BPS``, lowered when fewer codebooks are allowed).
         frames_per_packet: ptime / 80 ms.
     """
 
@@ -65,7 +64,7 @@ class LargeSCSender:
         self.controller = AdaptiveController(
             max_bps=max_bps,
             max_codebooks=max_codebooks,
-            min_speech_codebooks=min(SPEECH_MIN_CODEBOOKS, max_codebooks),
+            min_speech_codebooks=min(MIN_SPEECH_CODEBOOKS, max_codebooks),
             max_redundancy_distance=max_redundancy_distance,
         )
         self.packetizer = Packetizer(max_distance=max_redundancy_distance)

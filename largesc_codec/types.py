@@ -7,13 +7,15 @@ returns and the packetizer carries out.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from rtp.feedback import LossReport  # re-exported: the codec's feedback type is the RTP layer's
+from rtp.packet import WIRE_OVERHEAD_BYTES  # re-exported: IPv4 + UDP + RTP header bytes per packet
 
 __all__ = ["CARDINALITY", "DEFAULT_MAX_BPS", "FRAME_MS", "FRAME_RATE_HZ", "FRAME_SAMPLES", "MAX_CODEBOOKS",
-           "MIN_PAYLOAD_BPS", "SAMPLE_RATE", "TOKEN_BITS", "Decision", "LossReport", "ReceivedFrame",
-           "RedundancySpec", "TokenFrame"]
+           "MIN_PAYLOAD_BPS", "MIN_SPEECH_CODEBOOKS", "SAMPLE_RATE", "TOKEN_BITS", "WIRE_OVERHEAD_BYTES", "Decision", "FrameSource",
+           "LossReport", "ReceivedFrame", "RedundancySpec", "TokenFrame"]
 
 SAMPLE_RATE = 24_000
 FRAME_SAMPLES = 1_920
@@ -23,7 +25,8 @@ MAX_CODEBOOKS = 32
 CARDINALITY = 2_048
 TOKEN_BITS = 11
 DEFAULT_MAX_BPS = 2_062.5
-MIN_PAYLOAD_BPS = 550.0
+MIN_SPEECH_CODEBOOKS = 4  # the research's floor for a speech frame
+MIN_PAYLOAD_BPS = MIN_SPEECH_CODEBOOKS * TOKEN_BITS * FRAME_RATE_HZ  # 550.0 bit/s of tokens
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,31 @@ class Decision:
     reason: str = ""
 
 
+class FrameSource(str, enum.Enum):
+    """How the receiver obtained a frame it played.
+
+    str-valued so that reports and JSON keep the plain names (``.value``);
+    code compares members, never the strings.
+    """
+
+    PRIMARY = "primary"  # its own packet arrived: decoded as sent
+    RECOVERED = "recovered"  # a redundant copy with every codebook the frame was sent with
+    PARTIAL = "partial"  # a shorter copy; the concealer filled the missing codebooks
+    CONCEALED = "concealed"  # nothing arrived: the concealer predicted it
+    COMFORT = "comfort"  # a long outage: comfort silence
+
+    @property
+    def received(self) -> bool:
+        """True when tokens of the frame itself arrived (primary, recovered or partial)."""
+        return self in (FrameSource.PRIMARY, FrameSource.RECOVERED, FrameSource.PARTIAL)
+
+
 @dataclass
 class ReceivedFrame:
     """A frame as the receiver will play it, with how it was obtained."""
 
     index: int
     tokens: tuple[int, ...]
-    source: str  # "primary" | "recovered" | "partial" | "concealed"
+    source: FrameSource
     received_codebooks: int = 0
     notes: dict[str, float] = field(default_factory=dict)

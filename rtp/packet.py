@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 RTP_VERSION = 2
 HEADER_SIZE = 12
+# Bytes on the wire per packet beyond its payload: IPv4 (20, no options) + UDP (8) + the fixed RTP header.
+WIRE_OVERHEAD_BYTES = 20 + 8 + HEADER_SIZE
 ONE_BYTE_PROFILE = 0xBEDE
 TWO_BYTE_PROFILE = 0x1000  # low 4 bits are "appbits"
 _HEADER = struct.Struct("!BBHII")

@@ -26,6 +26,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from largesc_codec.neural.concealers import PLC_CHOICES
+
 COMMANDS = ("call", "answer", "register")
 _ENGINE_GROUP = "LargeSC codec (the 'largesc' media engine)"
 Handler = Callable[[argparse.Namespace], int]
@@ -51,7 +53,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         g.add_argument("--weights", default=None,
                        help="model weights for LargeSC calls: hub (default), hf://owner/repo, or a local directory "
                             "(`largesc make-test-weights DIR` writes small untrained ones)")
-        g.add_argument("--plc", choices=("lm", "repeat", "none"), default="lm",
+        g.add_argument("--plc", choices=PLC_CHOICES, default="lm",
                        help="receiver concealment of lost frames: lm (Moshi LM, default), repeat, none")
         g.add_argument("--max-bps", type=float, default=None,
                        help="most token bit/s WE send (default: all the peer's maxbps allows; "

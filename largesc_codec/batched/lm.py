@@ -4,7 +4,7 @@ Theory of operation. ``BatchedLMConcealer`` keeps, per stream (call), exactly
 the state machine of ``LMConcealer`` (invariant S(n), speculate in
 ``prepare``, commit on ``observe``/``conceal``, redo on arrival, fade in long
 bursts, late frames; see lm_concealer.py), over one shared Moshi LM in
-streaming mode with batch N (batched_step.py: masked steps, per-stream rewind
+streaming mode with batch N (step.py: masked steps, per-stream rewind
 and reset). What changes is *when* the LM runs: every per-stream call only
 writes the token cache and queues the steps it needs; ``run()`` then empties
 the queues round by round, one batched LM step per round, streams without work
@@ -23,21 +23,22 @@ Per stream the results equal a lone ``LMConcealer`` fed the same events
 (tests/largesc_codec/batched/test_batched.py). ``BatchedStream`` gives one stream the
 Concealer interface of the receiver.
 
-``BatchedMimiDecoder`` (batched_mimi.py) does the same for Mimi decoding.
+``BatchedMimiDecoder`` (mimi.py) does the same for Mimi decoding.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from largesc_codec.batched.mimi import BatchedMimiDecoder
 from largesc_codec.batched.step import BatchedStepper
-from largesc_codec.neural.concealers import Concealment
+from largesc_codec.neural.concealers import Concealer, Concealment
 from largesc_codec.neural.lmstep import UNFORCED
 
 __all__ = ["BatchedLMConcealer", "BatchedMimiDecoder", "BatchedStream"]
@@ -266,11 +267,12 @@ class BatchedLMConcealer:
         return _Step(rewind=rewind, cb0=int(tokens[0]), acoustic=acoustic, tail=tail)
 
 
-class BatchedStream:
-    """One stream of a BatchedLMConcealer behind LMConcealer's per-stream interface.
+class BatchedStream(Concealer):
+    """One stream of a BatchedLMConcealer behind the ``Concealer`` interface (writes every member).
 
     ``prepare()`` only queues; the owner calls ``BatchedLMConcealer.run()`` once
-    per tick after every stream was served.
+    per tick after every stream was served. The LM belongs to the owner:
+    ``close()`` leaves it alone, and stage timings are the owner's ``step_log``.
     """
 
     def __init__(self, owner: BatchedLMConcealer, stream: int) -> None:
@@ -291,3 +293,11 @@ class BatchedStream:
 
     def reset(self, next_index: int = 0) -> None:
         self.owner.reset(self.index, next_index)
+
+    def close(self) -> None:
+        """Nothing to release: the owner holds the LM and its streaming state."""
+
+    @property
+    def timings_ms(self) -> Mapping[str, Sequence[float]]:
+        """No per-stream timings (the owner logs each batched step in ``step_log``)."""
+        return {}

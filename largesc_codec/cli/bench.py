@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from largesc_codec.neural.concealers import PLC_CHOICES, Concealer, build_concealer, uses_lm
 from largesc_codec.types import FRAME_MS, FRAME_SAMPLES
 
 
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lat.add_argument("--weights", default="hub", help="weights for the LM (and Mimi unless --mimi full)")
     lat.add_argument("--mimi", choices=["weights", "full"], default="full",
                      help="full: moshi's full-size Mimi, random weights (real compute); weights: from --weights")
-    lat.add_argument("--plc", choices=["lm", "repeat", "none"], default="lm")
+    lat.add_argument("--plc", choices=PLC_CHOICES, default="lm")
     lat.add_argument("--loss", type=float, default=0.0, help="uniform loss applied (seeded)")
     lat.add_argument("--frames", type=int, default=80)
     lat.add_argument("--runs", type=int, default=3, help="runs (median and spread over them)")
@@ -131,7 +132,7 @@ def _send(new_mimi: Callable[[], Any], frames: list[np.ndarray], loss: float, se
     return {"arrivals": arrivals, "arrived": arrived, "wall": wall, "cpu": cpu}
 
 
-def _receive(new_mimi: Callable[[], Any], concealer: Any, sent: dict[str, Any], n: int, phase: float) -> dict[str, Any]:
+def _receive(new_mimi: Callable[[], Any], concealer: Concealer, sent: dict[str, Any], n: int, phase: float) -> dict[str, Any]:
     """Fresh receiver, playout clock at 80 + median(send) + phase + j*80; per-frame figures."""
     from largesc_codec.receiver import LargeSCReceiver
 
@@ -155,38 +156,27 @@ def _receive(new_mimi: Callable[[], Any], concealer: Any, sent: dict[str, Any], 
             with _Clock() as pc:
                 receiver.prepare_next()
             k = got.frame.index
-            sources[got.frame.source] = sources.get(got.frame.source, 0) + 1
+            source = got.frame.source.value  # the plain name: JSON and printed keys
+            sources[source] = sources.get(source, 0) + 1
             if k >= n // 4:  # steady state: the buffer has measured the jitter
                 f["decode"].append(dc.wall)
                 f["decode_cpu"].append(dc.cpu)
                 f["prepare"].append(pc.wall)
                 f["prepare_cpu"].append(pc.cpu)
                 f["m2e"].append(now + dc.wall - k * FRAME_MS)
-                by_source.setdefault(got.frame.source, []).append(now + dc.wall - k * FRAME_MS)
+                by_source.setdefault(source, []).append(now + dc.wall - k * FRAME_MS)
                 if k in arrived:
                     f["wait"].append(now - arrived[k])
                 f["cpu_frame"].append(sent["cpu"][min(k, n - 1)] + dc.cpu + pc.cpu)
             pulled = k + 1
         now += FRAME_MS
     stats = receiver.jitter.stats()
-    close = getattr(getattr(concealer, "stepper", None), "close", None)
-    if close is not None:
-        close()  # the LM leaves streaming mode for the next receiver
+    concealer.close()  # an LM leaves streaming mode for the next receiver
     med = {k: float(np.median(v)) if v else float("nan") for k, v in f.items()}
     med["m2e_p95"] = float(np.percentile(f["m2e"], 95)) if f["m2e"] else float("nan")
     return {"phase_ms": phase, **med, "target_ms": stats.target_delay_ms, "skipped": stats.skipped,
             "holds": stats.holds, "sources": sources,
             "m2e_by_source": {k: float(np.median(v)) for k, v in by_source.items()}}
-
-
-def _concealer(plc: str, lm: Any) -> Any:
-    from largesc_codec.neural.concealers import CONCEALERS
-
-    if plc == "lm":
-        from largesc_codec.neural.lm_concealer import LMConcealer
-
-        return LMConcealer(lm)
-    return CONCEALERS[plc]()
 
 
 def _spread(values: list[float], digits: int = 1) -> str:
@@ -209,14 +199,14 @@ def run(args: argparse.Namespace) -> int:
     models = load_models(args.weights)
     new_mimi = _mimi_factory(args.mimi, models)
     _warm_up(new_mimi)
-    lm = models.load_lm() if args.plc == "lm" else None
+    lm = models.load_lm() if uses_lm(args.plc) else None
     frames = frames_from_file(args.input)
     frames = (frames * (args.frames // max(len(frames), 1) + 1))[: args.frames]
     phases = [i * FRAME_MS / args.phases for i in range(args.phases)]
     runs: list[dict[str, Any]] = []
     for r in range(args.runs):
         sent = _send(new_mimi, frames, args.loss, seed=r)
-        recv = [_receive(new_mimi, _concealer(args.plc, lm), sent, len(frames), ph) for ph in phases]
+        recv = [_receive(new_mimi, build_concealer(args.plc, lambda: lm), sent, len(frames), ph) for ph in phases]
         best = min(recv, key=lambda x: x["m2e"])
         steady = slice(len(frames) // 4, None)
         one = {

@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from largesc_codec.neural.concealers import PLC_CHOICES
+from largesc_codec.types import FrameSource
+
 DEFAULT_BPS = (550.0, 1100.0, 2062.5)
-DEFAULT_PLC = ("lm", "repeat", "none")
+DEFAULT_PLC = PLC_CHOICES
 
 
 class LargeSCCodec:
@@ -32,8 +35,8 @@ class LargeSCCodec:
         concealer = build_concealer(self.plc, self.models, self.adapter)
         sim = simulate(np.asarray(pcm, np.float32), sample_rate, self.models, channel, concealer, self.max_bps)
         seconds = max(sim.duration_s, 1e-9)
-        rescued = sim.sources["recovered"] + sim.sources["partial"]
-        invented = sim.sources["concealed"] + sim.sources["comfort"]
+        rescued = sim.sources[FrameSource.RECOVERED] + sim.sources[FrameSource.PARTIAL]
+        invented = sim.sources[FrameSource.CONCEALED] + sim.sources[FrameSource.COMFORT]
         return CodecOutput(
             sim.pcm, 24_000, sim.payload_bytes * 8 / seconds,
             (sim.payload_bytes + WIRE_OVERHEAD_BYTES * sim.sent) * 8 / seconds,

@@ -28,17 +28,25 @@ import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from largesc_codec.sim.simulate import MAX_DELAY_MS, Simulation, check_delay_ms, simulate
-from largesc_codec.types import FRAME_RATE_HZ, FRAME_SAMPLES, MAX_CODEBOOKS, SAMPLE_RATE, TOKEN_BITS
+from largesc_codec.neural import concealers
+from largesc_codec.sim.simulate import MAX_DELAY_MS, FrameTruth, Simulation, SkipTruth, check_delay_ms, simulate
+from largesc_codec.types import (
+    FRAME_RATE_HZ,
+    FRAME_SAMPLES,
+    MAX_CODEBOOKS,
+    SAMPLE_RATE,
+    TOKEN_BITS,
+    WIRE_OVERHEAD_BYTES,
+    FrameSource,
+)
 
 __all__ = ["WIRE_OVERHEAD_BYTES", "Simulation", "build_concealer", "register", "run", "simulate"]
-
-WIRE_OVERHEAD_BYTES = 20 + 8 + 12  # IPv4 + UDP + RTP fixed header
 
 
 @dataclass
@@ -105,7 +113,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-codebooks", type=int, default=8,
                    help=f"most codebooks per frame, 1..{MAX_CODEBOOKS} (default 8); speech frames get at "
                         "least min(4, this)")
-    p.add_argument("--plc", choices=["lm", "repeat", "none"], default="lm", help="concealer (default lm)")
+    p.add_argument("--plc", choices=concealers.PLC_CHOICES, default="lm", help="concealer (default lm)")
     p.add_argument("--adapter", default=None, help="LoRA adapter directory from `largesc finetune` (with --plc lm)")
     p.add_argument("--delay-ms", type=float, default=0.0,
                    help=f"one-way network delay, 0..{MAX_DELAY_MS:g} ms (default 0)")
@@ -115,21 +123,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def build_concealer(plc: str, models: Any, adapter: str | None = None) -> Any:
-    from largesc_codec.neural.concealers import CONCEALERS
+def build_concealer(plc: str, models: Any, adapter: str | None = None) -> concealers.Concealer:
+    """The ``--plc`` concealer (registry: neural.concealers); the LM from ``models``, tuned by ``adapter``."""
+    return concealers.build_concealer(plc, models.load_lm, partial(_tuned, adapter_dir=adapter) if adapter else None)
 
-    if plc == "lm":
-        from largesc_codec.neural.lm_concealer import LMConcealer
 
-        lm = models.load_lm()
-        if adapter:
-            from largesc_codec.train.finetune import load_adapter
+def _tuned(lm: Any, adapter_dir: str) -> Any:
+    from largesc_codec.train.finetune import load_adapter  # peft: only when an LM is tuned
 
-            lm = load_adapter(lm, adapter)
-        return LMConcealer(lm)
-    if adapter:
-        raise ValueError("--adapter only applies with --plc lm")
-    return CONCEALERS[plc]()
+    return load_adapter(lm, adapter_dir)
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -195,7 +197,7 @@ def make_report(args: argparse.Namespace, models: Any, sim: Simulation, warnings
     """The report of a finished simulation."""
     duration = sim.duration_s
     src, truth = sim.sources, sim.truth
-    timings = getattr(sim.receiver.concealer, "timings_ms", {})
+    timings, status = sim.receiver.concealer.timings_ms, sim.receiver.status()
     return TransmitReport(
         input=str(args.input), output=str(args.output), weights=args.weights, untrained_weights=models.untrained,
         channel=args.channel, seed=args.seed, plc=args.plc, max_bps=args.max_bps,
@@ -205,15 +207,17 @@ def make_report(args: argparse.Namespace, models: Any, sim: Simulation, warnings
         payload_bps=sim.payload_bytes * 8 / duration if duration else 0.0,
         wire_bps=(sim.payload_bytes + WIRE_OVERHEAD_BYTES * sim.sent) * 8 / duration if duration else 0.0,
         mean_codebooks=float(np.mean(sim.codebooks)) if sim.codebooks else 0.0,
-        frames_primary=src["primary"], frames_recovered=src["recovered"], frames_partial=src["partial"],
-        frames_concealed=src["concealed"], frames_comfort=src["comfort"], frames_skipped=sim.skipped,
-        frames_skipped_delivered=truth.skipped["delivered"], frames_skipped_missing=truth.skipped["missing"],
-        frames_held=sim.held, late_used=sim.receiver.counts["late_used"],
-        truth_frames_primary_lost=sim.primary_lost_frames, truth_frames_primary=truth.played["primary"],
-        truth_frames_recovered=truth.played["recovered"], truth_frames_partial=truth.played["partial"],
-        truth_frames_lost=truth.played["lost"], truth_mismatches=len(truth.mismatches),
+        frames_primary=src[FrameSource.PRIMARY], frames_recovered=src[FrameSource.RECOVERED],
+        frames_partial=src[FrameSource.PARTIAL], frames_concealed=src[FrameSource.CONCEALED],
+        frames_comfort=src[FrameSource.COMFORT], frames_skipped=sim.skipped,
+        frames_skipped_delivered=truth.skipped[SkipTruth.DELIVERED],
+        frames_skipped_missing=truth.skipped[SkipTruth.MISSING], frames_held=sim.held, late_used=status.late_used,
+        truth_frames_primary_lost=sim.primary_lost_frames, truth_frames_primary=truth.played[FrameTruth.PRIMARY],
+        truth_frames_recovered=truth.played[FrameTruth.RECOVERED],
+        truth_frames_partial=truth.played[FrameTruth.PARTIAL], truth_frames_lost=truth.played[FrameTruth.LOST],
+        truth_mismatches=len(truth.mismatches),
         realtime_factor=sim.wall_s / duration if duration else 0.0,
-        warnings=warnings, jitter=asdict(sim.receiver.jitter.stats()),
+        warnings=warnings, jitter=asdict(status.jitter),
         plc_timing_ms={k: float(np.median(v)) for k, v in timings.items() if v},
     )
 

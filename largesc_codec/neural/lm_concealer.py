@@ -54,14 +54,14 @@ from typing import Any
 
 import torch
 
-from largesc_codec.neural.concealers import Concealment
+from largesc_codec.neural.concealers import Concealer, Concealment
 from largesc_codec.neural.lmstep import UNFORCED, LMStepper
 
 TIMING_WINDOW = 2000  # frames of stage timings kept (about 160 s)
 
 
-class LMConcealer:
-    """Concealer backed by a Moshi LMModel (batch 1).
+class LMConcealer(Concealer):
+    """Concealer backed by a Moshi LMModel (batch 1); writes every member of ``Concealer``.
 
     Args:
         lm: a moshi LMModel in eval mode (``Models.load_lm()``), owned by this object.
@@ -90,7 +90,7 @@ class LMConcealer:
         self.silence_after = silence_after
         # Recent timings only: a one-hour call must not grow memory.
         # prepare = update (commit of the last frame) + speculate (the step for the next one).
-        self.timings_ms: dict[str, deque[float]] = {
+        self._timings: dict[str, deque[float]] = {
             k: deque(maxlen=TIMING_WINDOW) for k in ("prepare", "update", "speculate", "conceal")}
         self.reset()
 
@@ -126,7 +126,7 @@ class LMConcealer:
         want = max(len(known), min(codebooks, self.dep_q))
         tokens = tuple(known) + spec[len(known) : want]
         self._pending = (index, tokens, min(len(known), self.dep_q))
-        self.timings_ms["conceal"].append((time.perf_counter() - t0) * 1e3)
+        self._timings["conceal"].append((time.perf_counter() - t0) * 1e3)
         if known:
             self._run = 0
             return Concealment(tokens)
@@ -145,8 +145,8 @@ class LMConcealer:
         t1 = time.perf_counter()
         self._speculate(tuple(known) if index == self._played + 1 else ())
         t2 = time.perf_counter()
-        self.timings_ms["speculate"].append((t2 - t1) * 1e3)
-        self.timings_ms["prepare"].append((t2 - t0) * 1e3)
+        self._timings["speculate"].append((t2 - t1) * 1e3)
+        self._timings["prepare"].append((t2 - t0) * 1e3)
 
     def observe_late(self, index: int, tokens: tuple[int, ...]) -> bool:
         """A frame arrived after it was played. True if the LM context now holds it."""
@@ -164,6 +164,15 @@ class LMConcealer:
         self._redo(tokens[: self.dep_q], known=min(len(tokens), self.dep_q))
         self._speculate()
         return True
+
+    def close(self) -> None:
+        """Leave streaming mode: the LM can then serve another concealer (or be trained)."""
+        self.stepper.close()
+
+    @property
+    def timings_ms(self) -> dict[str, deque[float]]:
+        """Recent stage durations (ms): prepare = update (commit) + speculate; conceal. Bounded windows."""
+        return self._timings
 
     # -- internals ----------------------------------------------------------
     def _unforced(self) -> torch.Tensor:
@@ -231,7 +240,7 @@ class LMConcealer:
             self.stepper.write_audio(0, 1, [self._zero] * (self.dep_q - 1))
         self._played += 1
         self._spec, self._spec_known = None, 0
-        self.timings_ms["update"].append((time.perf_counter() - t0) * 1e3)
+        self._timings["update"].append((time.perf_counter() - t0) * 1e3)
 
     def _redo(self, tokens: tuple[int, ...], known: int) -> None:
         """Run the step writing this frame's acoustics with what is known forced."""

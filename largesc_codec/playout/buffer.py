@@ -11,19 +11,19 @@ the stream's first timestamp extends to itself (a sender starting at timestamp
 0 keeps its own frame numbers).
 
 Theory of operation, arrival side (``insert``):
-* Each frame keeps its best copy (jitter_store.FrameStore: a primary beats a
+* Each frame keeps its best copy (store.FrameStore: a primary beats a
   redundant copy, otherwise more codebooks win). Copies for frames already
   played are late: if they know more than was played, they are handed out
   once through ``take_late()`` (the concealer may update its state) and never
   played. ``next_frame()`` shows the copy held for the frame due next.
-* Stream identity comes first (jitter_stream.StreamTracker): duplicates are
+* Stream identity comes first (stream.StreamTracker): duplicates are
   counted and ignored; a new SSRC restarts at once; a timestamp jump or a
   sudden large change of transit restarts once the next packet confirms it.
   A restart flushes the frames and the delay base (not the jitter histogram)
   and re-buffers.
-* Each frame's first copy gives the delay estimator one sample (playout.py).
+* Each frame's first copy gives the delay estimator one sample (delay.py).
 
-Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYING:
+Theory of operation, playout side (``pull``), ``BufferState`` IDLE -> BUFFERING -> PLAYING:
 * The target starts at the smallest one (initial_delay_ms 0: one 10 ms
   histogram bucket) and the estimator grows it from measured frames: frames
   are played in whole 80 ms steps and an excess is shed only at quiet or
@@ -58,44 +58,28 @@ Theory of operation, playout side (``pull``), states IDLE -> BUFFERING -> PLAYIN
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from largesc_codec.playout.delay import DelayEstimator, PlayoutDecision, PlayoutKind
+from largesc_codec.playout.decision import Arrival, ArrivalStatus, JitterStats, PlayoutDecision, PlayoutKind
+from largesc_codec.playout.delay import DelayEstimator
 from largesc_codec.playout.store import FrameStore, Slot
-from largesc_codec.playout.stream import Packet, StreamTracker, check_time
+from largesc_codec.playout.stream import AdmissionStatus, Packet, StreamTracker, check_time
 from largesc_codec.types import FRAME_MS, TokenFrame
 
 
-@dataclass
-class JitterStats:
-    """Counters of a JitterBuffer (``stats()`` returns a snapshot)."""
+class BufferState(enum.Enum):
+    """Where the playout side stands (module doc)."""
 
-    packets: int = 0  # accepted packets (late ones included, duplicates not)
-    duplicates: int = 0
-    late: int = 0  # accepted packets whose primary frames had all been played
-    reordered: int = 0  # sequence number below the highest seen
-    restarts: int = 0  # flush + resync: new SSRC, timestamp jump, path change
-    discarded: int = 0  # retired SSRC, or a held jump that no packet confirmed
-    late_frames: int = 0  # late copies handed out through take_late()
-    skipped: int = 0  # frames dropped to shrink the delay or a backlog
-    holds: int = 0  # pulls held (WAIT) to grow the delay
-    outages: int = 0  # entries into COMFORT
-    played: dict[str, int] = field(default_factory=dict)  # pulls per PlayoutKind value
-    current_delay_ms: float = 0.0
-    target_delay_ms: float = 0.0
-    buffered_frames: int = 0
+    IDLE = "idle"  # no packet since the start or the last restart
+    BUFFERING = "buffering"  # packets held, the first frame has not waited the target yet
+    PLAYING = "playing"  # one frame per pull
 
 
-@dataclass(frozen=True)
-class Arrival:
-    """What ``insert`` did: status "stored" | "late" | "duplicate" | "held" | "stale"."""
-
-    status: str
-    restarted: bool = False
-    reordered: bool = False
-    improved: int = 0  # frames whose best copy this packet improved
+_NOT_ADMITTED = {AdmissionStatus.DUPLICATE: ArrivalStatus.DUPLICATE, AdmissionStatus.HELD: ArrivalStatus.HELD,
+                 AdmissionStatus.STALE: ArrivalStatus.STALE}
 
 
 class JitterBuffer:
@@ -142,7 +126,7 @@ class JitterBuffer:
         self._stream = StreamTracker(self.jump_ms)
         self._frames = FrameStore(late_history)
         self._first: int | None = None  # first primary frame of the stream: earlier copies are not sampled
-        self._state = "idle"
+        self._state = BufferState.IDLE
         self._cursor = 0
         self._missing_run = 0
         self._pulls = 0
@@ -155,17 +139,19 @@ class JitterBuffer:
                primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame] = ()) -> Arrival:
         """Insert one packet at its arrival time ``now_ms`` (frame indices relative, see module doc)."""
         adm = self._stream.admit(ssrc, seq, timestamp, now_ms, primary, redundant, self._est.deviation)
-        self._stats.discarded += adm.discarded + (adm.status == "stale")
-        self._stats.duplicates += adm.status == "duplicate"
-        if adm.restart:
+        self._stats.discarded += adm.discarded + (adm.status is AdmissionStatus.STALE)
+        self._stats.duplicates += adm.status is AdmissionStatus.DUPLICATE
+        restarted = adm.restart is not None
+        if restarted:
             self._restart()
         late, improved = False, 0
         for p in adm.packets:  # a confirmed jump admits the held packet first
             late, n = self._store(p)
             improved += n
-        if adm.status != "admitted":
-            return Arrival(adm.status, bool(adm.restart), False, improved)
-        return Arrival("late" if late else "stored", bool(adm.restart), adm.packets[-1].reordered, improved)
+        if adm.status is not AdmissionStatus.ADMITTED:
+            return Arrival(_NOT_ADMITTED[adm.status], restarted, False, improved)
+        status = ArrivalStatus.LATE if late else ArrivalStatus.STORED
+        return Arrival(status, restarted, adm.packets[-1].reordered, improved)
 
     def take_late(self) -> list[TokenFrame]:
         """Late copies (absolute indices) of already played frames that knew more than was played; clears."""
@@ -178,7 +164,7 @@ class JitterBuffer:
         A speculative concealer uses it to predict a partial frame's missing
         codebooks from the ones already known.
         """
-        slot = self._frames.slots.get(self._cursor) if self._state == "playing" else None
+        slot = self._frames.slots.get(self._cursor) if self._state is BufferState.PLAYING else None
         return None if slot is None else TokenFrame(self._cursor, slot.tokens)
 
     def between_quiet_frames(self) -> bool:
@@ -186,12 +172,12 @@ class JitterBuffer:
 
         A caller that moves its pull clock does it there, where nobody hears it.
         """
-        return self._state == "playing" and self._last_quiet and self._quiet(self._frames.slots.get(self._cursor))
+        return self.playing and self._last_quiet and self._quiet(self._frames.slots.get(self._cursor))
 
     @property
     def playing(self) -> bool:
         """True between the start of playout and the next restart (False while idle or buffering)."""
-        return self._state == "playing"
+        return self._state is BufferState.PLAYING
 
     def due_ms(self) -> float | None:
         """The earliest time at which ``pull`` plays the next frame without holding; None if unknown.
@@ -204,9 +190,9 @@ class JitterBuffer:
         80 ms more. Read-only; later arrivals may move it (base, target).
         """
         base = self._est.base_ms
-        if base is None or self._state == "idle":
+        if base is None or self._state is BufferState.IDLE:
             return None
-        if self._state == "playing":
+        if self._state is BufferState.PLAYING:
             frame = self._cursor
         else:
             firsts = [i for i, s in self._frames.slots.items() if s.primary]
@@ -220,7 +206,7 @@ class JitterBuffer:
         self._frames.clear()
         self._first = None
         self._est.reset_base()
-        self._state = "idle"
+        self._state = BufferState.IDLE
         self._missing_run = 0
 
     def _store(self, p: Packet) -> tuple[bool, int]:
@@ -235,7 +221,7 @@ class JitterBuffer:
             index = p.frame + f.index
             if index >= self._first and store.hear(index):  # one delay sample per frame, its first copy
                 self._est.add_sample(p.now_ms, index)
-        playing = self._state == "playing"
+        playing = self.playing
         late = playing and p.frame + len(p.primary) <= self._cursor
         self._stats.late += late
         full = max(f.codebooks for f in p.primary)
@@ -243,8 +229,8 @@ class JitterBuffer:
         improved = sum(store.offer(p.frame + f.index, f.tokens, True, full, cursor) for f in p.primary)
         improved += sum(store.offer(p.frame + f.index, f.tokens, False, full, cursor) for f in p.redundant)
         self._stats.late_frames = store.late_frames
-        if self._state == "idle":
-            self._state = "buffering"
+        if self._state is BufferState.IDLE:
+            self._state = BufferState.BUFFERING
         return late, improved
 
     # ------------------------------------------------------------------ playout side
@@ -255,9 +241,9 @@ class JitterBuffer:
             raise ValueError(f"pull time went back: {now_ms} after {self._last_now}")
         self._last_now = now_ms
         self._pulls += 1
-        if self._state == "idle":
+        if self._state is BufferState.IDLE:
             return self._wait(now_ms, "idle")
-        if self._state == "buffering":
+        if self._state is BufferState.BUFFERING:
             return self._start(now_ms)
         target = self._est.target_ms()
         excess = self._est.current_ms(now_ms, self._cursor) - target
@@ -297,7 +283,7 @@ class JitterBuffer:
             start = due  # a quiet one is not: kept, its 80 ms would last until the next pause
         self._frames.drop_below(start)
         self._cursor = start
-        self._state = "playing"
+        self._state = BufferState.PLAYING
         self._stats.skipped += start - first
         return self._play(now_ms, tuple(range(first, start)), True, "start")
 
@@ -323,7 +309,7 @@ class JitterBuffer:
                                             self._est.target_ms()))
 
     def _wait(self, now_ms: float, reason: str) -> PlayoutDecision:
-        current = self._est.current_ms(now_ms, self._cursor) if self._state == "playing" else 0.0
+        current = self._est.current_ms(now_ms, self._cursor) if self.playing else 0.0
         return self._decide(PlayoutDecision(PlayoutKind.WAIT, self._cursor, (), False, (), reason, current,
                                             self._est.target_ms()))
 

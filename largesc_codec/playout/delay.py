@@ -1,8 +1,4 @@
-"""Playout decisions and the adaptive target delay (NetEQ-style delay estimation).
-
-``PlayoutDecision`` is what ``JitterBuffer.pull`` returns every 80 ms: which
-frame plays and how it was obtained (``PlayoutKind``). Decisions are data: the
-receiver carries them out (decode, conceal, fill, stay silent).
+"""The adaptive target delay of the jitter buffer (NetEQ-style delay estimation).
 
 Theory of operation of ``DelayEstimator`` (after WebRTC NetEQ's DelayManager):
 
@@ -26,7 +22,7 @@ Theory of operation of ``DelayEstimator`` (after WebRTC NetEQ's DelayManager):
 * The target delay is the ``quantile`` (95 %) of that histogram, taken at the
   upper edge of its bucket, clamped to ``[min_delay_ms, max_delay_ms]``. It is
   not rounded to whole frames: the playout point moves in 80 ms steps anyway
-  and settles within ``[target, target + 80)`` (see jitter.py), so rounding up
+  and settles within ``[target, target + 80)`` (see buffer.py), so rounding up
   would only add latency.
 * The *current* delay of the playout point is ``now - cursor * 80 - base``: how
   long after the fastest possible arrival of frame ``cursor`` it is played.
@@ -38,64 +34,10 @@ Theory of operation of ``DelayEstimator`` (after WebRTC NetEQ's DelayManager):
 
 from __future__ import annotations
 
-import enum
 import math
 from collections import deque
-from dataclasses import dataclass
 
 from largesc_codec.types import FRAME_MS
-
-
-class PlayoutKind(enum.Enum):
-    """How the frame of a decision is obtained."""
-
-    WAIT = "wait"  # nothing plays: no stream yet, (re)buffering, or holding to grow the delay
-    NORMAL = "normal"  # the primary copy arrived: decode its tokens as they are
-    RECOVERED = "recovered"  # only redundancy, but as many codebooks as the primaries carry
-    PARTIAL = "partial"  # only the first ``codebooks`` codebooks (redundancy): conceal the rest
-    CONCEAL = "conceal"  # nothing known: the concealer predicts the frame
-    COMFORT = "comfort"  # a long outage: play comfort silence / fade instead of concealing
-
-
-@dataclass(frozen=True)
-class PlayoutDecision:
-    """What to play for one 80 ms tick of the playout clock.
-
-    Attributes:
-        kind: how the frame is obtained.
-        index: the frame to play (absolute frame index = extended RTP timestamp // 1920).
-            For WAIT, where the playout cursor stands: the frame that plays next while
-            holding or buffering (not meaningful while idle).
-        tokens: the known leading codebooks (``tokens[k]`` = codebook k, ints in
-            0..2047); empty for CONCEAL, COMFORT and WAIT.
-        restarted: the first frame of a new playout epoch (stream start, new SSRC,
-            timestamp jump, path change): ``index`` may jump either way, so reset
-            any per-stream state (the concealer) to it.
-        skipped: frames dropped right before this one to shrink the delay or a
-            backlog; indices between the previous decision and this one.
-        reason: a short human-readable why (e.g. "buffering", "hold", "quiet skip").
-        current_delay_ms: the playout point's delay over the fastest recent packet.
-        target_delay_ms: the delay the buffer steers to.
-    """
-
-    kind: PlayoutKind
-    index: int
-    tokens: tuple[int, ...] = ()
-    restarted: bool = False
-    skipped: tuple[int, ...] = ()
-    reason: str = ""
-    current_delay_ms: float = 0.0
-    target_delay_ms: float = 0.0
-
-    @property
-    def codebooks(self) -> int:
-        """How many leading codebooks of the frame are known."""
-        return len(self.tokens)
-
-    @property
-    def plays(self) -> bool:
-        """True when this tick produces a frame (every kind but WAIT)."""
-        return self.kind is not PlayoutKind.WAIT
 
 
 def _check_ms(name: str, value: float, low: float = 0.0) -> None:

@@ -1,6 +1,6 @@
 """The frames a jitter buffer holds: best copy per frame, played frames, late copies.
 
-The arrival side of ``JitterBuffer`` (jitter.py) hands every copy of a frame
+The arrival side of ``JitterBuffer`` (buffer.py) hands every copy of a frame
 (primary or redundant, absolute frame index) to a ``FrameStore``:
 
 * Each frame keeps its best copy: a primary always beats a redundant copy,

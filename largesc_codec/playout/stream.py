@@ -1,6 +1,6 @@
 """Which stream a packet belongs to: SSRC, wrap-around unwrapping, duplicates, timestamp jumps.
 
-The arrival side of the jitter buffer (jitter.py) hands every packet to a
+The arrival side of the jitter buffer (buffer.py) hands every packet to a
 ``StreamTracker`` first. It validates the packet, turns the 16-bit sequence
 number and the 32-bit timestamp into unbounded counters (rtp.seqnum.Unwrapper,
 the project's one home of wrap-around arithmetic) and says what the packet is.
@@ -10,14 +10,14 @@ Theory of operation (states: NO STREAM -> STREAM, with an optional HELD packet):
   so absolute frame index = extended timestamp // 1920 (a sender that starts
   at timestamp 0 keeps its own frame numbers; the payload format asks only
   that differences be multiples of 1920).
-* A new SSRC restarts at once (restart "ssrc"); the old SSRC is retired and
-  its stragglers come back "stale".
+* A new SSRC restarts at once (``RestartCause.SSRC``); the old SSRC is retired
+  and its stragglers come back ``STALE``.
 * A packet off the stream's 1920-sample grid, or whose transit deviates from
   the buffer's base by more than ``jump_ms`` (``deviation`` callback: a
   timestamp jump, a paused sender, a much slower or faster path), is HELD. If
   the next packet continues it (sequence +1..3, timestamp forward on its grid,
-  timing consistent) the stream restarts from the held packet (restart
-  "jump") and both are admitted; otherwise the held packet is dropped and
+  timing consistent) the stream restarts from the held packet
+  (``RestartCause.JUMP``) and both are admitted; otherwise the held packet is dropped and
   counted in ``discarded``. This is RFC 3550 A.1's probation: one stray packet
   never flushes the buffer.
 * Duplicates are recognised by extended sequence number (the last 1024).
@@ -25,6 +25,7 @@ Theory of operation (states: NO STREAM -> STREAM, with an optional HELD packet):
 
 from __future__ import annotations
 
+import enum
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -49,18 +50,34 @@ class Packet:
     reordered: bool
 
 
+class AdmissionStatus(enum.Enum):
+    """The tracker's verdict on one packet."""
+
+    ADMITTED = "admitted"  # belongs to the stream: store it
+    DUPLICATE = "duplicate"  # its sequence number was seen already
+    HELD = "held"  # a possible jump, held until the next packet confirms or refutes it
+    STALE = "stale"  # from a retired SSRC
+
+
+class RestartCause(enum.Enum):
+    """Why the stream restarted before an admission's packets."""
+
+    SSRC = "ssrc"  # a new SSRC
+    JUMP = "jump"  # a timestamp jump or path change, confirmed by the next packet
+
+
 @dataclass(frozen=True)
 class Admission:
-    """The tracker's verdict: status "admitted" | "duplicate" | "held" | "stale".
+    """The tracker's verdict (see ``AdmissionStatus``).
 
-    ``restart`` ("" | "ssrc" | "jump") says the stream restarted before ``packets``
+    ``restart`` (None: no restart) says the stream restarted before ``packets``
     (which the buffer then stores, in order); ``discarded`` counts held packets
     given up on this arrival.
     """
 
-    status: str
+    status: AdmissionStatus
     packets: tuple[Packet, ...] = ()
-    restart: str = ""
+    restart: RestartCause | None = None
     discarded: int = 0
 
 
@@ -75,7 +92,7 @@ class _Held:
 
 def check_packet(ssrc: int, seq: int, timestamp: int, now_ms: float,
                  primary: Sequence[TokenFrame], redundant: Sequence[TokenFrame]) -> None:
-    """Raise ValueError unless the fields fit RTP and the frame indices are relative (see jitter.py)."""
+    """Raise ValueError unless the fields fit RTP and the frame indices are relative (see buffer.py)."""
     for name, value, bits in (("ssrc", ssrc, 32), ("seq", seq, 16), ("timestamp", timestamp, 32)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < (1 << bits):
             raise ValueError(f"{name} must be an int in 0..{(1 << bits) - 1}, got {value!r}")
@@ -114,24 +131,24 @@ class StreamTracker:
               redundant: Sequence[TokenFrame], deviation: Callable[[float, int], float]) -> Admission:
         """Classify one packet; ``deviation(now_ms, frame)`` is the buffer's transit minus base (ms)."""
         check_packet(ssrc, seq, timestamp, now_ms, primary, redundant)
-        restart = ""
+        restart: RestartCause | None = None
         if self.ssrc is None:
             self._begin(ssrc, timestamp)
         elif ssrc != self.ssrc:
             if ssrc in self._retired:
-                return Admission("stale")
+                return Admission(AdmissionStatus.STALE)
             self._retired.append(self.ssrc)
             self._begin(ssrc, timestamp)
-            restart = "ssrc"
+            restart = RestartCause.SSRC
         discarded = 0
         packets: list[Packet] = []
-        if not restart and self._jumped(timestamp, now_ms, deviation):
+        if restart is None and self._jumped(timestamp, now_ms, deviation):
             held = self._held
             if held is None or not self._follows(held, seq, timestamp, now_ms):
                 self._held = _Held(seq, timestamp, now_ms, tuple(primary), tuple(redundant))
-                return Admission("held", discarded=int(held is not None))
+                return Admission(AdmissionStatus.HELD, discarded=int(held is not None))
             self._begin(ssrc, held.timestamp)
-            restart = "jump"
+            restart = RestartCause.JUMP
             first = self._admit(held.seq, held.timestamp, held.now_ms, held.primary, held.redundant)
             if first is not None:
                 packets.append(first)
@@ -140,8 +157,8 @@ class StreamTracker:
             self._held = None
         mine = self._admit(seq, timestamp, now_ms, tuple(primary), tuple(redundant))
         if mine is None:
-            return Admission("duplicate", tuple(packets), restart, discarded)
-        return Admission("admitted", (*packets, mine), restart, discarded)
+            return Admission(AdmissionStatus.DUPLICATE, tuple(packets), restart, discarded)
+        return Admission(AdmissionStatus.ADMITTED, (*packets, mine), restart, discarded)
 
     def _begin(self, ssrc: int, timestamp: int) -> None:
         self.ssrc = ssrc

@@ -17,33 +17,57 @@ the first frame is delay, not audio, and is left out. Hence
 Ground truth (``Truth``): for every frame the simulation knows what was sent
 (its codebooks) and which packets had arrived by the pull that played or
 skipped it. From those alone, independent of the receiver's bookkeeping,
-each frame is "primary" (its primary had arrived), "recovered" (a redundant
-copy with all the codebooks it was sent with had), "partial" (a shorter copy
-had) or "lost" (nothing had). ``mismatches`` counts played frames where the
+each frame is ``FrameTruth`` PRIMARY (its primary had arrived), RECOVERED (a
+redundant copy with all the codebooks it was sent with had), PARTIAL (a
+shorter copy had) or LOST (nothing had). ``mismatches`` counts played frames where the
 receiver's label (concealed and comfort both mean lost) or its number of
 received codebooks of a partial frame differs from that.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from largesc_codec.types import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, ReceivedFrame
+from largesc_codec.neural.concealers import Concealer
+from largesc_codec.types import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, FrameSource, ReceivedFrame
+
+if TYPE_CHECKING:  # the receiver imports torch: only inside simulate()
+    from largesc_codec.receiver import LargeSCReceiver
 
 SSRC = 0x4C534331  # "LSC1"
 FEEDBACK_MS = 1040  # receiver reports every 13 frames (about 1 s, like reduced-minimum RTCP)
 FEEDBACK_WINDOW = 100  # packets: the report follows the channel over ~8 s
 MAX_DELAY_MS = 10_000.0  # one-way delay accepted by the simulation
-TRUTH = ("primary", "recovered", "partial", "lost")
-_RECEIVER_TRUTH = {"primary": "primary", "recovered": "recovered", "partial": "partial",
-                   "concealed": "lost", "comfort": "lost"}
+
+
+class FrameTruth(str, enum.Enum):
+    """What the channel delivered of a frame by its playout time (str-valued: report keys)."""
+
+    PRIMARY = "primary"
+    RECOVERED = "recovered"
+    PARTIAL = "partial"
+    LOST = "lost"
+
+
+class SkipTruth(str, enum.Enum):
+    """Whether a frame the jitter buffer skipped had arrived."""
+
+    DELIVERED = "delivered"
+    MISSING = "missing"
+
+
+# The receiver's label of a played frame as a truth category: concealed and comfort both mean lost.
+_TRUTH_OF = {FrameSource.PRIMARY: FrameTruth.PRIMARY, FrameSource.RECOVERED: FrameTruth.RECOVERED,
+             FrameSource.PARTIAL: FrameTruth.PARTIAL, FrameSource.CONCEALED: FrameTruth.LOST,
+             FrameSource.COMFORT: FrameTruth.LOST}
 
 
 def check_delay_ms(name: str, value: float, low: float = 0.0, high: float = MAX_DELAY_MS) -> float:
@@ -62,9 +86,9 @@ class Truth:
     primary_lost: set[int] = field(default_factory=set)  # frames whose primary the channel dropped
     arrived_primary: set[int] = field(default_factory=set)
     arrived_copy: dict[int, int] = field(default_factory=dict)  # frame -> most codebooks in an arrived copy
-    played: Counter[str] = field(default_factory=Counter)  # truth category of each played frame
-    skipped: Counter[str] = field(default_factory=Counter)  # "delivered" | "missing"
-    mismatches: list[tuple[int, str, str, int, int]] = field(default_factory=list)
+    played: Counter[FrameTruth] = field(default_factory=Counter)  # truth category of each played frame
+    skipped: Counter[SkipTruth] = field(default_factory=Counter)
+    mismatches: list[tuple[int, FrameTruth, FrameSource, int, int]] = field(default_factory=list)
 
     def on_sent(self, first_index: int, codebooks: list[int], lost: bool) -> None:
         for n, c in enumerate(codebooks):
@@ -80,23 +104,25 @@ class Truth:
         for f in unpacked.redundant:
             self.arrived_copy[f.index] = max(self.arrived_copy.get(f.index, 0), f.codebooks)
 
-    def category(self, index: int) -> tuple[str, int]:
+    def category(self, index: int) -> tuple[FrameTruth, int]:
         """(truth category, codebooks that had arrived) of ``index`` now."""
         if index in self.arrived_primary:
-            return "primary", self.sent_codebooks.get(index, 0)
+            return FrameTruth.PRIMARY, self.sent_codebooks.get(index, 0)
         copy = self.arrived_copy.get(index, 0)
         if copy == 0:
-            return "lost", 0
-        return ("recovered" if copy >= self.sent_codebooks.get(index, 0) else "partial"), copy
+            return FrameTruth.LOST, 0
+        whole = copy >= self.sent_codebooks.get(index, 0)
+        return (FrameTruth.RECOVERED if whole else FrameTruth.PARTIAL), copy
 
     def on_skipped(self, index: int) -> None:
-        self.skipped["delivered" if self.category(index)[0] != "lost" else "missing"] += 1
+        lost = self.category(index)[0] is FrameTruth.LOST
+        self.skipped[SkipTruth.MISSING if lost else SkipTruth.DELIVERED] += 1
 
     def on_played(self, frame: ReceivedFrame) -> None:
         truth, known = self.category(frame.index)
         self.played[truth] += 1
-        label = _RECEIVER_TRUTH.get(frame.source, frame.source)
-        if label != truth or (truth == "partial" and frame.received_codebooks != known):
+        label = _TRUTH_OF[frame.source]
+        if label is not truth or (truth is FrameTruth.PARTIAL and frame.received_codebooks != known):
             self.mismatches.append((frame.index, truth, frame.source, known, frame.received_codebooks))
 
 
@@ -110,11 +136,11 @@ class Simulation:
     lost: int  # packets
     payload_bytes: int
     codebooks: list[int]  # per frame sent
-    sources: Counter[str]  # per played frame: primary/recovered/partial/concealed/comfort
+    sources: Counter[FrameSource]  # played frames by how the receiver made them
     skipped: int  # frames never heard
     held: int  # silent pulls after playout began
     wall_s: float
-    receiver: Any
+    receiver: LargeSCReceiver
     truth: Truth
 
     @property
@@ -126,7 +152,7 @@ class Simulation:
         return len(self.truth.primary_lost)
 
 
-def simulate(pcm: NDArray[Any], rate: int, models: Any, channel: Any, concealer: Any,
+def simulate(pcm: NDArray[Any], rate: int, models: Any, channel: Any, concealer: Concealer,
              max_bps: float = 2062.5, max_codebooks: int = 8, delay_ms: float = 0.0,
              max_delay_ms: float = 400.0) -> Simulation:
     """Run PCM (float32 (n, channels) at ``rate``) through the whole pipeline on a simulated clock.
@@ -160,7 +186,7 @@ def simulate(pcm: NDArray[Any], rate: int, models: Any, channel: Any, concealer:
     limit_ms = (expected + 200) * FRAME_MS + delay_ms + max_delay_ms
     heard: list[NDArray[Any]] = []
     silence = np.zeros(FRAME_SAMPLES, dtype=np.float32)
-    sources: Counter[str] = Counter()
+    sources: Counter[FrameSource] = Counter()
     fed, now, flushed, last, held, skipped = 0, 0.0, False, -1, 0, 0
     while now <= limit_ms:
         # Sender: the audio of the last 80 ms arrives from the "microphone".

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-FRAME_MS = 80
+from largesc_codec.types import DEFAULT_MAX_BPS, FRAME_MS, FRAME_RATE_HZ, MAX_CODEBOOKS, TOKEN_BITS
+
 MAX_PTIME = 16 * FRAME_MS  # a LargeSC payload holds at most 16 blocks
-MIN_MAXBPS = 137.5  # one token per frame
+MIN_MAXBPS = TOKEN_BITS * FRAME_RATE_HZ  # 137.5: one token per frame
 _FMTP_KEYS = ("maxcodebooks", "maxbps", "maxred", "version")
 
 
@@ -41,15 +42,15 @@ class LargeScParams:
     """What one side of a LargeSC session wishes to receive."""
 
     maxcodebooks: int = 8
-    maxbps: float = 2062.5
+    maxbps: float = DEFAULT_MAX_BPS
     maxred: int = 3
     version: int = 1
     ptime: int = FRAME_MS
     maxptime: int = MAX_PTIME
 
     def __post_init__(self) -> None:
-        if not 1 <= self.maxcodebooks <= 32:
-            raise ValueError(f"LargeSC maxcodebooks {self.maxcodebooks} is outside 1..32")
+        if not 1 <= self.maxcodebooks <= MAX_CODEBOOKS:
+            raise ValueError(f"LargeSC maxcodebooks {self.maxcodebooks} is outside 1..{MAX_CODEBOOKS}")
         if not self.maxbps >= MIN_MAXBPS:
             raise ValueError(f"LargeSC maxbps {self.maxbps} is below {MIN_MAXBPS}")
         if not 0 <= self.maxred <= 255:

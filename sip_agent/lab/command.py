@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from largesc_codec.cli.app import UserError
+from largesc_codec.neural.concealers import PLC_CHOICES
 
 __all__ = ["register", "run", "summary"]
 
@@ -80,7 +81,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--weights", default=None, type=_weights,
                    help="codec weights for both agents: hub, or a local directory (`largesc "
                         "make-test-weights DIR` runs offline)")
-    p.add_argument("--plc", choices=("lm", "repeat", "none"), default=None,
+    p.add_argument("--plc", choices=PLC_CHOICES, default=None,
                    help="receiver concealment of the codec-backed engine")
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="media engine of both agents: largesc (the codec), raw (test payloads, no "

@@ -1,6 +1,6 @@
 """The LargeSC engine's two 80 ms schedules: send and pull, and the pull's phase.
 
-The codec thread (``largesc_engine``) runs one event at a time, whichever is
+The codec thread (``largesc.LargeSCEngine``) runs one event at a time, whichever is
 due first (a pull on a tie: it is the listener's deadline): send k at
 start() + k x 80 ms, pull p at start() + p x 80 ms + ``phase``. This module
 holds the pure parts: the counters, the phase and when it may move.
@@ -36,14 +36,12 @@ late and was concealed there) or the next pull.
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from sip_agent.media.wav import FRAME_S
+from largesc_codec.types import FRAME_MS, FrameSource, LossReport
 
 MAX_LAG_FRAMES = 3  # an event this late (240 ms) skips ahead instead of queueing delay
 PULL_MARGIN_MS = 2.0  # pulls this long after the frame is due: the OS timer wakes us a little late
 ADMIT_POLL_MS = 5.0  # while the pull phase may move, arrivals are taken in this often, not only at pulls
-FRAME_MS = FRAME_S * 1000.0
 
 
 class CodecState:
@@ -54,10 +52,10 @@ class CodecState:
         self.lead = 0  # ticks of silence recorded while the codec was being built
         self.pulls = 0  # pull slots done (the lead included): the recording's length in frames
         self.pull_phase_ms = 0.0  # in [0, 80): pull p is due at start() + p x 80 + this
-        self.last_source: str | None = None  # how the last pulled frame was made (None: nothing played)
+        self.last_source: FrameSource | None = None  # how the last pulled frame was made (None: nothing played)
         self.last_pull_ms = -math.inf  # when the last pull ran
         self.startup_ms = 0.0
-        self.last_report: Any = None
+        self.last_report: LossReport | None = None
 
 
 def pull_phase_ms(due_ms: float, origin_ms: float, margin_ms: float = PULL_MARGIN_MS) -> float:
@@ -65,10 +63,10 @@ def pull_phase_ms(due_ms: float, origin_ms: float, margin_ms: float = PULL_MARGI
     return (due_ms + margin_ms - origin_ms) % FRAME_MS
 
 
-def may_rephase(playing: bool, last_source: str | None, quiet: bool = False) -> bool:
+def may_rephase(playing: bool, last_source: FrameSource | None, quiet: bool = False) -> bool:
     """Whether the pull phase may move now: while nothing plays, an outage plays comfort silence,
     or between two quiet frames (``quiet``: the one just played and the next one held)."""
-    return not playing or last_source == "comfort" or quiet
+    return not playing or last_source is FrameSource.COMFORT or quiet
 
 
 def start_slot(due_ms: float, origin_ms: float, pulls: int, last_pull_ms: float) -> int:

@@ -3,10 +3,10 @@
 Theory of operation
 -------------------
 ``start`` (agent thread, returns quickly) takes the process's cached models
-(``largesc_setup.MODELS``; the command line preloads and warms them), derives
+(``setup.MODELS``; the command line preloads and warms them), derives
 what we may send from the SDP agreement (``SendPlan``: the peer's maxbps,
 maxcodebooks, maxred and ptime, capped by our ``--max-bps``), opens the WAV
-files, starts the RTP thread (``largesc_rtp.RtpThread``: session, transport,
+files, starts the RTP thread (``rtp_thread.RtpThread``: session, transport,
 RTCP loss reports, sockets bound on the negotiated port) and the codec
 thread. Neither thread touches pjlib, so neither needs registering with it.
 
@@ -24,14 +24,16 @@ first (a pull on a tie: it is the listener's deadline):
   appended to the recording (silence while the jitter buffer fills), then
   ``prepare_next()`` lets the concealer work ahead, off the deadline path.
 
-The pull phase is aligned to the peer's packets (``largesc_clock``: when it
+The pull phase is aligned to the peer's packets (``clock``: when it
 may move, and why). A pull due while the sender encodes waits for it (one
-codec thread). After each event a stats snapshot is published for
-``stats()`` (any thread, cheap).
+codec thread). After each event a snapshot (``stats.CodecSnapshot``: the
+receiver's ``status()`` and the clock's counters) is published for
+``stats()`` (any thread, cheap). The engine reads the receiver only through
+``status()``, never its jitter buffer.
 
 The recording starts at ``start``: the codec thread's build time is silence
 in it, so its length is the call's media time (one frame per pull slot; one frame more
-when a playout start re-used a slot, see ``largesc_clock.start_slot``).
+when a playout start re-used a slot, see ``clock.start_slot``).
 Overload: an event that starts ``MAX_LAG_FRAMES`` or more frames late (a CPU
 slower than the models need) skips the missed slots of its schedule: on the
 send side that span of the play file is dropped and the RTP frame clock
@@ -49,27 +51,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from largesc_codec.types import FRAME_MS, FrameSource
 from rtp.transport import monotonic_ms
-from sip_agent.media.clock import (
-    ADMIT_POLL_MS,
-    FRAME_MS,
-    MAX_LAG_FRAMES,
-    CodecState,
-    may_rephase,
-    pull_phase_ms,
-    start_slot,
-)
+from sip_agent.media.clock import ADMIT_POLL_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms, start_slot
 from sip_agent.media.engine import register_engine
 from sip_agent.media.rtp_thread import RtpThread
 from sip_agent.media.setup import MODELS, CodecOptions, SendPlan, build_concealer
-from sip_agent.media.stats import CODEC_NAME, media_stats
+from sip_agent.media.stats import CODEC_NAME, CodecSnapshot, media_stats
 from sip_agent.media.types import AudioFiles, LargeScLink, MediaStats
 from sip_agent.media.wav import FRAME_S, PlaySource, RecordSink
+
+if TYPE_CHECKING:  # both import torch: built on the codec thread, imported there
+    from largesc_codec.neural.model import Models
+    from largesc_codec.receiver import LargeSCReceiver, ReceiverStatus
+    from largesc_codec.sender import LargeSCSender
 
 __all__ = ["CODEC_NAME", "LargeSCEngine", "register"]
 log = logging.getLogger(__name__)
@@ -106,10 +105,10 @@ class LargeSCEngine:
         self._sink: RecordSink | None = None
         self._plan: SendPlan | None = None
         self._link: LargeScLink | None = None
-        self._models: Any = None
-        self._lm: Any = None
+        self._models: Models | None = None
+        self._lm: Any = None  # a moshi LMModel borrowed from MODELS
         self._frame_offset = 0  # RTP frames skipped on overload (added to the sender's frame index)
-        self._snapshot: dict[str, Any] = {}
+        self._snapshot = CodecSnapshot()
         self._started = 0.0  # time.monotonic() at start(): the recording's time zero
 
     # -- engine interface ----------------------------------------------------------
@@ -124,7 +123,7 @@ class LargeSCEngine:
         try:
             self._source = PlaySource(self.audio.play)
             self._sink = RecordSink(self.audio.record)
-            if self.options.plc == "lm":
+            if self.options.uses_lm:
                 self._lm = MODELS.take_lm(self.options.weights, self.options.adapter)
             rtp.start(local_rtp_port, remote_addr, remote_rtp_port)
         except BaseException:
@@ -160,7 +159,7 @@ class LargeSCEngine:
         if self._rtp is None:
             return MediaStats(codec=CODEC_NAME)
         with self._lock:
-            snap = dict(self._snapshot)
+            snap = self._snapshot
         return media_stats(self._rtp, snap, self._plan.max_bps if self._plan else 0.0,
                            self._sink.seconds if self._sink else 0.0)
 
@@ -169,6 +168,7 @@ class LargeSCEngine:
         release: Callable[[], None] | None = None
         try:
             assert self._plan is not None and self._source is not None and self._link is not None
+            assert self._models is not None
             models, source = self._models, self._source
             from largesc_codec.receiver import LargeSCReceiver
 
@@ -195,7 +195,7 @@ class LargeSCEngine:
                 log.debug("LM concealer release failed: %r", exc)
             self._give_back_lm()
 
-    def _run_clock(self, sender: Any, receiver: Any) -> None:
+    def _run_clock(self, sender: LargeSCSender, receiver: LargeSCReceiver) -> None:
         assert self._sink is not None
         state = CodecState()
         state.lead = int((time.monotonic() - self._started) / FRAME_S)
@@ -203,11 +203,12 @@ class LargeSCEngine:
         self._sink.silence(state.lead)
         origin = self._started * 1000.0  # send tick k is due at origin + k x 80 ms
         state.ticks = state.pulls = state.lead
+        status = receiver.status()
         while not self._stop.is_set():
             send_at = origin + state.ticks * FRAME_MS
             pull_at = origin + state.pulls * FRAME_MS + state.pull_phase_ms
             at = min(send_at, pull_at)
-            admit = may_rephase(receiver.jitter.playing, state.last_source)
+            admit = may_rephase(status.playing, state.last_source)
             if admit:
                 at = min(at, monotonic_ms() + ADMIT_POLL_MS)
             wait = (at - monotonic_ms()) / 1000.0
@@ -219,9 +220,10 @@ class LargeSCEngine:
                 self._send(sender, state, send_at)
             else:
                 self._admit(receiver, state, origin)
-            self._publish(receiver, state)
+            status = receiver.status()
+            self._publish(status, state)
 
-    def _send(self, sender: Any, state: CodecState, due: float) -> None:
+    def _send(self, sender: LargeSCSender, state: CodecState, due: float) -> None:
         assert self._source is not None and self._rtp is not None
         rtp = self._rtp
         late = int((monotonic_ms() - due) / FRAME_MS)
@@ -241,7 +243,7 @@ class LargeSCEngine:
             rtp.hand_over(packet.payload, packet.first_index + self._frame_offset, packet.talkspurt_start)
         state.ticks += 1
 
-    def _pull(self, receiver: Any, state: CodecState, origin: float, due: float) -> None:
+    def _pull(self, receiver: LargeSCReceiver, state: CodecState, origin: float, due: float) -> None:
         assert self._sink is not None
         self._join_prepare()
         now = monotonic_ms()
@@ -260,9 +262,9 @@ class LargeSCEngine:
             return
         self._sink.write(played.pcm)
         state.last_source = played.frame.source
-        if played.frame.source == "primary":
+        if played.frame.source is FrameSource.PRIMARY:
             state.codebooks_received += played.frame.received_codebooks
-        # The concealer works ahead while this frame plays, beside the sends (see largesc_clock).
+        # The concealer works ahead while this frame plays, beside the sends (see clock.py).
         assert self._prepare_pool is not None
         self._prepare_job = self._prepare_pool.submit(receiver.prepare_next)
 
@@ -272,7 +274,7 @@ class LargeSCEngine:
         if job is not None:
             job.result()
 
-    def _admit(self, receiver: Any, state: CodecState, origin: float) -> bool:
+    def _admit(self, receiver: LargeSCReceiver, state: CodecState, origin: float) -> bool:
         """Queued arrivals into the receiver; re-phase the pulls if allowed. True if the phase was set."""
         assert self._rtp is not None
         self._join_prepare()
@@ -280,26 +282,23 @@ class LargeSCEngine:
         while rtp.arrivals:
             ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
             receiver.push(ssrc, seq, ts, payload, arrived)
-        expected = receiver.due_ms()
+        status = receiver.status()
+        expected = status.due_ms
         # While buffering this may move often (harmless: nothing plays); a frame already
         # overdue moves the pull to the next frame's due time, which the buffer then starts from.
         # Between quiet frames it may move too: the buffer sheds only whole frames, so after a
         # disturbance up to 80 ms above target would otherwise stay for the rest of the call.
-        quiet = state.last_source is not None and receiver.jitter.between_quiet_frames()  # not after a hold
-        if expected is None or not may_rephase(receiver.jitter.playing, state.last_source, quiet):
+        quiet = state.last_source is not None and status.between_quiet_frames  # not after a hold
+        if expected is None or not may_rephase(status.playing, state.last_source, quiet):
             return False
         state.pull_phase_ms = pull_phase_ms(expected, origin)
-        if not receiver.jitter.playing:
+        if not status.playing:
             state.pulls = start_slot(expected, origin, state.pulls, state.last_pull_ms)
         return True
 
-    def _publish(self, receiver: Any, state: CodecState) -> None:
-        jitter = receiver.jitter.stats()
-        snap = {"counts": Counter(receiver.counts), "ticks": state.ticks - state.lead, "overruns": state.overruns,
-                "startup_ms": state.startup_ms, "frames_sent": state.frames_sent,
-                "codebooks_sent": state.codebooks_sent, "codebooks_received": state.codebooks_received,
-                "jb_delay_ms": jitter.current_delay_ms, "jb_target_ms": jitter.target_delay_ms,
-                "jb_skipped": jitter.skipped}
+    def _publish(self, status: ReceiverStatus, state: CodecState) -> None:
+        snap = CodecSnapshot(status, state.ticks - state.lead, state.overruns, state.startup_ms, state.frames_sent,
+                             state.codebooks_sent, state.codebooks_received)
         with self._lock:
             self._snapshot = snap
 

@@ -33,13 +33,12 @@ from functools import partial
 from typing import Callable
 
 from rtp.feedback import LossReport
-from rtp.packet import RtpPacket
+from rtp.packet import WIRE_OVERHEAD_BYTES, RtpPacket
 from rtp.session import PayloadSource, RtpSession, SessionConfig
 from rtp.stats import SourceStats
 from rtp.transport import RtpTransport, monotonic_ms
 from sip_agent.media.types import PAYLOAD_FINGERPRINTS, LargeScLink
 
-WIRE_OVERHEAD_BYTES = 20 + 8 + 12  # IPv4 + UDP + RTP header per packet
 _START_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 5.0
 _ARRIVALS = 512  # queued packets at most (~40 s at 12.5 packets/s): a stalled codec cannot grow memory

@@ -27,12 +27,15 @@ import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from largesc_codec.neural import concealers
+from largesc_codec.types import DEFAULT_MAX_BPS, FRAME_SAMPLES, MIN_PAYLOAD_BPS, MIN_SPEECH_CODEBOOKS
 from sip_agent.media.types import LargeScLink
 
-PLC_CHOICES = ("lm", "repeat", "none")
-MIN_SPEECH_BPS = 550.0  # 4 tokens a frame: the controller's floor for speech
+if TYPE_CHECKING:  # both import torch: only inside functions
+    from largesc_codec.neural.model import Models
+    from largesc_codec.sender import LargeSCSender
 
 
 @dataclass(frozen=True)
@@ -46,13 +49,16 @@ class CodecOptions:
 
     def check(self) -> None:
         """ValueError naming the option and the fix when the options cannot work together."""
-        if self.plc not in PLC_CHOICES:
-            raise ValueError(f"--plc {self.plc}: choose one of {', '.join(PLC_CHOICES)}")
-        if self.adapter is not None and self.plc != "lm":
-            raise ValueError("--adapter only applies with --plc lm (the adapter tunes the LM concealer)")
-        if self.max_bps is not None and not (math.isfinite(self.max_bps) and self.max_bps >= MIN_SPEECH_BPS):
-            raise ValueError(f"--max-bps {self.max_bps:g}: LargeSC speech needs at least {MIN_SPEECH_BPS:g} bit/s "
-                             f"of tokens (4 codebooks a frame); give --max-bps between {MIN_SPEECH_BPS:g} and 2062.5")
+        concealers.check_concealer(self.plc, adapter=self.adapter is not None)
+        if self.max_bps is not None and not (math.isfinite(self.max_bps) and self.max_bps >= MIN_PAYLOAD_BPS):
+            raise ValueError(f"--max-bps {self.max_bps:g}: LargeSC speech needs at least {MIN_PAYLOAD_BPS:g} bit/s "
+                             f"of tokens ({MIN_SPEECH_CODEBOOKS} codebooks a frame); give --max-bps between "
+                             f"{MIN_PAYLOAD_BPS:g} and {DEFAULT_MAX_BPS:g}")
+
+    @property
+    def uses_lm(self) -> bool:
+        """Whether the ``--plc`` concealer needs an LM (borrowed from ``MODELS`` per call)."""
+        return concealers.uses_lm(self.plc)
 
 
 @dataclass(frozen=True)
@@ -79,10 +85,11 @@ class SendPlan:
             raise ValueError(
                 f"cannot send LargeSC within what the peer accepts (maxbps={peer.maxbps:g}, "
                 f"maxcodebooks={peer.maxcodebooks}; our --max-bps {options.max_bps}): {exc}. Speech needs "
-                f"at least 4 codebooks and {MIN_SPEECH_BPS:g} bit/s; the peer must accept that much") from exc
+                f"at least {MIN_SPEECH_CODEBOOKS} codebooks and {MIN_PAYLOAD_BPS:g} bit/s; the peer must accept "
+                "that much") from exc
         return plan
 
-    def build_sender(self, mimi: Any, sample_rate: int, channels: int) -> Any:
+    def build_sender(self, mimi: Any, sample_rate: int, channels: int) -> LargeSCSender:
         """A LargeSCSender within this plan, fed PCM at ``sample_rate`` / ``channels``."""
         from largesc_codec.send.controller import AdaptiveController
         from largesc_codec.sender import LargeSCSender
@@ -103,10 +110,10 @@ class ModelCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._models: dict[str, Any] = {}
+        self._models: dict[str, Models] = {}
         self._idle_lms: dict[tuple[str, str | None], list[Any]] = {}
 
-    def models(self, weights: str) -> Any:
+    def models(self, weights: str) -> Models:
         """``largesc_codec.neural.model.Models`` for ``weights`` (loaded on first use; WeightsError if it cannot)."""
         with self._lock:  # one loader at a time: a second caller waits and then shares
             if weights not in self._models:
@@ -137,7 +144,7 @@ class ModelCache:
 MODELS = ModelCache()
 
 
-def preload(options: CodecOptions) -> Any:
+def preload(options: CodecOptions) -> Models:
     """Load (and cache) what a call with ``options`` needs and warm it up; returns the Models.
 
     Slow (seconds; minutes for the real LM): do it before calls. The warm-up
@@ -152,11 +159,12 @@ def preload(options: CodecOptions) -> Any:
 
     models = MODELS.models(options.weights)
     codebooks = min(8, int(models.mimi.total_codebooks))
-    tokens = tuple(int(t) for t in MimiEncoder(models.new_mimi(), codebooks).encode(np.zeros(1920, np.float32)))
+    silence = np.zeros(FRAME_SAMPLES, np.float32)
+    tokens = tuple(int(t) for t in MimiEncoder(models.new_mimi(), codebooks).encode(silence))
     decoder = MimiDecoder(models.new_mimi())
     decoder.decode(tokens)
     decoder.decode(tokens[:1])
-    if options.plc == "lm":
+    if options.uses_lm:
         concealer, release = build_concealer(options, MODELS.take_lm(options.weights, options.adapter))
         concealer.observe(0, tokens)
         concealer.prepare()
@@ -183,19 +191,17 @@ def realtime_torch() -> None:
     moshi_compile._compile_disabled = True
 
 
-def build_concealer(options: CodecOptions, lm: Any) -> tuple[Any, Callable[[], None]]:
-    """The receiver's concealer and a function that releases it (the LM goes back to the cache)."""
-    if options.plc != "lm":
-        from largesc_codec.neural.concealers import CONCEALERS
+def build_concealer(options: CodecOptions, lm: Any) -> tuple[concealers.Concealer, Callable[[], None]]:
+    """The receiver's concealer and a function that releases it (the LM goes back to the cache).
 
-        return CONCEALERS[options.plc](), lambda: None
-    from largesc_codec.neural.lm_concealer import LMConcealer
-
-    concealer = LMConcealer(lm)
+    ``lm``: one taken from ``MODELS`` (adapter applied) when ``options.uses_lm``, else None.
+    """
+    concealer = concealers.build_concealer(options.plc, None if lm is None else (lambda: lm))
 
     def release() -> None:
         # Leave streaming mode first: an LM still streaming cannot serve the next call.
-        concealer.stepper.close()
-        MODELS.give_back_lm(options.weights, options.adapter, lm)
+        concealer.close()
+        if lm is not None:
+            MODELS.give_back_lm(options.weights, options.adapter, lm)
 
     return concealer, release

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from largesc_codec.playout.buffer import JitterBuffer
-from largesc_codec.playout.delay import PlayoutDecision, PlayoutKind
+from largesc_codec.playout.decision import ArrivalStatus, PlayoutDecision, PlayoutKind
 from largesc_codec.types import Decision, RedundancySpec, TokenFrame
 from largesc_codec.wire.uep import Packetizer, depacketize
 
 FRAME = 80.0
 SSRC = 0x1234ABCD
 K = PlayoutKind
+A = ArrivalStatus
 
 
 def toks(n: int, k: int = 4) -> tuple[int, ...]:
@@ -227,7 +228,7 @@ def test_timestamp_jump_restarts_after_the_next_packet_confirms_it(jump: int) ->
             t += FRAME
         statuses.append(jb.insert(p.ssrc, p.seq, p.ts, p.at, p.primary, p.redundant).status)
     ds += [jb.pull(t + i * FRAME) for i in range(8)]
-    assert statuses[30] == "held" and statuses[31] == "stored"
+    assert statuses[30] is A.HELD and statuses[31] is A.STORED
     assert jb.stats().restarts == 1
     starts = [d for d in played(ds) if d.restarted]
     assert len(starts) == 2 and starts[1].index == b[0].ts // 1920
@@ -342,7 +343,7 @@ def test_primary_beats_redundancy_and_more_codebooks_beat_fewer() -> None:
     d4 = jb.insert(SSRC, 4, 4 * 1920, 570.0, [TokenFrame(0, toks(4, 3))], [])
     # a: frames 5, 4 new; b: 6 new, 4 improved (6 > 2 codebooks), 5 not (primary stays); c: 7 only.
     assert (a.improved, b.improved, c.improved, d4.improved) == (2, 2, 1, 1)
-    assert d4.reordered and not c.reordered and a.status == "stored"
+    assert d4.reordered and not c.reordered and a.status is A.STORED
     ds = [jb.pull(640.0 + i * FRAME) for i in range(4)]
     assert [d.index for d in ds] == [4, 5, 6, 7]
     assert ds[0].kind is K.NORMAL and ds[0].tokens == toks(4, 3)  # the primary (3) beat a 6-codebook copy
@@ -575,17 +576,17 @@ def test_sudden_extra_delay_grows_the_target_by_holding() -> None:
 def test_arrival_reports_what_insert_did() -> None:
     jb = jbuf()
     first = jb.insert(SSRC, 10, 10 * 1920, 880.0, [TokenFrame(0, toks(10))])
-    assert (first.status, first.restarted, first.improved) == ("stored", False, 1)
-    assert jb.insert(SSRC, 10, 10 * 1920, 890.0, [TokenFrame(0, toks(10))]).status == "duplicate"
+    assert (first.status, first.restarted, first.improved) == (A.STORED, False, 1)
+    assert jb.insert(SSRC, 10, 10 * 1920, 890.0, [TokenFrame(0, toks(10))]).status is A.DUPLICATE
     assert jb.insert(SSRC, 9, 9 * 1920, 895.0, [TokenFrame(0, toks(9))]).reordered
     assert [jb.pull(880.0 + i * FRAME).kind for i in range(3)] == [K.NORMAL, K.NORMAL, K.CONCEAL]  # 9, 10, 11
     late = jb.insert(SSRC, 11, 11 * 1920, 1050.0, [TokenFrame(0, toks(11))])
-    assert late.status == "late" and jb.take_late() == [TokenFrame(11, toks(11))]
+    assert late.status is A.LATE and jb.take_late() == [TokenFrame(11, toks(11))]
     new = jb.insert(0x55, 1, 777 * 1920, 1200.0, [TokenFrame(0, toks(777))])
-    assert (new.status, new.restarted) == ("stored", True)
-    assert jb.insert(SSRC, 12, 12 * 1920, 1210.0, [TokenFrame(0, toks(12))]).status == "stale"
+    assert (new.status, new.restarted) == (A.STORED, True)
+    assert jb.insert(SSRC, 12, 12 * 1920, 1210.0, [TokenFrame(0, toks(12))]).status is A.STALE
     held = jb.insert(0x55, 2, 5 * 1920 + 7, 1280.0, [TokenFrame(0, toks(5))])
-    assert held.status == "held"
+    assert held.status is A.HELD
     s = jb.stats()
     assert (s.packets, s.duplicates, s.reordered, s.late, s.restarts, s.discarded) == (4, 1, 1, 1, 1, 1)
 

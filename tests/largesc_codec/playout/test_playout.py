@@ -6,7 +6,10 @@ import random
 
 import pytest
 
-from largesc_codec.playout.delay import DelayEstimator, PlayoutDecision, PlayoutKind
+from largesc_codec.playout.decision import PlayoutDecision, PlayoutKind
+from largesc_codec.playout.delay import DelayEstimator
+from largesc_codec.playout.stream import AdmissionStatus, RestartCause, StreamTracker
+from largesc_codec.types import FrameSource, TokenFrame
 
 FRAME = 80.0
 
@@ -23,6 +26,38 @@ def test_decision_knows_its_codebooks_and_whether_it_plays() -> None:
     assert d.codebooks == 3 and d.plays
     assert not PlayoutDecision(PlayoutKind.WAIT, 0).plays
     assert PlayoutDecision(PlayoutKind.CONCEAL, 8).codebooks == 0
+
+
+def test_each_playing_kind_labels_its_frame_once() -> None:
+    labels = {k: PlayoutDecision(k, 0).source for k in PlayoutKind if k is not PlayoutKind.WAIT}
+    assert labels == {PlayoutKind.NORMAL: FrameSource.PRIMARY, PlayoutKind.RECOVERED: FrameSource.RECOVERED,
+                      PlayoutKind.PARTIAL: FrameSource.PARTIAL, PlayoutKind.CONCEAL: FrameSource.CONCEALED,
+                      PlayoutKind.COMFORT: FrameSource.COMFORT}
+    assert [s.value for s in FrameSource] == ["primary", "recovered", "partial", "concealed", "comfort"]
+    assert [s for s in FrameSource if s.received] == [FrameSource.PRIMARY, FrameSource.RECOVERED,
+                                                      FrameSource.PARTIAL]
+    with pytest.raises(ValueError, match="WAIT decision plays no frame"):
+        _ = PlayoutDecision(PlayoutKind.WAIT, 0).source
+
+
+def test_the_stream_tracker_names_its_verdict_and_the_restart_cause() -> None:
+    def no_dev(now_ms: float, frame: int) -> float:
+        return 0.0
+
+    def far(now_ms: float, frame: int) -> float:  # a transit far off the base: a possible jump
+        return 5000.0
+
+    tracker = StreamTracker(jump_ms=1000.0)
+    first = tracker.admit(1, 10, 0, 0.0, [TokenFrame(0, (1,))], (), no_dev)
+    assert (first.status, first.restart) == (AdmissionStatus.ADMITTED, None)
+    assert tracker.admit(1, 10, 0, 1.0, [TokenFrame(0, (1,))], (), no_dev).status is AdmissionStatus.DUPLICATE
+    new = tracker.admit(2, 500, 0, 80.0, [TokenFrame(0, (1,))], (), no_dev)
+    assert (new.status, new.restart) == (AdmissionStatus.ADMITTED, RestartCause.SSRC)
+    assert tracker.admit(1, 11, 1920, 90.0, [TokenFrame(0, (1,))], (), no_dev).status is AdmissionStatus.STALE
+    held = tracker.admit(2, 501, 100 * 1920, 160.0, [TokenFrame(0, (1,))], (), far)
+    assert (held.status, held.restart) == (AdmissionStatus.HELD, None)
+    jump = tracker.admit(2, 502, 101 * 1920, 240.0, [TokenFrame(0, (1,))], (), far)
+    assert (jump.status, jump.restart, len(jump.packets)) == (AdmissionStatus.ADMITTED, RestartCause.JUMP, 2)
 
 
 def test_prior_target_before_measurements_then_forgotten() -> None:

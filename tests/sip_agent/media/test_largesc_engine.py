@@ -324,7 +324,8 @@ def test_engine_start_failures_are_clear(engine_env: Any, tmp_path: Path) -> Non
 
 
 def test_the_pull_phase_puts_a_pull_a_margin_after_the_frame_is_due() -> None:
-    from sip_agent.media.clock import FRAME_MS, PULL_MARGIN_MS, may_rephase, pull_phase_ms, start_slot
+    from largesc_codec.types import FRAME_MS, FrameSource
+    from sip_agent.media.clock import PULL_MARGIN_MS, may_rephase, pull_phase_ms, start_slot
 
     origin = 5000.0
     for due in (origin + 5 * FRAME_MS + 37.5, origin + 12 * FRAME_MS + 79.0, origin - 3 * FRAME_MS + 1.0):
@@ -335,8 +336,10 @@ def test_the_pull_phase_puts_a_pull_a_margin_after_the_frame_is_due() -> None:
     assert pull_phase_ms(origin + 78.5, origin) == pytest.approx(0.5)  # wraps into [0, 80)
     # At (re)starts (idle or buffering, or an outage playing comfort) and between quiet frames;
     # never mid-talkspurt (or on a hold).
-    assert may_rephase(False, None) and may_rephase(True, "comfort") and may_rephase(True, "primary", quiet=True)
-    assert not any(may_rephase(True, s) for s in (None, "primary", "recovered", "partial", "concealed"))
+    assert may_rephase(False, None) and may_rephase(True, FrameSource.COMFORT)
+    assert may_rephase(True, FrameSource.PRIMARY, quiet=True)
+    assert not any(may_rephase(True, s) for s in (None, FrameSource.PRIMARY, FrameSource.RECOVERED,
+                                                   FrameSource.PARTIAL, FrameSource.CONCEALED))
     # A start re-uses the slot a silent pull just used when the first frame is due after that pull ...
     assert start_slot(origin + 5 * FRAME_MS + 40.0, origin, pulls=6, last_pull_ms=origin + 5 * FRAME_MS + 10.0) == 5
     # ... but never one whose pull came after the due time, nor an older one.
