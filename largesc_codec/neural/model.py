@@ -2,8 +2,9 @@
 
 Weights come from the hub repo ``kyutai/moshiko-pytorch-bf16`` (``--weights
 hub``, the default), another hub repo (``--weights hf://owner/name``), or a
-local directory laid out like that repo (``--weights DIR``): ``config.json``
-naming the files, the Moshi ``model.safetensors`` and the Mimi checkpoint.
+local directory laid out like that repo (``--weights DIR``): the Moshi
+``model.safetensors``, the Mimi checkpoint and optionally a ``config.json`` naming
+the files and sizes (the released repo has none: moshi then assumes the 7B).
 ``largesc make-test-weights DIR`` writes such a directory with small random
 models (see testweights.py); they go through exactly the same code here.
 
@@ -37,9 +38,9 @@ class WeightsError(RuntimeError):
 
 
 _HOW_TO_FIX = (
-    "Pass local weights with --weights DIR (a directory holding config.json, "
-    f"{MOSHI_NAME} and the Mimi checkpoint, e.g. a copy of the hub repo "
-    f"{DEFAULT_HF_REPO}), or write small untrained test weights with "
+    f"Pass local weights with --weights DIR (a directory holding {MOSHI_NAME} and the "
+    f"Mimi checkpoint, e.g. a copy of the hub repo {DEFAULT_HF_REPO}, with a config.json "
+    "for other models than the 7B), or write small untrained test weights with "
     "`largesc make-test-weights DIR` (audio out is then not speech)."
 )
 
@@ -74,6 +75,17 @@ class Models:
             ) from exc
 
 
+def _no_config_checkpoint(moshi: Path, mimi: Path, tokenizer: Path) -> Any:
+    """A repo without config.json, as the released ``kyutai/moshiko-pytorch-bf16`` is.
+
+    moshi's loader then assumes the Moshi 7B and its Mimi (its built-in configs); built
+    here directly, because ``from_hf_repo`` would ask the hub for the missing config.json.
+    """
+    from moshi.models import loaders
+
+    return loaders.CheckpointInfo(moshi_weights=moshi, mimi_weights=mimi, tokenizer=tokenizer)
+
+
 def _checkpoint_from_dir(path: Path) -> Any:
     from moshi.models import loaders
 
@@ -98,6 +110,8 @@ def _checkpoint_from_dir(path: Path) -> Any:
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise WeightsError(f"missing weight files: {', '.join(missing)}. " + _HOW_TO_FIX)
+    if not config_path.exists():
+        return _no_config_checkpoint(files["moshi"], files["mimi"], path / TOKENIZER_NAME)
     lora = path / config["lora_name"] if config.get("lora_name") else None
     return loaders.CheckpointInfo.from_hf_repo(
         str(path),
@@ -140,7 +154,11 @@ def _cached_checkpoint(repo: str) -> Any | None:
 
     config_path = cached("config.json")
     if config_path is None:
-        return None
+        # No config.json, as the released repo: read as moshi does offline (the 7B config).
+        moshi, mimi = cached(MOSHI_NAME), cached(MIMI_NAME)
+        if moshi is None or mimi is None:
+            return None
+        return _no_config_checkpoint(moshi, mimi, cached(TOKENIZER_NAME) or moshi.parent / TOKENIZER_NAME)
     try:
         config = json.loads(config_path.read_text())
     except (OSError, json.JSONDecodeError):

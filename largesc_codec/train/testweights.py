@@ -1,16 +1,20 @@
-"""Small random checkpoints in the real on-disk format (``largesc make-test-weights``).
+"""Small random checkpoints in the released on-disk format (``largesc make-test-weights``).
 
-The directory written here is laid out like the hub repo: ``config.json`` (LM
-config plus file names, read by moshi's ``CheckpointInfo``), ``model.safetensors``
-(a 2-layer Moshi LM), the Mimi safetensors and a ``mimi_config.json`` for the
-reduced Mimi. Same architecture code as the real models, random initialisation:
-they are UNTRAINED, so the audio they decode is not speech. They exist so tests
-and offline runs exercise the real loaders end to end.
+The directory written here is laid out like the hub repo ``kyutai/moshiko-pytorch-bf16``:
+``model.safetensors`` (a 2-layer Moshi LM) and the Mimi safetensors, under the key
+names, stacking and dtypes of the released files (see ``released_layout``), plus
+a ``config.json`` (LM config and file names, read by moshi's ``CheckpointInfo``;
+the hub repo has none, moshi then assumes the 7B config) and a ``mimi_config.json``
+for the reduced Mimi. Same architecture code as the real models, random
+initialisation: they are UNTRAINED, so the audio they decode is not speech. They
+exist so tests and offline runs go through moshi's loaders, key conversion
+included, exactly as the released weights do.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,20 +100,61 @@ def _init_codebooks(mimi: Any, seed: int) -> None:
             residual = residual - entries[dist.argmin(1)]
 
 
-def make_test_weights(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write small random Mimi + Moshi LM checkpoints and config.json to ``out_dir``."""
+# moshi 0.1, which wrote the released checkpoints, held one ``in_proj_weight`` and one
+# ``out_proj`` Linear per attention, the depformer's per-step weights stacked along dim 0.
+# moshi >= 0.2 holds one Linear per step and splits on load (StreamingMultiheadAttention._load_hook).
+_PER_STEP = re.compile(r"^(?P<attn>(?:.*\.)?)(?P<proj>in|out)_projs\.(?P<step>\d+)\.weight$")
+_RELEASED_NAME = {"in": "in_proj_weight", "out": "out_proj.weight"}
+
+
+def released_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` under the released names: per-step attention projections stacked, step 0 first.
+
+    The inverse of moshi's load hook: ``...self_attn.in_projs.{i}.weight`` for i in 0..n-1
+    become one ``...self_attn.in_proj_weight`` of n times the rows (``out_projs`` likewise
+    ``out_proj.weight``). Every other key (``depformer_in.{i}``, ``linears.{i}``,
+    ``gating.{i}``, codebooks, convolutions) is stored per module in the release too.
+    """
+    out: dict[str, torch.Tensor] = {}
+    stacks: dict[tuple[str, str], dict[int, torch.Tensor]] = {}
+    for name, value in state.items():
+        m = _PER_STEP.match(name)
+        if m is None:
+            out[name] = value
+        else:
+            stacks.setdefault((m["attn"], m["proj"]), {})[int(m["step"])] = value
+    for (attn, proj), steps in stacks.items():
+        if sorted(steps) != list(range(len(steps))):
+            raise ValueError(f"{attn}{proj}_projs has steps {sorted(steps)}, not 0..{len(steps) - 1}")
+        out[attn + _RELEASED_NAME[proj]] = torch.cat([steps[i] for i in range(len(steps))])
+    return out
+
+
+def build_test_models(seed: int = 0) -> tuple[Any, Any]:
+    """The small random (Mimi, LM) pair that ``make_test_weights`` saves, in float32; reproducible."""
     from moshi.models import loaders
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     mimi = loaders.get_mimi(None, SMALL_MIMI, device="cpu")
     _init_codebooks(mimi, seed)
-    save_file({k: v.contiguous() for k, v in mimi.state_dict().items()}, str(out / MIMI_NAME))
-    (out / MIMI_CONFIG_NAME).write_text(json.dumps(SMALL_MIMI, indent=1))
-
     lm = loaders.get_moshi_lm(None, lm_kwargs=SMALL_LM, device="cpu", dtype=torch.float32)
-    save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, str(out / MOSHI_NAME))
+    return mimi, lm
+
+
+def _save(state: dict[str, torch.Tensor], path: Path) -> None:
+    save_file({k: v.contiguous() for k, v in released_layout(state).items()}, str(path))
+
+
+def make_test_weights(out_dir: str | Path, seed: int = 0) -> Path:
+    """Write small random Mimi + Moshi LM checkpoints and config.json to ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    mimi, lm = build_test_models(seed)
+    _save(mimi.state_dict(), out / MIMI_NAME)  # Mimi is released in float32
+    (out / MIMI_CONFIG_NAME).write_text(json.dumps(SMALL_MIMI, indent=1))
+    # The LM is released in bfloat16 (the repo's "-bf16"); moshi's loader casts it to the dtype asked for.
+    lm_state = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in lm.state_dict().items()}
+    _save(lm_state, out / MOSHI_NAME)
     config = dict(SMALL_LM)
     config.update(
         moshi_name=MOSHI_NAME,

@@ -149,3 +149,31 @@ def test_encoder_and_decoder_reject_bad_input(models) -> None:  # type: ignore[n
         dec.decode([2048])
     with pytest.raises(ValueError, match="1..32"):
         dec.decode([])
+
+
+def test_release_without_config_json_resolves_offline_to_the_7b(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The released repo has no config.json (only the weights and tokenizers): moshi then assumes the 7B.
+
+    Cached, it must be read with no network (as moshi itself does offline); copied to a directory,
+    ``--weights DIR`` must read it too. The files are stand-ins: only the resolution is checked.
+    """
+    import huggingface_hub.constants as c
+
+    names = ("model.safetensors", "tokenizer-e351c8d8-checkpoint125.safetensors", "tokenizer_spm_32k_3.model")
+    repo_dir = tmp_path / "hub" / "models--kyutai--moshiko-pytorch-bf16"
+    snapshot = repo_dir / "snapshots" / ("2" * 40)
+    snapshot.mkdir(parents=True)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text("2" * 40)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in names:
+        (snapshot / name).write_bytes(b"x")
+        (copy / name).write_bytes(b"x")
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)  # any hub use fails
+    for weights, where in (("hub", snapshot), (str(copy), copy)):
+        ckpt = resolve_checkpoint(weights)
+        assert ckpt.lm_config is None and ckpt.mimi_config is None and ckpt.model_type == "moshi"
+        assert (ckpt.moshi_weights, ckpt.mimi_weights, ckpt.tokenizer) == tuple(where / n for n in names)
