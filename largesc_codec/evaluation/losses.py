@@ -100,8 +100,7 @@ def channel_losses(channel: Any, n_packets: int) -> npt.NDArray[np.bool_]:
 
 def channel_loss_rate(channel: Any) -> float:
     """Nominal (stationary) loss rate per packet of a ``largesc_codec.sim.channel`` model."""
-    rate = getattr(channel, "expected_loss_rate", None)
-    if rate is None:
-        raise TypeError(f"{type(channel).__name__} has no expected_loss_rate: pass a loss model "
+    if not isinstance(channel, _channel_module().LossModel):
+        raise TypeError(f"{type(channel).__name__} is not a loss model (no expected_loss_rate): pass one "
                         "from largesc_codec.sim.channel.parse_channel")
-    return float(rate)
+    return float(channel.expected_loss_rate)

@@ -18,8 +18,8 @@ Theory of operation (states: NO STREAM -> STREAM, with an optional HELD packet):
   the next packet continues it (sequence +1..3, timestamp forward on its grid,
   timing consistent) the stream restarts from the held packet
   (``RestartCause.JUMP``) and both are admitted; otherwise the held packet is dropped and
-  counted in ``discarded``. This is RFC 3550 A.1's probation: one stray packet
-  never flushes the buffer.
+  counted in ``discarded``: one stray packet never flushes the buffer. (Source
+  admission, RFC 3550 A.1 probation, is the RTP session's: ``rtp.session``.)
 * Duplicates are recognised by extended sequence number (the last 1024).
 """
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,7 @@ USAGE = (
 )
 
 
+@runtime_checkable
 class LossModel(Protocol):
     """What the sender loop and the evaluation need from a loss model."""
 
