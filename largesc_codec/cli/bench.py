@@ -46,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from largesc_codec.cli.options import HelpFormatter, add_weights_argument
-from largesc_codec.neural.framing import check_audio_file
+from largesc_codec.neural.framing import check_audio_file, frames_from_file
 from largesc_codec.types import FRAME_MS, FRAME_SAMPLES
 
 # The first quarter of the frames is start-up; it must hold the jitter buffer's largest
@@ -218,10 +218,10 @@ def _undefined(run: dict[str, Any]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
+    frames = frames_from_file(args.input, "input")  # a bad file fails before torch is even imported
     args.load_before = os.getloadavg()[0]  # before this benchmark adds its own threads
     import torch
 
-    from largesc_codec.neural.framing import frames_from_file
     from largesc_codec.neural.model import load_models
 
     torch.set_num_threads(args.threads)
@@ -229,7 +229,6 @@ def run(args: argparse.Namespace) -> int:
     new_mimi = _mimi_factory(args.mimi, models)
     _warm_up(new_mimi)
     lm = models.load_lm() if args.plc == "lm" else None
-    frames = frames_from_file(args.input, "input")
     frames = (frames * (args.frames // max(len(frames), 1) + 1))[: args.frames]
     phases = [i * FRAME_MS / args.phases for i in range(args.phases)]
     runs: list[dict[str, Any]] = []

@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _audio_files(inputs: list[str]) -> list[Path]:
+    """The speech files named or found in the directories named; each opened once (a bad one fails here, cheaply)."""
+    from largesc_codec.neural.audio_stream import AudioStream
+
     exts = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"}
     files: list[Path] = []
     for item in inputs:
@@ -73,6 +76,8 @@ def _audio_files(inputs: list[str]) -> list[Path]:
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in exts)
         else:
             files.append(check_audio_file(p, "input"))  # the shared wording: missing, empty, not a file
+    for f in files:
+        AudioStream(f, "input").close()  # decodes its first samples: the shared message for a bad file
     if len(files) < 2:
         raise ValueError(f"need at least 2 speech files (one is held out for testing), found {len(files)}")
     return files
