@@ -173,7 +173,7 @@ def undecodable(path: str | Path, what: str, problem: object) -> ValueError:
     """The one message for a file that is there but does not decode (``problem``: PyAV's reason)."""
     p = Path(path)
     kind = AUDIO_KINDS.get(p.suffix.lower(), "audio")
-    return ValueError(f"{what} {p}: cannot decode it, not a readable {kind} file ({problem}); {_GIVE} "
+    return ValueError(f"{what} {p}: not a readable {kind} file, cannot decode it ({problem}); {_GIVE} "
                       "(a truncated or corrupt file cannot be used)")
 
 

@@ -44,7 +44,7 @@ CASES = {
     "directory": ("clips", "is a directory: give an audio file"),
     "missing": ("speech.flac", ": no such file (the path does not exist): give an audio file"),
     "empty": ("empty.mp3", "is empty (0 bytes): give an audio file"),
-    "undecodable": ("noise.wav", ": cannot decode it, not a readable WAV file"),
+    "undecodable": ("noise.wav", ": not a readable WAV file, cannot decode it"),
 }
 
 

@@ -56,7 +56,7 @@ def test_bad_inputs_each_get_their_own_message_naming_the_path_and_the_fix(tmp_p
         w.setsampwidth(2)
         w.setframerate(16000)
     cases = [(folder, "is a directory: give an audio file"), (tmp_path / "nope.mp3", "no such file"),
-             (empty, "is empty (0 bytes)"), (garbage, "cannot decode it, not a readable WAV file"),
+             (empty, "is empty (0 bytes)"), (garbage, "g.wav: not a readable WAV file, cannot decode it"),
              (header, "holds no audio samples")]
     for path, why in cases:
         messages = set()
