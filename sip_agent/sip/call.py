@@ -55,9 +55,7 @@ _STATS_EVERY_S = 0.5
 class CallOptions:
     """Per-call behaviour. ``engine`` None: LargeSC is neither offered nor accepted.
 
-    ``audio`` is what the call plays and records; ``standard_audio``, when set,
-    is what pjsua2's own media uses instead on a standard codec (a 16-bit WAV
-    copy of ``audio.play``: pjmedia plays nothing else).
+    ``standard_audio``: what pjsua2's own media plays instead of ``audio`` on a standard codec (a 16-bit WAV copy).
     """
 
     host: str = "127.0.0.1"
