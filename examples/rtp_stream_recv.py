@@ -40,6 +40,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from largesc_codec.neural.concealers import PLC_CHOICES  # noqa: E402  (light: no torch)
+from largesc_codec.cli.options import add_weights_argument  # noqa: E402
 from rtp.packet import RtpPacket  # noqa: E402
 from rtp.seqnum import Unwrapper  # noqa: E402
 from rtp.session import RtpSession, SessionConfig  # noqa: E402
@@ -197,7 +198,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mux", action="store_true", help="RTP and RTCP on one port (RFC 5761)")
     p.add_argument("--out", default="recv.wav", help="output WAV")
     p.add_argument("--codec", choices=["pcmu", "largesc"], default="pcmu")
-    p.add_argument("--weights", default="hub", help="largesc: hub or a weights directory")
+    add_weights_argument(p, "largesc: model weights")
     p.add_argument("--max-codebooks", type=int, default=8)
     p.add_argument("--plc", choices=PLC_CHOICES, default="repeat", help="largesc: concealer name (default repeat)")
     p.add_argument("--timeout-s", type=float, default=10.0,

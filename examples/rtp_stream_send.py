@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from largesc_codec.cli.options import add_weights_argument  # noqa: E402
 from largesc_codec.types import LossReport  # noqa: E402
 from rtp.session import RtpSession, SessionConfig  # noqa: E402
 from rtp.transport import RtpTransport  # noqa: E402
@@ -228,7 +229,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="local even RTP port (default: any free pair)")
     p.add_argument("--mux", action="store_true", help="RTP and RTCP on one port (RFC 5761)")
     p.add_argument("--codec", choices=["pcmu", "largesc"], default="pcmu")
-    p.add_argument("--weights", default="hub", help="largesc: hub or a weights directory")
+    add_weights_argument(p, "largesc: model weights")
     p.add_argument("--max-codebooks", type=int, default=8, help="largesc: codebooks per frame")
     p.add_argument("--ptime", type=int, default=80, help="packet duration in ms, multiple of 80 (default 80)")
     p.add_argument("--limit-s", type=float, default=None, help="send only the first N seconds")

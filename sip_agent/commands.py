@@ -3,16 +3,19 @@
 The three subcommands come from ``sip_agent.sip.cli.register_subcommands`` (one
 module mounts all three: ``register`` here is idempotent). ``call`` and
 ``answer`` gain the codec options ``--weights``, ``--plc``, ``--max-bps`` and
-``--adapter``; before the agent starts, the handler checks them, loads the
-models once (slow; every call of the process reuses them) and registers the
-``largesc`` media engine (``sip_agent.media.largesc``) with them.
+``--adapter``; before the agent starts, the handler makes the agent's cheap
+checks (``--play``, ``--record``, ports: ``sip_agent.sip.cli.check_options``)
+and the codec options' own, then loads the models once (slow; every call of
+the process reuses them) and registers the ``largesc`` media engine
+(``sip_agent.media.largesc``) with them. ``--weights`` defaults to
+``$LARGESC_WEIGHTS`` when set, else ``hub`` (``largesc_codec.cli.options``).
 
 Engine choice (``--engine``, from sip_agent): ``largesc`` needs the models, so
 a load failure is an error (exit 2, with the loader's message and its fix).
-``auto`` (the default) does the same when ``--weights`` was given; with the default
-weights (the model hub) a load failure is printed and the agent carries on
-with standard codecs only (PCMU/PCMA/G722), so ``largesc answer`` still
-answers ordinary softphones on a machine without the hub. ``raw`` and
+``auto`` (the default) does the same for named weights (a directory, an
+``hf://`` repo); with the hub weights a load failure is printed and the agent
+carries on with standard codecs only (PCMU/PCMA/G722), so ``largesc answer``
+still answers ordinary softphones on a machine without the hub. ``raw`` and
 ``none`` load nothing. pjsua2 is imported only when one of these commands
 runs or its help is shown; without it the commands say how to install it.
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from largesc_codec.neural.concealers import PLC_CHOICES
+from largesc_codec.cli.options import HUB, HelpFormatter, add_weights_argument
 
 COMMANDS = ("call", "answer", "register")
 _ENGINE_GROUP = "LargeSC codec (the 'largesc' media engine)"
@@ -41,7 +45,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         from sip_agent.sip.cli import register_subcommands
     except ImportError as exc:  # pjsua2 (or the sip_agent package) missing: only these commands break
         for name in COMMANDS:
-            p = sub.add_parser(name, help=f"SIP {name} (unavailable: {exc})")
+            p = sub.add_parser(name, help=f"SIP {name} (unavailable: {exc})", formatter_class=HelpFormatter,
+                               description=f"SIP {name}: unavailable here ({exc}).")
             p.add_argument("args", nargs=argparse.REMAINDER)
             p.set_defaults(func=partial(_unavailable, str(exc)))
         return
@@ -50,9 +55,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     for name in ("call", "answer"):
         parser = sub.choices[name]
         g = parser.add_argument_group(_ENGINE_GROUP)
-        g.add_argument("--weights", default=None,
-                       help="model weights for LargeSC calls: hub (default), hf://owner/repo, or a local directory "
-                            "(`largesc make-test-weights DIR` writes small untrained ones)")
+        add_weights_argument(g, "model weights for LargeSC calls")
         g.add_argument("--plc", choices=PLC_CHOICES, default="lm",
                        help="receiver concealment of lost frames: lm (Moshi LM, default), repeat, none")
         g.add_argument("--max-bps", type=float, default=None,
@@ -69,8 +72,14 @@ def _unavailable(problem: str, ns: argparse.Namespace) -> int:
 
 
 def _with_engine(handler: Handler, ns: argparse.Namespace) -> int:
-    """Prepare the codec engine as ``--engine`` asks (module docstring), then run the SIP handler."""
-    failure = prepare_engine(ns)
+    """Cheap checks, then the codec engine as ``--engine`` asks (module docstring), then the SIP handler."""
+    from sip_agent.sip.cli import check_options
+
+    try:
+        check_options(ns)
+        failure = prepare_engine(ns)
+    except ValueError as exc:
+        failure = str(exc)
     if failure is not None:
         print(f"error: {failure}", flush=True)
         if ns.report_json is not None:  # same shape as the agent's own report
@@ -88,7 +97,7 @@ def prepare_engine(ns: argparse.Namespace) -> str | None:
     from sip_agent.media.largesc import register as register_largesc
     from sip_agent.media.setup import CodecOptions, preload
 
-    options = CodecOptions(weights=ns.weights or "hub", plc=ns.plc, max_bps=ns.max_bps, adapter=ns.adapter)
+    options = CodecOptions(weights=ns.weights, plc=ns.plc, max_bps=ns.max_bps, adapter=ns.adapter)
     try:
         options.check()
     except ValueError as exc:
@@ -97,11 +106,12 @@ def prepare_engine(ns: argparse.Namespace) -> str | None:
     try:
         models = preload(options)
     except (RuntimeError, ValueError, OSError) as exc:  # WeightsError is a RuntimeError
-        if ns.engine == "largesc" or ns.weights is not None:
+        if ns.engine == "largesc" or ns.weights != HUB:
             return f"cannot load the LargeSC models: {exc}"
         ENGINES.pop("largesc", None)
         print(f"note: LargeSC is off for this run (could not load the models from {options.weights}: "
-              f"{str(exc).split('. ')[0]}); standard codecs only. Give --weights DIR to use LargeSC.", flush=True)
+              f"{str(exc).split('. ')[0]}); standard codecs only. Give --weights DIR (or set "
+              "LARGESC_WEIGHTS=DIR) to use LargeSC.", flush=True)
         return None
     untrained = " (UNTRAINED test weights: audio is not speech)" if models.untrained else ""
     print(f"LargeSC codec ready: weights {options.weights}{untrained}, concealment {options.plc}, "

@@ -22,6 +22,10 @@ is aligned to the stream, the mean over phases one whose clock runs free.
 Figures are medians over the frames after the first quarter (start-up),
 then median and spread (min..max) over ``--runs`` runs, wall time and the
 process's CPU time (all threads) side by side: the machine may be shared.
+The start-up quarter must hold the jitter buffer's largest target delay
+(400 ms, 5 frames), so ``--frames`` is at least 20; a run whose steady state
+still played no frame from an arrived packet (a machine far slower than real
+time, or a ``--loss`` that dropped them all) is an error, never a ``nan``.
 
 A loss pattern can be applied so concealed frames are part of the figures.
 The LM's speculative work (prepare) does not add latency but must fit into
@@ -32,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -40,40 +46,50 @@ from typing import Any, Callable
 import numpy as np
 
 from largesc_codec.neural.concealers import PLC_CHOICES, Concealer, build_concealer, uses_lm
+from largesc_codec.cli.options import HelpFormatter, add_weights_argument
+from largesc_codec.neural.framing import check_audio_file, frames_from_file
 from largesc_codec.types import FRAME_MS, FRAME_SAMPLES
+
+# The first quarter of the frames is start-up; it must hold the jitter buffer's largest
+# target delay (400 ms = 5 frames), else the "steady" frames still carry the start.
+MIN_FRAMES = 4 * 5
+SPEECH = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks that print figures (latency)", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     which = p.add_subparsers(dest="bench", metavar="BENCH")
     which.required = True
     lat = which.add_parser("latency", help="mouth-to-ear latency breakdown per stage", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    lat.add_argument("input", nargs="?", default="/usr/share/pocketsphinx/test/data/librivox/"
-                     "sense_and_sensibility_01_austen_64kb-0870.wav", help="speech file")
-    lat.add_argument("--weights", default="hub", help="weights for the LM (and Mimi unless --mimi full)")
+                           formatter_class=HelpFormatter)
+    lat.add_argument("input", nargs="?", default=SPEECH, help="speech file (WAV, FLAC, MP3, OGG, ...)")
+    add_weights_argument(lat, "weights for the LM (and Mimi with --mimi weights)")
     lat.add_argument("--mimi", choices=["weights", "full"], default="full",
                      help="full: moshi's full-size Mimi, random weights (real compute); weights: from --weights")
-    lat.add_argument("--plc", choices=PLC_CHOICES, default="lm")
-    lat.add_argument("--loss", type=float, default=0.0, help="uniform loss applied (seeded)")
-    lat.add_argument("--frames", type=int, default=80)
-    lat.add_argument("--runs", type=int, default=3, help="runs (median and spread over them)")
-    lat.add_argument("--phases", type=int, default=4, help="playout-clock phases per run, evenly over 80 ms")
-    lat.add_argument("--threads", type=int, default=2)
+    lat.add_argument("--plc", choices=PLC_CHOICES, default="lm", help="receiver concealment")
+    lat.add_argument("--loss", type=float, default=0.0, help="uniform loss applied (seeded), in [0, 1)")
+    lat.add_argument("--frames", type=int, default=80,
+                     help=f"80 ms frames sent per run, at least {MIN_FRAMES} (the first quarter is start-up)")
+    lat.add_argument("--runs", type=int, default=3, help="runs (median and spread over them), at least 1")
+    lat.add_argument("--phases", type=int, default=4,
+                     help="playout-clock phases per run, evenly over 80 ms, at least 1")
+    lat.add_argument("--threads", type=int, default=2, help="torch threads, at least 1")
     lat.add_argument("--json", default=None, help="also write the figures as JSON here")
     lat.set_defaults(func=run)
 
 
-def _check(args: argparse.Namespace) -> str | None:
-    for name, low in (("frames", 8), ("runs", 1), ("phases", 1), ("threads", 1)):
-        if getattr(args, name) < low:
-            return f"--{name} must be >= {low}, got {getattr(args, name)}"
-    if not 0.0 <= args.loss < 1.0:
-        return f"--loss must be in [0, 1), got {args.loss}"
-    if not Path(args.input).is_file():
-        return f"input {args.input} is not a file: give a speech file (WAV/FLAC/...)"
-    return None
+def check_args(args: argparse.Namespace) -> None:
+    """ValueError naming the option and its minimum for settings that cannot be measured; before any work."""
+    for flag, value, low in (("--frames", args.frames, MIN_FRAMES), ("--runs", args.runs, 1),
+                             ("--phases", args.phases, 1), ("--threads", args.threads, 1)):
+        if value < low:
+            why = " (the first quarter is start-up and must hold the jitter buffer's 400 ms)" \
+                if flag == "--frames" else ""
+            raise ValueError(f"{flag} {value} is too small to measure: give at least {low}{why}")
+    if not (math.isfinite(args.loss) and 0.0 <= args.loss < 1.0):
+        raise ValueError(f"--loss {args.loss} must be in [0, 1)")
+    check_audio_file(args.input, "input")
 
 
 def _mimi_factory(kind: str, models: Any) -> Callable[[], Any]:
@@ -184,15 +200,18 @@ def _spread(values: list[float], digits: int = 1) -> str:
     return f"{np.median(v):7.{digits}f} ms ({v.min():.{digits}f}..{v.max():.{digits}f})"
 
 
+def _undefined(run: dict[str, Any]) -> list[str]:
+    """The figures of a run that no steady-state frame measured (NaN)."""
+    figures = {**run, **run["best"]}
+    return sorted(k for k, v in figures.items() if isinstance(v, float) and not math.isfinite(v))
+
+
 def run(args: argparse.Namespace) -> int:
-    problem = _check(args)
-    if problem is not None:
-        print(f"largesc bench latency: {problem}")
-        return 2
+    check_args(args)
+    frames = frames_from_file(args.input, "input")  # a bad file fails before torch is even imported
     args.load_before = os.getloadavg()[0]  # before this benchmark adds its own threads
     import torch
 
-    from largesc_codec.neural.framing import frames_from_file
     from largesc_codec.neural.model import load_models
 
     torch.set_num_threads(args.threads)
@@ -200,7 +219,6 @@ def run(args: argparse.Namespace) -> int:
     new_mimi = _mimi_factory(args.mimi, models)
     _warm_up(new_mimi)
     lm = models.load_lm() if uses_lm(args.plc) else None
-    frames = frames_from_file(args.input)
     frames = (frames * (args.frames // max(len(frames), 1) + 1))[: args.frames]
     phases = [i * FRAME_MS / args.phases for i in range(args.phases)]
     runs: list[dict[str, Any]] = []
@@ -214,6 +232,12 @@ def run(args: argparse.Namespace) -> int:
             "best": best, "phase_mean_m2e_ms": float(np.mean([x["m2e"] for x in recv])),
             "phase_max_m2e_ms": float(max(x["m2e"] for x in recv)), "phases": recv,
         }
+        undefined = _undefined(one)
+        if undefined:
+            print(f"largesc bench latency: error: run {r + 1} measured no {', '.join(undefined)}: no frame after "
+                  f"the start-up quarter played from a packet that had arrived (sender {one['send_ms']:.0f} ms per "
+                  "80 ms frame). Give more --frames, a lower --loss, or a less loaded machine", file=sys.stderr)
+            return 1
         runs.append(one)
         print(f"run {r + 1}: mouth-to-ear {best['m2e']:.1f} ms at the best phase (+{best['phase_ms']:.0f} ms), "
               f"{one['phase_mean_m2e_ms']:.1f} ms mean over {len(phases)} phases; "

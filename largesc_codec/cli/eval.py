@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from largesc_codec.neural.concealers import PLC_CHOICES
 from largesc_codec.types import FrameSource
+from largesc_codec.cli.options import HelpFormatter, add_weights_argument
 
 DEFAULT_BPS = (550.0, 1100.0, 2062.5)
 DEFAULT_PLC = PLC_CHOICES
@@ -50,13 +51,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     from largesc_codec.evaluation.cli import add_arguments
 
     p = sub.add_parser("eval", help="paper-style comparison: LargeSC vs Opus vs no concealment (PLCMOS, ViSQOL, WER)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=HelpFormatter)
     add_arguments(p)
     p.add_argument("--data", dest="speech", help="same as --speech: a LibriSpeech-layout directory, or librivox/asterisk")
     p.add_argument("--losses", nargs="+", default=None, metavar="SPEC", help="loss specs (same as repeated --loss)")
-    p.add_argument("--weights", default="hub", help="hub (default), hf://owner/repo, or a local weights directory")
+    add_weights_argument(p, "model weights of the LargeSC rows")
     p.add_argument("--largesc-bps", type=float, nargs="*", default=list(DEFAULT_BPS),
-                   help="LargeSC payload budgets in bit/s (default 550 1100 2062.5; none: no LargeSC rows)")
+                   help="LargeSC payload budgets in bit/s (none given: no LargeSC rows)")
     p.add_argument("--plc", nargs="+", choices=list(DEFAULT_PLC), default=list(DEFAULT_PLC),
                    help="LargeSC concealers to compare (default: lm repeat none)")
     p.add_argument("--adapter", default=None, help="LoRA adapter from `largesc finetune` for --plc lm")

@@ -26,6 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from largesc_codec.cli.options import HelpFormatter, add_weights_argument
+from largesc_codec.neural.framing import check_audio_file
+
 DEFAULT_CHANNELS = ["uniform:0.2", "ge:0.1,0.3"]
 DTYPES = ("auto", "float32", "bfloat16")
 FRAME_S = 0.08
@@ -36,41 +39,45 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "finetune",
         help="LoRA fine-tune the Moshi LM for token-domain packet-loss concealment",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("inputs", nargs="+", help="speech files or directories of them (wav/flac/ogg/mp3)")
-    p.add_argument("--weights", default="hub", help="hub, hf://owner/repo, or a local weights directory")
+    add_weights_argument(p)
     p.add_argument("--out", required=True, help="output directory: adapters in OUT/<regime>/, and report.json")
     p.add_argument("--channel", action="append", default=None,
-                   help="training loss regime(s), e.g. uniform:0.2 or ge:0.1,0.3 (repeatable; default: both)")
-    p.add_argument("--rank", type=int, default=16, help="LoRA rank (default 16)")
-    p.add_argument("--alpha", type=int, default=32, help="LoRA alpha (default 32; scale = alpha / rank)")
+                   help="training loss regime(s), e.g. uniform:0.2 or ge:0.1,0.3 (repeatable; default: "
+                        f"{' and '.join(DEFAULT_CHANNELS)})")
+    p.add_argument("--rank", type=int, default=16, help="LoRA rank")
+    p.add_argument("--alpha", type=int, default=32, help="LoRA alpha (scale = alpha / rank)")
     p.add_argument("--targets", default=None, help="regex of module names to adapt (default: main transformer)")
-    p.add_argument("--steps", type=int, default=300, help="training steps per regime (default 300)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=300, help="training steps per regime")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (AdamW)")
+    p.add_argument("--batch-size", type=int, default=4, help="training windows per step")
     p.add_argument("--seq-frames", type=int, default=64,
-                   help="training window in 80 ms frames (default 64 = 5.1 s); shorter training files are skipped")
+                   help="training window in 80 ms frames (64 = 5.1 s); shorter training files are skipped")
     p.add_argument("--heldout", type=float, default=0.2,
                    help="fraction of files held out for testing, in [0, 1) (at least one file)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the loss masks and the training")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--dtype", choices=DTYPES, default="auto",
-                   help="LM weights dtype (default auto: float32 on CPU, bfloat16 on GPU)")
+                   help="LM weights dtype (auto: float32 on CPU, bfloat16 on GPU)")
     p.set_defaults(func=run)
 
 
 def _audio_files(inputs: list[str]) -> list[Path]:
+    """The speech files named or found in the directories named; each opened once (a bad one fails here, cheaply)."""
+    from largesc_codec.neural.audio_stream import AudioStream
+
     exts = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a"}
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in exts)
-        elif p.is_file():
-            files.append(p)
         else:
-            raise ValueError(f"{p} does not exist: give speech files or directories holding them")
+            files.append(check_audio_file(p, "input"))  # the shared wording: missing, empty, not a file
+    for f in files:
+        AudioStream(f, "input").close()  # decodes its first samples: the shared message for a bad file
     if len(files) < 2:
         raise ValueError(f"need at least 2 speech files (one is held out for testing), found {len(files)}")
     return files

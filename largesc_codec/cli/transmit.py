@@ -34,12 +34,15 @@ from typing import Any
 
 import numpy as np
 
+from largesc_codec.cli.options import HelpFormatter, add_weights_argument
 from largesc_codec.neural import concealers
+from largesc_codec.neural.framing import check_audio_file
 from largesc_codec.sim.simulate import MAX_DELAY_MS, FrameTruth, Simulation, SkipTruth, check_delay_ms, simulate
 from largesc_codec.types import (
     FRAME_RATE_HZ,
     FRAME_SAMPLES,
     MAX_CODEBOOKS,
+    MIN_SPEECH_CODEBOOKS,
     SAMPLE_RATE,
     TOKEN_BITS,
     WIRE_OVERHEAD_BYTES,
@@ -100,25 +103,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "transmit",
         help="send a speech file through sender, seeded lossy channel and receiver",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("input", help="speech file (any format PyAV reads; 8-48 kHz, mono or stereo)")
+    p.add_argument("input", help="speech file (WAV, FLAC, MP3, OGG or any format PyAV reads; 8-48 kHz, mono "
+                                 "or stereo)")
     p.add_argument("output", help="output WAV (24 kHz mono): what the listener hears, in play order")
-    p.add_argument("--weights", default="hub", help="hub (default), hf://owner/repo, or a local weights directory")
-    p.add_argument("--channel", default="uniform:0.1", help="none, uniform:P or ge:P,R[,H,K] (default uniform:0.1)")
-    p.add_argument("--seed", type=int, default=0, help="channel seed (default 0)")
+    add_weights_argument(p)
+    p.add_argument("--channel", default="uniform:0.1", help="loss channel: none, uniform:P or ge:P,R[,H,K]")
+    p.add_argument("--seed", type=int, default=0, help="channel seed")
     p.add_argument("--max-bps", type=float, default=2062.5,
-                   help="payload token budget in bit/s (default 2062.5 = 15 tokens a frame; at least "
+                   help="payload token budget in bit/s (2062.5 = 15 tokens a frame; at least "
                         "137.5 x min(4, --max-codebooks))")
     p.add_argument("--max-codebooks", type=int, default=8,
-                   help=f"most codebooks per frame, 1..{MAX_CODEBOOKS} (default 8); speech frames get at "
-                        "least min(4, this)")
-    p.add_argument("--plc", choices=concealers.PLC_CHOICES, default="lm", help="concealer (default lm)")
+                   help=f"most codebooks per frame, 1..{MAX_CODEBOOKS}; speech frames get at least "
+                        f"min({MIN_SPEECH_CODEBOOKS}, this)")
+    p.add_argument("--plc", choices=concealers.PLC_CHOICES, default="lm", help="concealer")
     p.add_argument("--adapter", default=None, help="LoRA adapter directory from `largesc finetune` (with --plc lm)")
     p.add_argument("--delay-ms", type=float, default=0.0,
-                   help=f"one-way network delay, 0..{MAX_DELAY_MS:g} ms (default 0)")
+                   help=f"one-way network delay, 0..{MAX_DELAY_MS:g} ms")
     p.add_argument("--max-delay-ms", type=float, default=400.0,
-                   help=f"the jitter buffer's largest target delay, 0..{MAX_DELAY_MS:g} ms (default 400)")
+                   help=f"the jitter buffer's largest target delay, 0..{MAX_DELAY_MS:g} ms")
     p.add_argument("--report", default=None, help="write the JSON report here")
     p.set_defaults(func=run)
 
@@ -136,11 +140,12 @@ def _tuned(lm: Any, adapter_dir: str) -> Any:
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse bad option values before any work, naming the option and its valid range."""
+    check_audio_file(args.input, "input")
     check_delay_ms("--delay-ms", args.delay_ms)
     check_delay_ms("--max-delay-ms", args.max_delay_ms)
     if not 1 <= args.max_codebooks <= MAX_CODEBOOKS:
         raise ValueError(f"--max-codebooks must be 1..{MAX_CODEBOOKS} (default 8), got {args.max_codebooks}")
-    floor = min(4, args.max_codebooks) * TOKEN_BITS * FRAME_RATE_HZ
+    floor = min(MIN_SPEECH_CODEBOOKS, args.max_codebooks) * TOKEN_BITS * FRAME_RATE_HZ
     if not (np.isfinite(args.max_bps) and args.max_bps >= floor):
         raise ValueError(f"--max-bps must be at least {floor:g} bit/s with --max-codebooks {args.max_codebooks} "
                          f"(a speech frame's min(4, --max-codebooks) tokens at 137.5 bit/s each), got {args.max_bps:g}")
@@ -178,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
 
     channel = parse_channel(args.channel, seed=args.seed)
     check_options(args)
-    audio = decode_audio(args.input)
+    audio = decode_audio(args.input, "input")
     warnings = [w for w in [audio.truncation_warning(args.input)] if w]
     for w in warnings:
         print(f"largesc transmit: warning: {w}", file=sys.stderr)

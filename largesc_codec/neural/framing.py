@@ -5,6 +5,8 @@ Resampling and file decoding use PyAV (libswresample), which keeps its own
 filter state across chunks; ``flush()`` drains it and pads the last partial
 frame with zeros so no audio is lost. ``decode_audio`` also reads the length a
 WAV or FLAC header declares, so a cut-off file is reported, not silently shortened.
+``check_audio_file`` / ``undecodable`` / ``no_samples`` are the one wording of a
+bad audio input for every command (``transmit``, ``call --play``, ``lab --play``).
 """
 
 from __future__ import annotations
@@ -145,35 +147,70 @@ class DecodedAudio:
                 f"{len(self.pcm) / self.rate:.2f} s could be decoded ({self.missing_s:.2f} s missing)")
 
 
-def read_audio(path: str | Path) -> tuple[NDArray[Any], int]:
+AUDIO_KINDS = {".wav": "WAV", ".flac": "FLAC", ".mp3": "MP3", ".ogg": "OGG", ".oga": "OGG", ".opus": "Opus"}
+_GIVE = "give an audio file (WAV, FLAC, MP3, OGG or any other format PyAV decodes)"
+
+
+def check_audio_file(path: str | Path, what: str = "audio file") -> Path:
+    """The one check of an audio input every command makes first; ValueError naming ``what``, the path and the fix.
+
+    A missing path, a directory and an empty file each get their own message.
+    ``what`` names the input as the user gave it (``input``, ``--play``).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what} {p} is a directory: {_GIVE}, e.g. one of the files inside it")
+    if not p.exists():
+        raise ValueError(f"{what} {p}: no such file (the path does not exist): {_GIVE}")
+    if not p.is_file():
+        raise ValueError(f"{what} {p} is not a regular file: {_GIVE}")
+    if p.stat().st_size == 0:
+        raise ValueError(f"{what} {p} is empty (0 bytes): {_GIVE} that holds speech")
+    return p
+
+
+def undecodable(path: str | Path, what: str, problem: object) -> ValueError:
+    """The one message for a file that is there but does not decode (``problem``: PyAV's reason)."""
+    p = Path(path)
+    kind = AUDIO_KINDS.get(p.suffix.lower(), "audio")
+    return ValueError(f"{what} {p}: not a readable {kind} file, cannot decode it ({problem}); {_GIVE} "
+                      "(a truncated or corrupt file cannot be used)")
+
+
+def no_samples(path: str | Path, what: str) -> ValueError:
+    """The one message for a file that decodes to no samples (a header only, or cut off)."""
+    return ValueError(f"{what} {path} holds no audio samples (an empty or truncated file): {_GIVE} that holds "
+                      "speech")
+
+
+def read_audio(path: str | Path, what: str = "audio file") -> tuple[NDArray[Any], int]:
     """Decode any audio file PyAV reads -> (float32 (samples, channels), sample_rate)."""
-    audio = decode_audio(path)
+    audio = decode_audio(path, what)
     return audio.pcm, audio.rate
 
 
-def decode_audio(path: str | Path) -> DecodedAudio:
-    """Decode any audio file PyAV reads, keeping the header's declared length (WAV, FLAC)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"audio file {p} does not exist")
+def decode_audio(path: str | Path, what: str = "audio file") -> DecodedAudio:
+    """Decode any audio file PyAV reads, keeping the header's declared length (WAV, FLAC).
+
+    ValueError naming ``what`` and the path for a file that is missing, empty, a
+    directory (``check_audio_file``) or undecodable.
+    """
+    p = check_audio_file(path, what)
     try:
         with av.open(str(p)) as container:
             if not container.streams.audio:
-                raise ValueError(f"{p} has no audio stream")
+                raise ValueError(f"{what} {p} has no audio stream: {_GIVE}")
             stream = container.streams.audio[0]
             rate = int(stream.rate or 0)
             fmt = container.format.name
             declared = None
             if fmt == "flac" and stream.duration and stream.time_base:
                 declared = int(round(stream.duration * stream.time_base * rate))  # STREAMINFO total samples
-            chunks = [_frame_to_interleaved(f) for f in container.decode(stream)]
+            chunks = [frame_to_interleaved(f) for f in container.decode(stream)]
     except av.error.FFmpegError as exc:
-        raise ValueError(
-            f"cannot decode {p}: {exc}. Give a readable audio file (WAV, FLAC, OGG, MP3, ...); "
-            "a truncated or corrupt file cannot be used"
-        ) from exc
+        raise undecodable(p, what, exc) from exc
     if not chunks:
-        raise ValueError(f"{p} contains no audio samples (empty or truncated file)")
+        raise no_samples(p, what)
     if fmt == "wav":
         declared = _riff_declared_frames(p)  # ffmpeg re-derives the duration from the file size
     return DecodedAudio(np.concatenate(chunks).astype(np.float32), rate, declared)
@@ -205,7 +242,8 @@ def _riff_declared_frames(path: Path) -> int | None:
                 f.seek(size + (size & 1), 1)
 
 
-def _frame_to_interleaved(frame: av.AudioFrame) -> NDArray[Any]:
+def frame_to_interleaved(frame: av.AudioFrame) -> NDArray[Any]:
+    """One decoded PyAV frame as float32 (samples, channels)."""
     arr = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if frame.format.is_planar:
@@ -215,9 +253,9 @@ def _frame_to_interleaved(frame: av.AudioFrame) -> NDArray[Any]:
     return to_float32(arr)
 
 
-def frames_from_file(path: str | Path) -> list[NDArray[Any]]:
+def frames_from_file(path: str | Path, what: str = "audio file") -> list[NDArray[Any]]:
     """A whole file as 24 kHz mono 1920-sample frames (last frame zero-padded)."""
-    pcm, rate = read_audio(path)
+    pcm, rate = read_audio(path, what)
     channels = pcm.shape[1]
     if channels > 2:
         pcm, channels = pcm.mean(axis=1, keepdims=True), 1

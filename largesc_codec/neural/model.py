@@ -11,7 +11,9 @@ models (see testweights.py); they go through exactly the same code here.
 A hub repo is read from the local hub cache first, with no network at all;
 only when files are missing there is the hub probed once (no retries, a short
 timeout) before moshi's loader downloads, so an unreachable hub fails in
-seconds with one clear message.
+seconds with one clear message. ``check_weights`` makes the same checks without
+importing torch or moshi and without loading anything, for a command to refuse
+unusable weights before any expensive work.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_HF_REPO = "kyutai/moshiko-pytorch-bf16"
 MOSHI_NAME = "model.safetensors"
@@ -38,9 +41,9 @@ class WeightsError(RuntimeError):
 
 
 _HOW_TO_FIX = (
-    f"Pass local weights with --weights DIR (a directory holding {MOSHI_NAME} and the "
-    f"Mimi checkpoint, e.g. a copy of the hub repo {DEFAULT_HF_REPO}, with a config.json "
-    "for other models than the 7B), or write small untrained test weights with "
+    "Pass local weights with --weights DIR or LARGESC_WEIGHTS=DIR (a directory holding "
+    f"{MOSHI_NAME} and the Mimi checkpoint, e.g. a copy of the hub repo {DEFAULT_HF_REPO}, "
+    "with a config.json for other models than the 7B), or write small untrained test weights with "
     "`largesc make-test-weights DIR` (audio out is then not speech)."
 )
 
@@ -64,6 +67,8 @@ class Models:
 
     def load_lm(self, dtype: torch.dtype | None = None) -> Any:
         """Build the Moshi LMModel from the checkpoint (float32 on CPU, bf16 on GPU)."""
+        import torch
+
         if dtype is None:
             dtype = torch.float32 if self.device == "cpu" else torch.bfloat16
         try:
@@ -86,9 +91,8 @@ def _no_config_checkpoint(moshi: Path, mimi: Path, tokenizer: Path) -> Any:
     return loaders.CheckpointInfo(moshi_weights=moshi, mimi_weights=mimi, tokenizer=tokenizer)
 
 
-def _checkpoint_from_dir(path: Path) -> Any:
-    from moshi.models import loaders
-
+def _dir_files(path: Path) -> tuple[Path | None, dict[str, Any], dict[str, Path]]:
+    """(config.json or None, its content, the weight files it names) of a weights directory, or WeightsError."""
     if not path.exists():
         raise WeightsError(f"weights directory {path} does not exist. " + _HOW_TO_FIX)
     if not path.is_dir():
@@ -110,7 +114,14 @@ def _checkpoint_from_dir(path: Path) -> Any:
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise WeightsError(f"missing weight files: {', '.join(missing)}. " + _HOW_TO_FIX)
-    if not config_path.exists():
+    return (config_path if config_path.exists() else None), config, files
+
+
+def _checkpoint_from_dir(path: Path) -> Any:
+    from moshi.models import loaders
+
+    config_path, config, files = _dir_files(path)
+    if config_path is None:
         return _no_config_checkpoint(files["moshi"], files["mimi"], path / TOKENIZER_NAME)
     lora = path / config["lora_name"] if config.get("lora_name") else None
     return loaders.CheckpointInfo.from_hf_repo(
@@ -118,7 +129,7 @@ def _checkpoint_from_dir(path: Path) -> Any:
         moshi_weights=files["moshi"],
         mimi_weights=files["mimi"],
         tokenizer=path / config.get("tokenizer_name", TOKENIZER_NAME),
-        config_path=config_path if config_path.exists() else None,
+        config_path=config_path,
         mimi_config_path=files.get("mimi_config"),
         lora_weights=lora,
     )
@@ -141,10 +152,9 @@ def _quiet_hub_logs() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _cached_checkpoint(repo: str) -> Any | None:
-    """The checkpoint from the local hub cache alone (no network), or None if not all cached."""
+def _cached_files(repo: str) -> dict[str, Path | None] | None:
+    """The repo's files from the local hub cache alone (no network), or None if not all are cached."""
     from huggingface_hub import hf_hub_download
-    from moshi.models import loaders
 
     def cached(name: str) -> Path | None:
         try:
@@ -158,24 +168,39 @@ def _cached_checkpoint(repo: str) -> Any | None:
         moshi, mimi = cached(MOSHI_NAME), cached(MIMI_NAME)
         if moshi is None or mimi is None:
             return None
-        return _no_config_checkpoint(moshi, mimi, cached(TOKENIZER_NAME) or moshi.parent / TOKENIZER_NAME)
+        return {"config": None, "moshi": moshi, "mimi": mimi, "mimi_config": None, "lora": None,
+                "tokenizer": cached(TOKENIZER_NAME) or moshi.parent / TOKENIZER_NAME}
     try:
         config = json.loads(config_path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
     name = config.get
-    moshi, mimi = cached(name("moshi_name", MOSHI_NAME)), cached(name("mimi_name", MIMI_NAME))
-    mimi_config = cached(name("mimi_config_name")) if name("mimi_config_name") else None
-    lora = cached(name("lora_name")) if name("lora_name") else None
-    if moshi is None or mimi is None or (name("mimi_config_name") and mimi_config is None) or (
-            name("lora_name") and lora is None):
+    files = {"config": config_path, "moshi": cached(name("moshi_name", MOSHI_NAME)),
+             "mimi": cached(name("mimi_name", MIMI_NAME)),
+             "mimi_config": cached(name("mimi_config_name")) if name("mimi_config_name") else None,
+             "lora": cached(name("lora_name")) if name("lora_name") else None}
+    if files["moshi"] is None or files["mimi"] is None or (name("mimi_config_name") and files["mimi_config"] is None) \
+            or (name("lora_name") and files["lora"] is None):
         return None
     # LargeSC does not use the text tokenizer: from the cache if there, else where it would be.
-    tokenizer = cached(name("tokenizer_name", TOKENIZER_NAME)) or config_path.parent / name(
+    files["tokenizer"] = cached(name("tokenizer_name", TOKENIZER_NAME)) or config_path.parent / name(
         "tokenizer_name", TOKENIZER_NAME)
-    return loaders.CheckpointInfo.from_hf_repo(repo, moshi_weights=moshi, mimi_weights=mimi, tokenizer=tokenizer,
-                                               config_path=config_path, mimi_config_path=mimi_config,
-                                               lora_weights=lora)
+    return files
+
+
+def _cached_checkpoint(repo: str) -> Any | None:
+    """The checkpoint from the local hub cache alone (no network), or None if not all cached."""
+    from moshi.models import loaders
+
+    files = _cached_files(repo)
+    if files is None:
+        return None
+    if files["config"] is None:
+        assert files["moshi"] is not None and files["mimi"] is not None and files["tokenizer"] is not None
+        return _no_config_checkpoint(files["moshi"], files["mimi"], files["tokenizer"])
+    return loaders.CheckpointInfo.from_hf_repo(repo, moshi_weights=files["moshi"], mimi_weights=files["mimi"],
+                                               tokenizer=files["tokenizer"], config_path=files["config"],
+                                               mimi_config_path=files["mimi_config"], lora_weights=files["lora"])
 
 
 def _probe_hub(repo: str) -> None:
@@ -220,13 +245,41 @@ def _checkpoint_from_hub(repo: str) -> Any:
             ) from exc
 
 
+def _hub_repo(weights: str) -> str | None:
+    """The hub repo ``weights`` names (``hub`` or ``hf://owner/repo``), or None for a local directory."""
+    if weights == "hub":
+        return DEFAULT_HF_REPO
+    if weights.startswith("hf://"):
+        return weights.removeprefix("hf://")
+    return None
+
+
 def resolve_checkpoint(weights: str = "hub") -> Any:
     """Find a checkpoint: ``"hub"``, ``"hf://owner/repo"`` or a local directory."""
-    if weights == "hub":
-        return _checkpoint_from_hub(DEFAULT_HF_REPO)
-    if weights.startswith("hf://"):
-        return _checkpoint_from_hub(weights.removeprefix("hf://"))
+    repo = _hub_repo(weights)
+    if repo is not None:
+        return _checkpoint_from_hub(repo)
     return _checkpoint_from_dir(Path(weights))
+
+
+def check_weights(weights: str = "hub", network: bool = True) -> None:
+    """Cheap check that ``weights`` can be loaded (no torch, no moshi, nothing loaded); WeightsError with the fix.
+
+    A directory must hold the files its config.json names (or the default
+    names). A hub repo must be in the local hub cache or, with ``network``,
+    answer one quick probe (``network=False``: the cache alone, for processes
+    that cannot reach the hub).
+    """
+    repo = _hub_repo(weights)
+    if repo is None:
+        _dir_files(Path(weights))
+        return
+    with _quiet_hub_logs():
+        if _cached_files(repo) is not None:
+            return
+        if not network:
+            raise WeightsError(f"the weights of {repo} are not in the local model hub cache. " + _HOW_TO_FIX)
+        _probe_hub(repo)
 
 
 def load_models(weights: str = "hub", device: str = "cpu", num_codebooks: int = 8) -> Models:

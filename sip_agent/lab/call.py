@@ -29,16 +29,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from largesc_codec.cli.options import HUB
+from largesc_codec.neural.audio_stream import audio_seconds
 from sip_agent.lab.agents import AgentProcess, AgentProgram, agent_program, negotiated, pick_engine
 from sip_agent.lab.analysis import direction_report, netem_counters, probe_report
 from sip_agent.lab.capture import Capture
 
-__all__ = ["LabCallConfig", "run_lab_call", "wav_seconds"]
+__all__ = ["LabCallConfig", "check_config", "run_lab_call"]
 
 SIP_PORT = 5060  # the namespaces are private, so a fixed port never collides
 _LISTEN_TIMEOUT_S = 300.0  # agent start-up, model loading included (the real LM takes minutes)
@@ -57,7 +58,7 @@ class LabCallConfig:
     backward: str | None = None
     duration_s: float | None = None
     record: Path | None = None
-    weights: str | None = None
+    weights: str = HUB
     plc: str | None = None
     engine: str = "auto"
     probe_count: int = 0
@@ -65,19 +66,6 @@ class LabCallConfig:
     backend: str = "auto"
     answer_timeout_s: float = 30.0
     router: bool = True
-
-
-def wav_seconds(path: Path) -> float:
-    """Length of a WAV file; ValueError naming the file when it is missing or not a WAV."""
-    if not path.is_file():
-        raise ValueError(f"--play {path}: no such file")
-    try:
-        with wave.open(str(path), "rb") as w:
-            if w.getnframes() == 0:
-                raise ValueError(f"--play {path}: the WAV file holds no audio")
-            return w.getnframes() / float(w.getframerate())
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"--play {path}: not a readable WAV file ({exc})") from exc
 
 
 def _files(cfg: LabCallConfig) -> dict[str, Path]:
@@ -88,11 +76,21 @@ def _files(cfg: LabCallConfig) -> dict[str, Path]:
 
 
 def _agent_args(cfg: LabCallConfig, engine: str) -> list[str]:
-    args = ["--engine", engine]
-    for flag, value in (("--weights", cfg.weights), ("--plc", cfg.plc)):
-        if value is not None:
-            args += [flag, value]
+    args = ["--engine", engine, "--weights", cfg.weights]  # named: the agents do not read $LARGESC_WEIGHTS
+    if cfg.plc is not None:
+        args += ["--plc", cfg.plc]
     return args
+
+
+def _check_weights(weights: str) -> None:
+    """The weights load in the agents (cheap: no model is loaded); ValueError naming --weights and the fix."""
+    from largesc_codec.neural.model import WeightsError, check_weights
+
+    try:
+        check_weights(weights, network=False)  # the agents' namespaces have no route to the hub
+    except WeightsError as exc:
+        raise ValueError(f"--weights {weights}: {exc} The lab's agents cannot download (private namespaces); "
+                         "or use --engine raw (test payloads) or none (standard codecs)") from None
 
 
 def _agents_plan(cfg: LabCallConfig) -> tuple[AgentProgram, str, list[str]]:
@@ -104,7 +102,16 @@ def _agents_plan(cfg: LabCallConfig) -> tuple[AgentProgram, str, list[str]]:
     if engine == "largesc" and importlib.util.find_spec("sip_agent.media.largesc") is None:
         raise ValueError("--engine largesc: the codec-backed media engine (sip_agent.media.largesc) "
                          "is not installed; use --engine raw or auto")
+    if engine == "largesc":
+        _check_weights(cfg.weights)
     return program, engine, _agent_args(cfg, engine)
+
+
+def check_config(cfg: LabCallConfig) -> float:
+    """Everything that can be checked before a lab is built (file, engine, weights); returns FILE's length in s."""
+    played_s = audio_seconds(cfg.play, "--play")
+    _agents_plan(cfg)
+    return played_s
 
 
 def _run_agents(lab: Any, cfg: LabCallConfig, plan: tuple[AgentProgram, str, list[str]],
@@ -166,7 +173,7 @@ def run_lab_call(cfg: LabCallConfig, say: Callable[[str], None] = print) -> tupl
     from sip_agent.lab.lab import Lab
     from sip_agent.lab.probe import probe, wait_drained
 
-    played_s = wav_seconds(cfg.play)  # a bad file or option fails here, before anything is built
+    played_s = audio_seconds(cfg.play, "--play")  # a bad file or option fails here, before anything is built
     plan = _agents_plan(cfg)
     call_s = cfg.duration_s if cfg.duration_s is not None else played_s + 1.0
     files = _files(cfg)

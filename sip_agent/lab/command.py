@@ -9,6 +9,12 @@ lengths, delay and jitter, taken from RTP sequence numbers and kernel
 timestamps, next to what the agents counted: negotiated codec, payload and wire
 bit rate, frames rescued by redundancy / partial / concealed, jitter-buffer
 delay, and the recording's path. Needs root (namespaces).
+
+FILE is any audio file ``largesc transmit`` reads (WAV, FLAC, MP3, OGG). Bad
+options fail at once (exit 2) before any lab is built: the file, the engine
+and, for the codec, the weights (a directory with its files, or the hub repo
+in the local hub cache: the agents run in private namespaces and cannot
+download). ``--weights`` defaults to $LARGESC_WEIGHTS when set, else hub.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from largesc_codec.cli.app import UserError
 from largesc_codec.neural.concealers import PLC_CHOICES
+from largesc_codec.cli.options import HelpFormatter, add_weights_argument
 
 __all__ = ["register", "run", "summary"]
 
@@ -50,15 +57,16 @@ def _netem_spec(text: str) -> str:
 
 def _weights(text: str) -> str:
     if text != "hub" and not text.startswith("hf://") and not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: no such directory (give hub, hf://owner/repo or "
-                                         "a weights directory; `largesc make-test-weights DIR`)")
+        raise argparse.ArgumentTypeError(f"{text}: no such directory (give hub, hf://owner/repo or a weights "
+                                         "directory in --weights or $LARGESC_WEIGHTS; `largesc make-test-weights "
+                                         "DIR` writes one)")
     return text
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("lab", help="SIP call across a netem-impaired link between two namespaces, "
                        "with a JSON report of configured vs observed loss, bursts, delay and counters",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=HelpFormatter)
     from sip_agent.lab.profiles import PROFILES  # pure, light: validation at parse time
 
     what = p.add_mutually_exclusive_group()
@@ -70,17 +78,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                            "40%%' (callee->caller too unless --reverse-netem is given)")
     p.add_argument("--reverse-netem", default=None, metavar="SPEC", type=_netem_spec,
                    help="tc-netem spec for callee->caller ('clean' for none)")
-    p.add_argument("--play", type=Path, required=True, help="WAV file (16-bit PCM) the caller plays")
+    p.add_argument("--play", type=Path, required=True, metavar="FILE",
+                   help="audio file the caller plays (WAV, FLAC, MP3, OGG: what `largesc transmit` reads)")
     p.add_argument("--duration", type=_number(float, 0, True, "a number of seconds > 0"),
                    default=None,
                    help="seconds connected before the caller hangs up (default: FILE's length + 1)")
     p.add_argument("--report", type=Path, default=Path("lab-report.json"),
-                   help="JSON report (default lab-report.json); agent logs and reports go beside it")
+                   help="JSON report; agent logs and reports go beside it")
     p.add_argument("--record", type=Path, default=None,
                    help="WAV file for what the callee hears (default: REPORT's name + .heard.wav)")
-    p.add_argument("--weights", default=None, type=_weights,
-                   help="codec weights for both agents: hub, or a local directory (`largesc "
-                        "make-test-weights DIR` runs offline)")
+    add_weights_argument(p, "codec weights for both agents (hub: from the local hub cache)", kind=_weights)
     p.add_argument("--plc", choices=PLC_CHOICES, default=None,
                    help="receiver concealment of the codec-backed engine")
     p.add_argument("--engine", default="auto", choices=ENGINES,
@@ -89,10 +96,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--probe", type=_number(int, 0, False, "a packet count >= 0"), default=0,
                    metavar="N",
                    help="before the call, send N probe packets each impaired way for a tight "
-                        "statistical check of the loss model (default 0: none)")
+                        "statistical check of the loss model (0: none)")
     p.add_argument("--probe-rate", type=_number(float, 0, True, "packets per second > 0"),
-                   default=500.0, metavar="PPS",
-                   help="probe packets per second (default 500)")
+                   default=500.0, metavar="PPS", help="probe packets per second")
     p.add_argument("--backend", choices=("auto", "native", "uml"), default="auto",
                    help="netem router: host kernel (native), user-mode-linux, or auto (default)")
     p.add_argument("--no-router", action="store_true",
@@ -100,7 +106,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                         "end's egress (impairing needs the host kernel's netem; clean does not)")
     p.add_argument("--answer-timeout", type=_number(float, 0, True, "a number of seconds > 0"),
                    default=30.0,
-                   help="give up if the call is not answered within S seconds (default 30)")
+                   help="give up if the call is not answered within S seconds")
     p.set_defaults(func=run)
 
 
@@ -144,16 +150,16 @@ def summary(report: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sip_agent.lab.call import LabCallConfig, run_lab_call, wav_seconds
+    from sip_agent.lab.call import LabCallConfig, check_config, run_lab_call
     from sip_agent.lab.ns import LabError
 
-    wav_seconds(args.play)  # ValueError (exit 2) before any root work
     cfg = LabCallConfig(
         play=args.play, report=args.report, profile=args.netem or args.profile or "clean",
         backward=args.reverse_netem, duration_s=args.duration, record=args.record,
         weights=args.weights, plc=args.plc, engine=args.engine, probe_count=args.probe,
         probe_rate=args.probe_rate, backend=args.backend, answer_timeout_s=args.answer_timeout,
         router=not args.no_router)
+    check_config(cfg)  # ValueError (exit 2) before any root work: file, engine, weights
     try:
         code, report = run_lab_call(cfg, say=lambda text: print(text, flush=True))
     except LabError as exc:

@@ -53,10 +53,14 @@ _STATS_EVERY_S = 0.5
 
 @dataclass
 class CallOptions:
-    """Per-call behaviour. ``engine`` None: LargeSC is neither offered nor accepted."""
+    """Per-call behaviour. ``engine`` None: LargeSC is neither offered nor accepted.
+
+    ``standard_audio``: what pjsua2's own media plays instead of ``audio`` on a standard codec (a 16-bit WAV copy).
+    """
 
     host: str = "127.0.0.1"
     audio: AudioFiles = field(default_factory=AudioFiles)
+    standard_audio: AudioFiles | None = None
     engine: EngineFactory | None = None
     params: LargeScParams = field(default_factory=LargeScParams)
     answer_timeout_s: float | None = 30.0
@@ -98,7 +102,7 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._error: str | None = None
         self.largesc = LargeScNegotiation(options.host, options.params)
         self._engine: MediaEngine | None = None
-        self._std = StandardAudio(options.audio)
+        self._std = StandardAudio(options.standard_audio or options.audio)
         self._std_index: int | None = None
         self.codec, self.bitrate_bps = "", 0.0
         self._stats: MediaStats | None = None

@@ -5,6 +5,14 @@
 and returns the process exit code: 0 success, 1 the call/registration
 failed, 2 the agent could not start (port in use, bad file, bad option).
 ``python -m sip_agent ...`` runs them stand-alone.
+
+``check_options`` makes the cheap checks (preflight.py: ``--play``,
+``--record``, ``--transport``, the SIP port on ``--bind``) before anything
+else starts; ``largesc call/answer`` run it before they load the models.
+``--play`` takes any audio file ``largesc transmit`` takes; for a call that
+ends on a standard codec (pjsua2's own media, which plays only 16-bit PCM
+WAV) it is converted once, before the agent starts, into a 16 kHz mono WAV
+in a temporary directory that lives as long as the agent.
 """
 
 from __future__ import annotations
@@ -14,14 +22,18 @@ import json
 import re
 import signal
 import sys
+import tempfile
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from largesc_codec.cli.options import HelpFormatter
+from largesc_codec.neural.audio_stream import is_pcm16_mono_wav, write_pcm16_wav
 from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import ENGINES, EngineFactory, engine_factory
 from sip_agent.media.types import AudioFiles
+from sip_agent.sip import preflight
 from sip_agent.sip.account import AccountSettings
 from sip_agent.sip.agent import Agent
 from sip_agent.sip.call import CallOptions
@@ -68,7 +80,7 @@ def port_number(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _sip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="127.0.0.1", help="local IP address for SIP and RTP, also written into SDP")
     p.add_argument("--transport", default="udp,tcp", help="SIP transports to listen on: udp, tcp or udp,tcp")
     p.add_argument("--user", default="largesc", help="our SIP user name (and digest user name)")
@@ -76,43 +88,61 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", default=None, help="domain of our address (default: the registrar's host or --bind)")
     p.add_argument("--registrar", type=registrar_uri, default=None,
                    help="register at this SIP URI first, e.g. sip:127.0.0.1:5060")
-    p.add_argument("--engine", default="auto",
-                   help="LargeSC media engine: 'largesc' (the codec), 'raw' (test payloads), 'none' (standard "
-                        "codecs only) or 'auto' (largesc when available, else none)")
-    p.add_argument("--maxcodebooks", type=int, default=8, help="LargeSC: most codebooks we accept per frame")
-    p.add_argument("--maxbps", type=float, default=2062.5, help="LargeSC: most token bit/s we accept")
-    p.add_argument("--maxred", type=int, default=3, help="LargeSC: largest redundancy distance we use")
-    p.add_argument("--record", type=Path, default=None, help="write what the peer sends to this WAV file")
-    p.add_argument("--play", type=Path, default=None, help="play this WAV file (16-bit PCM) into the call")
-    p.add_argument("--duration", type=float, default=None, help="hang up after this many seconds connected")
-    p.add_argument("--sound-device", action="store_true", help="use the default sound card instead of no device")
     p.add_argument("--sip-log", default=None, help="write pjsip's log with every SIP message to this file")
     p.add_argument("--report-json", type=Path, default=None,
                    help="also write the registration and call results (codec, status, media figures) as JSON here")
 
 
+_PARAMS = LargeScParams()
+# What ``register`` (no call, no media) runs with in place of the media options it does not list.
+_NO_MEDIA = {"engine": "none", "play": None, "record": None, "duration": None, "sound_device": False,
+             "maxcodebooks": _PARAMS.maxcodebooks, "maxbps": _PARAMS.maxbps, "maxred": _PARAMS.maxred}
+
+
+def _media_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="auto",
+                   help="LargeSC media engine: 'largesc' (the codec), 'raw' (test payloads), 'none' (standard "
+                        "codecs only) or 'auto' (largesc when available, else none)")
+    p.add_argument("--maxcodebooks", type=int, default=_PARAMS.maxcodebooks,
+                   help="LargeSC: most codebooks we accept per frame")
+    p.add_argument("--maxbps", type=float, default=_PARAMS.maxbps, help="LargeSC: most token bit/s we accept")
+    p.add_argument("--maxred", type=int, default=_PARAMS.maxred, help="LargeSC: largest redundancy distance we use")
+    p.add_argument("--record", type=Path, default=None, help="write what the peer sends to this WAV file")
+    p.add_argument("--play", type=Path, default=None,
+                   help="play this audio file into the call (WAV, FLAC, MP3, OGG: what `largesc transmit` reads)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="hang up after this many seconds connected (call default: the --play file's length + 1)")
+    p.add_argument("--sound-device", action="store_true", help="use the default sound card instead of no device")
+
+
 def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
                          commands: tuple[str, ...] = ("call", "answer", "register")) -> None:
     """Add the ``commands`` (any of ``call``, ``answer``, ``register``) to ``subparsers``; each sets ``func``."""
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+                                     formatter_class=HelpFormatter)
+
     if "call" in commands:
-        p = subparsers.add_parser("call", help="call a SIP URI, play/record WAV, report codec and media statistics")
+        p = add("call", "call a SIP URI, play/record audio, report codec and media statistics")
         p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP)")
-        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (default: any free one)")
+        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (0: any free one)")
         p.add_argument("--answer-timeout", type=float, default=30.0, help="give up if not answered within S seconds")
-        _common(p)
+        _sip_options(p)
+        _media_options(p)
         p.set_defaults(func=cmd_call)
     if "answer" in commands:
-        p = subparsers.add_parser("answer", help="answer incoming SIP calls (LargeSC when the caller offers it)")
+        p = add("answer", "answer incoming SIP calls (LargeSC when the caller offers it)")
         p.add_argument("--port", type=port_number(1), required=True, help="SIP port to listen on (UDP and TCP)")
         p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
         p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
-        _common(p)
+        _sip_options(p)
+        _media_options(p)
         p.set_defaults(func=cmd_answer)
     if "register" in commands:
-        p = subparsers.add_parser("register", help="register at a SIP registrar, report the result, unregister")
-        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (default: any free one)")
-        _common(p)
-        p.set_defaults(func=cmd_register, engine="none")  # registering places no call: no media engine
+        p = add("register", "register at a SIP registrar, report the result, unregister")
+        p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (0: any free one)")
+        _sip_options(p)
+        p.set_defaults(func=cmd_register, **_NO_MEDIA)  # registering places no call: no media options
 
 
 def _engine(name: str) -> EngineFactory | None:
@@ -126,21 +156,39 @@ def _engine(name: str) -> EngineFactory | None:
     return engine_factory(name)
 
 
-def _setup(ns: argparse.Namespace, sip_port: int) -> tuple[EndpointConfig, AccountSettings, CallOptions]:
+def check_options(ns: argparse.Namespace) -> None:
+    """The cheap checks of preflight.py for the command in ``ns``; ValueError naming the option and the fix."""
+    port, flag = (ns.port, "--port") if ns.command == "answer" else (ns.sip_port, "--sip-port")
+    names = preflight.transports(ns.transport)
+    preflight.play_seconds(ns.play)
+    preflight.check_record(ns.record)
+    preflight.check_port(ns.bind, port, flag, names)
+
+
+def _standard_audio(play: Path | None, record: Path | None, scratch: Path | None) -> AudioFiles | None:
+    """What pjsua2's own media plays: a 16-bit mono WAV copy of ``--play`` in ``scratch`` (None: the files as given)."""
+    if play is None or scratch is None or is_pcm16_mono_wav(play):
+        return None
+    return AudioFiles(write_pcm16_wav(play, scratch / "play-16k.wav", 16_000, "--play"), record)
+
+
+def _setup(ns: argparse.Namespace, sip_port: int,
+           scratch: Path | None = None) -> tuple[EndpointConfig, AccountSettings, CallOptions]:
+    """Endpoint, account and call settings; ``scratch``: where a converted ``--play`` copy goes (module doc)."""
     host = ns.bind
     domain = ns.domain or (uri_host(ns.registrar) if ns.registrar else host)
     duration = ns.duration
-    if ns.play is not None:
-        if not Path(ns.play).is_file():
-            raise ValueError(f"--play {ns.play}: no such file")
-        if duration is None and getattr(ns, "uri", None):
-            duration = _wav_seconds(ns.play) + 1.0  # a caller hangs up once its file has played
-    endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=tuple(t.strip() for t in ns.transport.split(",")),
+    seconds = preflight.play_seconds(ns.play)
+    if seconds is not None and duration is None and ns.command == "call":
+        duration = seconds + 1.0  # a caller hangs up once its file has played
+    endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=preflight.transports(ns.transport),
                               sound_device="default" if ns.sound_device else None, log_file=ns.sip_log)
     account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password)
     params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
-                          answer_timeout_s=getattr(ns, "answer_timeout", None), max_duration_s=duration)
+                          answer_timeout_s=ns.answer_timeout if ns.command == "call" else None,
+                          max_duration_s=duration,
+                          standard_audio=_standard_audio(ns.play, ns.record, scratch))
     return endpoint, account, options
 
 
@@ -150,16 +198,19 @@ def _run(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int]) ->
     report: dict[str, object] = {"registration": None, "calls": [], "error": None}
     code = 2
     try:
-        endpoint, account, options = _setup(ns, sip_port)
-        with Agent(endpoint, account, options, report=_say, stop=stop) as agent:
-            _say(f"SIP on {endpoint.host}:{agent.sip_port} ({'/'.join(endpoint.transports)}), "
-                 f"LargeSC {'offered/accepted' if options.engine else 'off'}")
-            registration = agent.wait_registration()
-            if account.registrar:
-                aor = f"sip:{account.user}@{account.domain}"
-                report["registration"] = {**asdict(registration), "message": registration.message(aor, account.registrar)}
-            code = 1 if registration.failed else body(agent)
-        report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
+        check_options(ns)
+        with tempfile.TemporaryDirectory(prefix="largesc-agent-") as scratch:
+            endpoint, account, options = _setup(ns, sip_port, Path(scratch))
+            with Agent(endpoint, account, options, report=_say, stop=stop) as agent:
+                _say(f"SIP on {endpoint.host}:{agent.sip_port} ({'/'.join(endpoint.transports)}), "
+                     f"LargeSC {'offered/accepted' if options.engine else 'off'}")
+                registration = agent.wait_registration()
+                if account.registrar:
+                    aor = f"sip:{account.user}@{account.domain}"
+                    report["registration"] = {**asdict(registration),
+                                              "message": registration.message(aor, account.registrar)}
+                code = 1 if registration.failed else body(agent)
+            report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         _say(f"error: {exc}")
         report["error"] = str(exc)
@@ -197,19 +248,10 @@ def cmd_register(ns: argparse.Namespace) -> int:
     return _run(ns, ns.sip_port, lambda agent: 0)
 
 
-def _wav_seconds(path: Path) -> float:
-    import wave
-
-    try:
-        with wave.open(str(path), "rb") as w:
-            return w.getnframes() / float(w.getframerate())
-    except (wave.Error, OSError, EOFError) as exc:
-        raise ValueError(f"--play {path}: not a readable WAV file ({exc})") from exc
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m sip_agent {call,answer,register} ...``"""
-    parser = argparse.ArgumentParser(prog="python -m sip_agent", description="LargeSC SIP user agent (pjsua2)")
+    parser = argparse.ArgumentParser(prog="python -m sip_agent", description="LargeSC SIP user agent (pjsua2)",
+                                     formatter_class=HelpFormatter)
     register_subcommands(parser.add_subparsers(dest="command", required=True))
     ns = parser.parse_args(argv)
     return int(ns.func(ns))

@@ -112,6 +112,9 @@ class AgentEndpoint:
         except pj.Error as exc:
             self.destroy()
             raise RuntimeError(f"cannot start the SIP endpoint on {config.host}:{self.sip_port}: {error_text(exc)}") from exc
+        except (ValueError, RuntimeError):  # a bad setting, named by the check that found it
+            self.destroy()
+            raise
 
     def _ep_config(self) -> pj.EpConfig:
         cfg = pj.EpConfig()
@@ -128,8 +131,13 @@ class AgentEndpoint:
         return cfg
 
     def _set_sound_device(self) -> None:
+        """The null device, or the default sound card: checked here, before any call, so its absence is named."""
+        manager = self.ep.audDevManager()
         if self.config.sound_device is None:
-            self.ep.audDevManager().setNullDev()
+            manager.setNullDev()
+        elif manager.getDevCount() == 0:
+            raise ValueError("--sound-device: no audio device found (pjsua2 sees 0 devices); start an audio "
+                             "server (PulseAudio/JACK) or leave out --sound-device")
 
     def _create_transports(self) -> None:
         kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}

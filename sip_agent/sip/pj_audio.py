@@ -3,7 +3,8 @@
 Used when the peer did not accept LargeSC. The WAV player feeds the call's
 stream through pjsua2's conference bridge (resampled to the codec's rate);
 the recorder writes what the peer sends as a 16 kHz mono WAV. pjmedia reads
-only 16-bit PCM WAV files; anything else is reported with a fix.
+only 16-bit PCM WAV files: the command line hands over a 16-bit mono WAV copy
+of any other ``--play`` file (cli.py), so a failure here is reported with a fix.
 Players and recorders are pjsua2 objects: ``release()`` them before
 ``libDestroy``.
 """

@@ -76,3 +76,70 @@ def test_missing_codec_engine_fails_before_the_lab(wav: Path, tmp_path: Path, no
     assert main(["lab", "--play", str(wav), "--engine", "largesc",
                  "--report", str(tmp_path / "lab.json")]) == 2
     assert "--engine largesc: the codec-backed media engine" in capsys.readouterr().err
+
+
+class _Reached(Exception):
+    """Raised where the lab would be built: every check before it passed."""
+
+
+@pytest.fixture
+def reach_lab(monkeypatch: pytest.MonkeyPatch) -> None:
+    def reached(*args: object, **kwargs: object) -> None:
+        raise _Reached
+
+    monkeypatch.setattr(netem.Lab, "__init__", reached)
+
+
+@pytest.mark.parametrize("name, rate", [("speech.flac", 44_100), ("speech.mp3", 22_050), ("speech.ogg", 48_000)])
+def test_any_audio_file_transmit_reads_is_played(tmp_path: Path, reach_lab: None, name: str, rate: int) -> None:
+    from sip_agent.lab.call import LabCallConfig, check_config
+    from tests.audio_files import write_tone
+
+    play = write_tone(tmp_path / name, 1.5, rate)
+    assert check_config(LabCallConfig(play=play, report=tmp_path / "lab.json", engine="raw")) == pytest.approx(
+        1.5, abs=0.05)
+    with pytest.raises(_Reached):
+        main(["lab", "--play", str(play), "--engine", "raw", "--report", str(tmp_path / "lab.json")])
+
+
+def test_bad_play_files_get_the_shared_message(tmp_path: Path, no_lab: None,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.flac").touch()
+    for play, why in ((tmp_path, "is a directory"), (tmp_path / "empty.flac", "is empty (0 bytes)"),
+                      (tmp_path / "gone.mp3", "no such file")):
+        assert main(["lab", "--play", str(play), "--engine", "raw", "--report", str(tmp_path / "lab.json")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"--play {play}" in err and why in err and "WAV, FLAC, MP3, OGG" in err, err
+        assert len(err.splitlines()) == 1
+
+
+def test_weights_the_agents_cannot_load_fail_before_the_lab(wav: Path, tmp_path: Path, no_lab: None,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty-weights"
+    empty.mkdir()
+    base = ["lab", "--play", str(wav), "--engine", "largesc", "--report", str(tmp_path / "lab.json")]
+    for extra, why in ((["--weights", "hf://largesc-tests/no-such-repo"], "not in the local model hub cache"),
+                       (["--weights", str(empty)], "missing weight files")):
+        assert main([*base, *extra]) == 2  # at once: no router built, no probe sent
+        err = capsys.readouterr().err.strip()
+        assert why in err and "--weights" in err and "make-test-weights" in err and "--engine raw" in err, err
+        assert len(err.splitlines()) == 1
+    monkeypatch.setenv("LARGESC_WEIGHTS", str(empty))  # the default comes from the environment
+    assert main(base) == 2 and "missing weight files" in capsys.readouterr().err
+    assert not (tmp_path / "lab.json").exists()
+
+
+def test_weights_from_the_environment_reach_both_agents(wav: Path, tmp_path: Path, test_weights: Path,
+                                                        reach_lab: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sip_agent.lab.call import LabCallConfig, _agents_plan
+
+    monkeypatch.setenv("LARGESC_WEIGHTS", str(test_weights))
+    with pytest.raises(_Reached):  # the cheap checks pass (nothing is loaded), then the lab would be built
+        main(["lab", "--play", str(wav), "--engine", "largesc", "--report", str(tmp_path / "lab.json")])
+    _, engine, args = _agents_plan(LabCallConfig(play=wav, report=tmp_path / "lab.json", engine="largesc",
+                                                 weights=str(test_weights)))
+    assert engine == "largesc" and args[args.index("--weights") + 1] == str(test_weights)
+    with pytest.raises(_Reached):  # test payloads need no weights: none are checked
+        main(["lab", "--play", str(wav), "--engine", "raw", "--weights", "hf://largesc-tests/no-such-repo",
+              "--report", str(tmp_path / "lab.json")])

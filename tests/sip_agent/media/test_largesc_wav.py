@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import wave
 from pathlib import Path
 
@@ -40,3 +41,28 @@ def test_play_source_keeps_time_with_skips_and_odd_channel_counts(tmp_path: Path
     assert len(pcm) == 3 * 1920 and not pcm[:2 * 1920].any() and pcm[-1] == round(0.25 * 32767)
     with pytest.raises(OSError, match="cannot write there"):
         RecordSink(tmp_path / "no" / "such" / "dir.wav")
+
+
+@pytest.mark.parametrize("name, rate, channels", [("t.flac", 44_100, 2), ("t.mp3", 22_050, 1), ("t.ogg", 48_000, 1)])
+def test_play_source_reads_what_transmit_reads(tmp_path: Path, name: str, rate: int, channels: int) -> None:
+    from largesc_codec.neural.framing import decode_audio
+    from tests.audio_files import write_tone
+
+    path = write_tone(tmp_path / name, 1.0, rate, channels)
+    whole = decode_audio(path).pcm
+    src = PlaySource(path)
+    assert (src.rate, src.channels) == (rate, channels)
+    ticks = [src.next_tick() for _ in range(14)]  # 1 s is 12.5 ticks: the last ones are silence
+    src.close()
+    assert all(len(t) in (int(rate * 0.08), int(rate * 0.08) + 1) for t in ticks)
+    played = np.concatenate(ticks)
+    np.testing.assert_array_equal(played[: len(whole)], whole)
+    assert src.ended and not played[len(whole):].any()
+
+
+def test_play_source_refuses_bad_files_with_the_shared_wording(tmp_path: Path) -> None:
+    (tmp_path / "empty.ogg").touch()
+    for path, why in ((tmp_path, "is a directory"), (tmp_path / "missing.flac", "no such file"),
+                      (tmp_path / "empty.ogg", "is empty (0 bytes)")):
+        with pytest.raises(ValueError, match=f"^--play {re.escape(str(path))}.*{re.escape(why)}"):
+            PlaySource(path)

@@ -113,3 +113,40 @@ def test_sigterm_during_a_call_hangs_up_cleanly(agent) -> None:
     assert "we hung up: interrupted" in only_call(call_report)["message"]
     assert "the peer hung up" in only_call(answer_report)["message"]
     assert "Assertion" not in caller.text() + answerer.text()
+
+
+@pytest.mark.parametrize("name, rate, channels", [("660.flac", 44_100, 2), ("660.mp3", 22_050, 1)])
+def test_any_audio_file_plays_over_a_standard_codec(agent, tmp_path: Path, name: str, rate: int,
+                                                    channels: int) -> None:
+    from tests.audio_files import write_tone
+
+    port, heard = free_port(), tmp_path / "heard.wav"
+    play = write_tone(tmp_path / name, 3.0, rate, channels, freq=660.0)  # pjmedia itself plays only 16-bit WAV
+    answerer = agent("answer", "answer", "--port", str(port), "--calls", "1", "--timeout", "40", "--engine", "none",
+                     "--play", str(play))
+    answerer.wait_for("waiting for calls")
+    caller = agent("call", "call", f"sip:bob@{HOST}:{port}", "--engine", "none", "--record", str(heard),
+                   "--duration", "2")
+    rc_call, call_report = caller.finish()
+    rc_answer, answer_report = answerer.finish()
+    assert (rc_call, rc_answer) == (0, 0), caller.text() + answerer.text()
+    assert only_call(answer_report)["codec"] in STANDARD and only_call(answer_report)["error"] is None
+    freq, rms = dominant(heard)
+    assert abs(freq - 660) < 5 and rms > 1000, (freq, rms)
+
+
+def test_sound_device_without_an_audio_device_names_the_device(agent, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    count = subprocess.run([sys.executable, "-c", "import pjsua2 as pj; ep = pj.Endpoint(); ep.libCreate(); "
+                            "c = pj.EpConfig(); c.logConfig.consoleLevel = 0; ep.libInit(c); "
+                            "print(ep.audDevManager().getDevCount()); ep.libDestroy()"],
+                           capture_output=True, text=True, timeout=30)
+    if count.stdout.strip().splitlines()[-1] != "0":
+        pytest.skip(f"this machine has audio devices ({count.stdout.strip()})")
+    for argv in (["call", f"sip:bob@{HOST}:{free_port()}"], ["answer", "--port", str(free_port()), "--timeout", "5"]):
+        rc, report = agent(argv[0], *argv, "--engine", "none", "--sound-device").finish()
+        assert rc == 2 and report["calls"] == [], report
+        assert report["error"].startswith("--sound-device: no audio device found (pjsua2 sees 0 devices)"), report
+        assert "SIP URI" not in report["error"] and "leave out --sound-device" in report["error"]

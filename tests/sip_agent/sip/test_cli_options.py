@@ -10,6 +10,9 @@ and the registration printing a note about media engines it never uses.
 from __future__ import annotations
 
 import argparse
+import re
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +75,64 @@ def test_register_uses_no_media_engine_and_says_nothing_about_one(capsys) -> Non
     _, _, options = cli._setup(_parse("register", "--registrar", "sip:127.0.0.1:5060"), 0)
     assert options.engine is None
     assert "media engine" not in capsys.readouterr().out
+
+
+def _held_port(kind: int) -> tuple[socket.socket, int]:
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.bind(("127.0.0.1", 0))
+    if kind == socket.SOCK_STREAM:
+        sock.listen()
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind, name", [(socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")])
+def test_a_port_in_use_is_named_before_anything_starts(kind: int, name: str) -> None:
+    sock, port = _held_port(kind)
+    with sock, pytest.raises(ValueError, match=f"^--port {port}: {name} port {port} on 127.0.0.1 is in use"):
+        cli.check_options(_parse("answer", "--port", str(port)))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    cli.check_options(_parse("answer", "--port", str(free)))  # released again: nothing held
+
+
+@pytest.mark.parametrize(("argv", "why"), [
+    (["--bind", "10.255.255.254"], "--bind 10.255.255.254: not an IP address of this machine"),
+    (["--bind", "no-such-host.invalid"], "--bind no-such-host.invalid: not an IP address of this machine"),
+    (["--transport", "udp,sctp"], "--transport 'udp,sctp': give udp, tcp or udp,tcp"),
+    (["--record", "."], "--record . is a directory: give a WAV file name"),
+])
+def test_bad_agent_options_are_named_before_anything_starts(argv: list[str], why: str) -> None:
+    with pytest.raises(ValueError) as info:
+        cli.check_options(_parse("call", "sip:bob@127.0.0.1:5060", *argv))
+    assert str(info.value).startswith(why), info.value
+
+
+@pytest.mark.parametrize("name, rate, channels", [("tone.flac", 44_100, 2), ("tone.mp3", 22_050, 1),
+                                                   ("tone.ogg", 48_000, 1)])
+def test_any_audio_file_plays_and_standard_codecs_get_a_16_bit_copy(tmp_path: Path, name: str, rate: int,
+                                                                    channels: int) -> None:
+    from largesc_codec.neural.audio_stream import audio_seconds, is_pcm16_mono_wav
+    from tests.audio_files import write_tone
+
+    play = write_tone(tmp_path / name, 1.5, rate, channels)
+    ns = _parse("call", "sip:bob@127.0.0.1:5060", "--play", str(play))
+    cli.check_options(ns)
+    _, _, options = cli._setup(ns, 0, tmp_path)
+    assert options.audio.play == play  # the LargeSC engine reads the file itself
+    assert options.max_duration_s == pytest.approx(1.5 + 1.0, abs=0.05)  # the caller hangs up after the file
+    copy = options.standard_audio.play if options.standard_audio else None
+    assert copy is not None and copy.parent == tmp_path and is_pcm16_mono_wav(copy)
+    assert audio_seconds(copy) == pytest.approx(1.5, abs=0.05)
+    wav = write_tone(tmp_path / "plain.wav", 1.0, 16_000)
+    _, _, plain = cli._setup(_parse("answer", "--port", "5062", "--play", str(wav)), 0, tmp_path)
+    assert plain.standard_audio is None and plain.max_duration_s is None  # pjmedia plays it as it is
+
+
+@pytest.mark.parametrize("bad, why", [("dir", "is a directory"), ("missing.flac", "no such file"),
+                                      ("empty.mp3", "is empty (0 bytes)")])
+def test_bad_play_files_get_the_shared_message(tmp_path: Path, bad: str, why: str) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "empty.mp3").touch()
+    with pytest.raises(ValueError, match=f"^--play {tmp_path / bad}.*{re.escape(why)}.*WAV, FLAC, MP3, OGG"):
+        cli.check_options(_parse("call", "sip:bob@127.0.0.1:5060", "--play", str(tmp_path / bad)))
