@@ -39,7 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-FRAME_MS = 80.0
+from largesc_codec.types import FRAME_MS
+
+
 WARM = 5
 SPEECH = Path("/usr/share/pocketsphinx/test/data/librivox")
 _STOCK, _FP32, _BF16 = {"fast": False}, {"precision": "fp32"}, {"precision": "bf16"}

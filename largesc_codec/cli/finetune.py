@@ -28,10 +28,11 @@ import numpy as np
 
 from largesc_codec.cli.options import HelpFormatter, add_weights_argument
 from largesc_codec.neural.framing import check_audio_file
+from largesc_codec.types import FRAME_MS
 
 DEFAULT_CHANNELS = ["uniform:0.2", "ge:0.1,0.3"]
 DTYPES = ("auto", "float32", "bfloat16")
-FRAME_S = 0.08
+FRAME_S = FRAME_MS / 1000.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -33,7 +33,7 @@ from largesc_codec.evaluation.libopus import OpusDecoder, OpusEncoder, packet_ha
 
 OPUS_BITRATES = (6000, 9000, 12000, 16000, 24000)
 OPUS_RATE = 16_000
-FRAME_MS = 20
+OPUS_FRAME_MS = 20  # Opus packets of 20 ms (not the LargeSC frame)
 HEADER_BYTES = 40  # IPv4 20 + UDP 8 + RTP 12
 
 
@@ -111,7 +111,7 @@ def opus_over_channel(pcm: npt.NDArray[Any], sample_rate: int, bitrate: int,
     lost = np.asarray(lost_fn(len(packets)), dtype=bool)
     decoded, concealed, rebuilt = decode_packets(packets, lost, use_fec=use_fec)
     y = decoded[lookahead: lookahead + len(x)].astype(np.float32) / 32768.0
-    seconds = len(packets) * FRAME_MS / 1000.0
+    seconds = len(packets) * OPUS_FRAME_MS / 1000.0
     payload_bytes = sum(len(p) for p in packets)
     n = max(len(packets), 1)
     return OpusRun(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 import threading
 
+from largesc_codec.types import FRAME_MS
 from rtp.packet import RtpPacket
 from sip_agent.media.rtp_thread import RtpThread
 from sip_agent.media.types import AudioFiles, LargeScLink, MediaStats
@@ -42,7 +43,7 @@ class RawPayloadEngine:
         self._rtp: RtpThread | None = None
         self._bad_payloads = 0
         self._size = 0
-        self._ptime_s = 0.08
+        self._ptime_s = FRAME_MS / 1000.0
 
     def start(self, local_rtp_port: int, remote_addr: str, remote_rtp_port: int, link: LargeScLink) -> None:
         """Bind ``local_rtp_port`` (+1 for RTCP) and start sending to the peer; raises if binding fails."""

@@ -29,10 +29,10 @@ import numpy.typing as npt
 
 from largesc_codec.neural.audio_stream import AudioStream
 from largesc_codec.neural.framing import MAX_RATE, MIN_RATE
+from largesc_codec.types import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
 
-SEND_RATE = 24_000
-FRAME_S = 0.08
-FRAME_SAMPLES = 1_920
+SEND_RATE = SAMPLE_RATE
+FRAME_S = FRAME_MS / 1000.0
 
 
 class PlaySource:
