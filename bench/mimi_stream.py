@@ -41,7 +41,6 @@ import torch
 
 from largesc_codec.types import FRAME_MS
 
-
 WARM = 5
 SPEECH = Path("/usr/share/pocketsphinx/test/data/librivox")
 _STOCK, _FP32, _BF16 = {"fast": False}, {"precision": "fp32"}, {"precision": "bf16"}
