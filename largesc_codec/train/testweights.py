@@ -83,7 +83,12 @@ def _init_codebooks(mimi: Any, seed: int) -> None:
     before it, as k-means initialisation does, gives varied, reproducible tokens.
     """
     gen = torch.Generator().manual_seed(seed)
-    emb = mimi._encode_to_unquantized_latent(_calibration_audio(10.0, gen))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the convolutions' float sums depend on the thread count: same weights everywhere
+    try:
+        emb = mimi._encode_to_unquantized_latent(_calibration_audio(10.0, gen))
+    finally:
+        torch.set_num_threads(threads)
     for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
         residual = rvq.input_proj(emb)[0].T  # (T, dim)
         for layer in rvq.vq.layers:
