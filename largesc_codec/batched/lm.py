@@ -39,6 +39,7 @@ import torch
 from largesc_codec.batched.mimi import BatchedMimiDecoder
 from largesc_codec.batched.step import BatchedStepper
 from largesc_codec.neural.concealers import Concealer, Concealment
+from largesc_codec.neural.lm_concealer import LMContext
 from largesc_codec.neural.lmstep import UNFORCED
 
 __all__ = ["BatchedLMConcealer", "BatchedMimiDecoder", "BatchedStream"]
@@ -86,16 +87,15 @@ class BatchedLMConcealer:
         silence_after: int = 8,
         greedy: bool = True,
         temp: float = 0.8,
-        context: str = "erased",
+        context: LMContext | str = "erased",
     ) -> None:
-        if context not in ("erased", "predicted"):
-            raise ValueError(f"context must be 'erased' or 'predicted', got {context!r}")
+        mode = LMContext.parse(context)
         if streams < 1:
             raise ValueError(f"streams must be >= 1, got {streams}")
         self.stepper = BatchedStepper(lm, batch_size=streams, greedy=greedy, temp=temp)
         self.streams = streams
         self.dep_q = self.stepper.dep_q
-        self.erase = context == "erased"
+        self.erase = mode is LMContext.ERASED
         self._zero = int(lm.zero_token_id)
         self.fade_after = fade_after
         self.silence_after = silence_after

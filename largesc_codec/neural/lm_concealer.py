@@ -47,6 +47,7 @@ concealed frame are not predicted (the frame plays with 8).
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -58,6 +59,20 @@ from largesc_codec.neural.concealers import Concealer, Concealment
 from largesc_codec.neural.lmstep import UNFORCED, LMStepper
 
 TIMING_WINDOW = 2000  # frames of stage timings kept (about 160 s)
+
+
+class LMContext(str, enum.Enum):
+    """What the LM is fed for codebooks the concealer filled: moshi's erased token, or the prediction."""
+
+    ERASED = "erased"
+    PREDICTED = "predicted"
+
+    @classmethod
+    def parse(cls, value: "LMContext | str") -> "LMContext":
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"context must be 'erased' or 'predicted', got {value!r}") from None
 
 
 class LMConcealer(Concealer):
@@ -78,13 +93,12 @@ class LMConcealer(Concealer):
         silence_after: int = 8,
         greedy: bool = True,
         temp: float = 0.8,
-        context: str = "erased",
+        context: LMContext | str = "erased",
     ) -> None:
-        if context not in ("erased", "predicted"):
-            raise ValueError(f"context must be 'erased' or 'predicted', got {context!r}")
+        mode = LMContext.parse(context)
         self.stepper = LMStepper(lm, batch_size=1, greedy=greedy, temp=temp)
         self.dep_q = self.stepper.dep_q
-        self.erase = context == "erased"
+        self.erase = mode is LMContext.ERASED
         self._zero = int(lm.zero_token_id)
         self.fade_after = fade_after
         self.silence_after = silence_after
