@@ -39,8 +39,8 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from largesc_codec.neural.concealers import PLC_CHOICES  # noqa: E402  (light: no torch)
 from largesc_codec.cli.options import add_weights_argument  # noqa: E402
+from largesc_codec.neural.plc import PLC_CHOICES  # noqa: E402  (light: no torch)
 from rtp.packet import RtpPacket  # noqa: E402
 from rtp.seqnum import Unwrapper  # noqa: E402
 from rtp.session import RtpSession, SessionConfig  # noqa: E402
@@ -96,8 +96,8 @@ class LargeScSink:
 
     def __init__(self, args: argparse.Namespace) -> None:
         try:
-            from largesc_codec.neural.concealers import build_concealer
             from largesc_codec.neural.model import load_models
+            from largesc_codec.neural.plc import build_concealer
             from largesc_codec.receiver import LargeSCReceiver
         except ImportError as exc:
             raise SystemExit(f"--codec largesc needs the LargeSC codec pipeline: {exc}") from exc

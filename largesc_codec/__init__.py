@@ -36,8 +36,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "largesc_codec.sender": ("LargeSCSender", "SentPacket"),
     "largesc_codec.receiver": ("LargeSCReceiver", "PlayedFrame", "ReceiverStatus"),
     "largesc_codec.neural.model": ("Models", "WeightsError", "load_models"),
-    "largesc_codec.neural.concealers": ("CONCEALERS", "PLC_CHOICES", "Concealer", "Concealment", "RepeatConcealer",
-                                        "SilenceConcealer", "build_concealer"),
+    "largesc_codec.neural.concealers": ("Concealer", "Concealment", "RepeatConcealer", "SilenceConcealer"),
+    "largesc_codec.neural.plc": ("CONCEALERS", "PLC_CHOICES", "build_concealer"),
     "largesc_codec.neural.lm_concealer": ("LMConcealer",),
     "largesc_codec.neural.framing": ("DecodedAudio", "decode_audio", "write_wav"),
     "largesc_codec.playout.buffer": ("JitterBuffer",),
@@ -47,18 +47,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 }
 
 if TYPE_CHECKING:  # the same names for type checkers and IDEs; at run time __getattr__ imports them
-    from largesc_codec.neural.concealers import (
-        CONCEALERS,
-        PLC_CHOICES,
-        Concealer,
-        Concealment,
-        RepeatConcealer,
-        SilenceConcealer,
-        build_concealer,
-    )
+    from largesc_codec.neural.concealers import Concealer, Concealment, RepeatConcealer, SilenceConcealer
     from largesc_codec.neural.framing import DecodedAudio, decode_audio, write_wav
     from largesc_codec.neural.lm_concealer import LMConcealer
     from largesc_codec.neural.model import Models, WeightsError, load_models
+    from largesc_codec.neural.plc import CONCEALERS, PLC_CHOICES, build_concealer
     from largesc_codec.playout.buffer import JitterBuffer
     from largesc_codec.playout.decision import JitterStats, PlayoutDecision, PlayoutKind
     from largesc_codec.receiver import LargeSCReceiver, PlayedFrame, ReceiverStatus

@@ -72,7 +72,7 @@ class LargeSCReceiver:
 
     Args:
         mimi: a Mimi model this receiver owns (``Models.new_mimi()``).
-        concealer: a Concealer (``neural.concealers.build_concealer(name, ...)``).
+        concealer: a Concealer (``neural.plc.build_concealer(name, ...)``).
         jitter: the jitter buffer (default settings if omitted).
         codebooks: codebooks the concealer fills a frame up to.
     """

@@ -29,8 +29,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from largesc_codec.neural.concealers import PLC_CHOICES
 from largesc_codec.cli.options import HUB, HelpFormatter, add_weights_argument
+from largesc_codec.neural.plc import PLC_CHOICES
 
 COMMANDS = ("call", "answer", "register")
 _ENGINE_GROUP = "LargeSC codec (the 'largesc' media engine)"

@@ -45,9 +45,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from largesc_codec.neural.concealers import PLC_CHOICES, Concealer, build_concealer, uses_lm
 from largesc_codec.cli.options import HelpFormatter, add_weights_argument
+from largesc_codec.neural.concealers import Concealer
 from largesc_codec.neural.framing import check_audio_file, frames_from_file
+from largesc_codec.neural.plc import PLC_CHOICES, build_concealer, uses_lm
 from largesc_codec.types import FRAME_MS, FRAME_SAMPLES
 
 # The first quarter of the frames is start-up; it must hold the jitter buffer's largest

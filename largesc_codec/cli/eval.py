@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from largesc_codec.neural.concealers import PLC_CHOICES
-from largesc_codec.types import FrameSource
 from largesc_codec.cli.options import HelpFormatter, add_weights_argument
+from largesc_codec.neural.plc import PLC_CHOICES
+from largesc_codec.types import FrameSource
 
 DEFAULT_BPS = (550.0, 1100.0, 2062.5)
 DEFAULT_PLC = PLC_CHOICES

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from largesc_codec.cli.options import HelpFormatter, add_weights_argument
-from largesc_codec.neural import concealers
+from largesc_codec.neural import plc
+from largesc_codec.neural.concealers import Concealer
 from largesc_codec.neural.framing import check_audio_file
 from largesc_codec.sim.simulate import MAX_DELAY_MS, FrameTruth, Simulation, SkipTruth, check_delay_ms, simulate
 from largesc_codec.types import (
@@ -117,7 +118,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-codebooks", type=int, default=8,
                    help=f"most codebooks per frame, 1..{MAX_CODEBOOKS}; speech frames get at least "
                         f"min({MIN_SPEECH_CODEBOOKS}, this)")
-    p.add_argument("--plc", choices=concealers.PLC_CHOICES, default="lm", help="concealer")
+    p.add_argument("--plc", choices=plc.PLC_CHOICES, default="lm", help="concealer")
     p.add_argument("--adapter", default=None, help="LoRA adapter directory from `largesc finetune` (with --plc lm)")
     p.add_argument("--delay-ms", type=float, default=0.0,
                    help=f"one-way network delay, 0..{MAX_DELAY_MS:g} ms")
@@ -127,9 +128,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def build_concealer(plc: str, models: Any, adapter: str | None = None) -> concealers.Concealer:
-    """The ``--plc`` concealer (registry: neural.concealers); the LM from ``models``, tuned by ``adapter``."""
-    return concealers.build_concealer(plc, models.load_lm, partial(_tuned, adapter_dir=adapter) if adapter else None)
+def build_concealer(name: str, models: Any, adapter: str | None = None) -> Concealer:
+    """The ``--plc`` concealer (registry: neural.plc); the LM from ``models``, tuned by ``adapter``."""
+    return plc.build_concealer(name, models.load_lm, partial(_tuned, adapter_dir=adapter) if adapter else None)
 
 
 def _tuned(lm: Any, adapter_dir: str) -> Any:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from largesc_codec.cli.app import UserError
-from largesc_codec.neural.concealers import PLC_CHOICES
 from largesc_codec.cli.options import HelpFormatter, add_weights_argument
+from largesc_codec.neural.plc import PLC_CHOICES
 
 __all__ = ["register", "run", "summary"]
 

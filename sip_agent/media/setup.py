@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from largesc_codec.neural import concealers
+from largesc_codec.neural import concealers, plc
 from largesc_codec.types import DEFAULT_MAX_BPS, FRAME_SAMPLES, MIN_PAYLOAD_BPS, MIN_SPEECH_CODEBOOKS
 from sip_agent.media.types import LargeScLink
 
@@ -49,7 +49,7 @@ class CodecOptions:
 
     def check(self) -> None:
         """ValueError naming the option and the fix when the options cannot work together."""
-        concealers.check_concealer(self.plc, adapter=self.adapter is not None)
+        plc.check_concealer(self.plc, adapter=self.adapter is not None)
         if self.max_bps is not None and not (math.isfinite(self.max_bps) and self.max_bps >= MIN_PAYLOAD_BPS):
             raise ValueError(f"--max-bps {self.max_bps:g}: LargeSC speech needs at least {MIN_PAYLOAD_BPS:g} bit/s "
                              f"of tokens ({MIN_SPEECH_CODEBOOKS} codebooks a frame); give --max-bps between "
@@ -58,7 +58,7 @@ class CodecOptions:
     @property
     def uses_lm(self) -> bool:
         """Whether the ``--plc`` concealer needs an LM (borrowed from ``MODELS`` per call)."""
-        return concealers.uses_lm(self.plc)
+        return plc.uses_lm(self.plc)
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def build_concealer(options: CodecOptions, lm: Any) -> tuple[concealers.Conceale
 
     ``lm``: one taken from ``MODELS`` (adapter applied) when ``options.uses_lm``, else None.
     """
-    concealer = concealers.build_concealer(options.plc, None if lm is None else (lambda: lm))
+    concealer = plc.build_concealer(options.plc, None if lm is None else (lambda: lm))
 
     def release() -> None:
         # Leave streaming mode first: an LM still streaming cannot serve the next call.

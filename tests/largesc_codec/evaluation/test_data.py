@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from largesc_codec.evaluation.data import (
-    asterisk_transcripts, load_asterisk, load_clips, load_librispeech, load_librivox, read_audio,
+    asterisk_transcripts,
+    load_asterisk,
+    load_clips,
+    load_librispeech,
+    load_librivox,
+    read_audio,
     resample,
 )
 

@@ -8,7 +8,10 @@ import pytest
 from largesc_codec.evaluation.data import Clip
 from largesc_codec.evaluation.libopus import OpusDecoder, OpusEncoder, packet_has_fec, version
 from largesc_codec.evaluation.opus_baseline import (
-    HEADER_BYTES, decode_packets, encode_packets, opus_over_channel,
+    HEADER_BYTES,
+    decode_packets,
+    encode_packets,
+    opus_over_channel,
 )
 
 

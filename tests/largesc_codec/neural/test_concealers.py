@@ -9,16 +9,8 @@ from typing import Any
 
 import pytest
 
-from largesc_codec.neural.concealers import (
-    CONCEALERS,
-    PLC_CHOICES,
-    Concealer,
-    RepeatConcealer,
-    SilenceConcealer,
-    build_concealer,
-    check_concealer,
-    uses_lm,
-)
+from largesc_codec.neural.concealers import Concealer, RepeatConcealer, SilenceConcealer
+from largesc_codec.neural.plc import CONCEALERS, PLC_CHOICES, build_concealer, check_concealer, uses_lm
 
 MEMBERS = ("observe", "conceal", "observe_late", "reset", "prepare", "close", "timings_ms")
 

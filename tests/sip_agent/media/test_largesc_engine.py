@@ -30,7 +30,6 @@ import pytest
 from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import allocate_rtp_port
 from sip_agent.media.types import AudioFiles, LargeScLink
-
 from tests.sip_agent.conftest import HOST, REPO, AgentRun, dominant, free_port, only_call, tone_wav
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(180)]
