@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SPEECH_DIR
-from tests.sip_agent.conftest import free_port
+from tests.sip_agent.conftest import free_port, free_rtp_port
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -101,7 +101,7 @@ def test_the_readme_runs_as_written(tmp_path: Path, test_weights: Path) -> None:
         shutil.copy(f, tmp_path / "clips" / f.name)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"HF_HUB_OFFLINE": "1"}
     env["PYTHONPATH"] = str(REPO)  # the checkout under test, also for the example scripts
-    ports = {"5062": str(free_port()), "5004": str(free_port())}
+    ports = {"5062": str(free_port()), "5004": str(free_rtp_port())}  # RTP port even, RTCP on the next
     background: list[tuple[str, subprocess.Popen[bytes]]] = []
     failures: list[str] = []
     ran = 0

@@ -8,7 +8,7 @@ pjsua2, so it needs no pjlib thread registration.
 
 Contract (called from the agent's main thread)::
 
-    engine = factory(AudioFiles(play=..., record=...))
+    engine = factory(audio)       # audio.CallAudio: AudioFiles(play=..., record=...), pipes, a sound card
     engine.start(local_rtp_port, remote_addr, remote_rtp_port, link)  # once
     engine.stats()                                                    # any time, cheap
     engine.stop()                                                     # once; idempotent
@@ -27,7 +27,8 @@ import socket
 from typing import Callable, Protocol
 
 from sip_agent.media.raw import RawPayloadEngine
-from sip_agent.media.types import AudioFiles, LargeScLink, MediaStats
+from sip_agent.media.audio import CallAudio
+from sip_agent.media.types import LargeScLink, MediaStats
 
 
 class MediaEngine(Protocol):
@@ -40,7 +41,7 @@ class MediaEngine(Protocol):
     def stats(self) -> MediaStats: ...
 
 
-EngineFactory = Callable[[AudioFiles], MediaEngine]
+EngineFactory = Callable[[CallAudio], MediaEngine]
 ENGINES: dict[str, EngineFactory] = {"raw": RawPayloadEngine}
 
 

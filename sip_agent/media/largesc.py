@@ -62,8 +62,9 @@ from sip_agent.media.engine import register_engine
 from sip_agent.media.rtp_thread import RtpThread
 from sip_agent.media.setup import MODELS, CodecOptions, SendPlan, build_concealer
 from sip_agent.media.stats import CODEC_NAME, CodecSnapshot, media_stats
+from sip_agent.media.audio import AudioIn, AudioOut, CallAudio
 from sip_agent.media.types import AudioFiles, LargeScLink, MediaStats
-from sip_agent.media.wav import FRAME_S, PlaySource, RecordSink
+from sip_agent.media.wav import FRAME_S
 
 if TYPE_CHECKING:  # both import torch: built on the codec thread, imported there
     from largesc_codec.neural.model import Models
@@ -82,14 +83,15 @@ class LargeSCEngine:
     """One call's LargeSC media through the codec (see module docstring); satisfies ``media.MediaEngine``.
 
     Args:
-        audio: WAV file to play (any PCM rate/channels; None: silence) and to record (24 kHz mono).
+        audio: what the call sends and where what it hears goes (``audio.CallAudio``: files, a gateway's
+            pipes, a sound card), opened in ``start``; default: silence, nothing recorded.
         options: weights, concealer, our bit-rate cap (``CodecOptions``).
         report: where progress and problems are printed (default: this module's logger).
     """
 
-    def __init__(self, audio: AudioFiles | None = None, options: CodecOptions | None = None,
+    def __init__(self, audio: CallAudio | None = None, options: CodecOptions | None = None,
                  report: Report | None = None) -> None:
-        self.audio = audio or AudioFiles()
+        self.audio: CallAudio = audio or AudioFiles()
         self.options = options or CodecOptions()
         self.options.check()
         self._say: Report = report or (lambda text: log.warning("%s", text))
@@ -101,8 +103,8 @@ class LargeSCEngine:
         self._rtp: RtpThread | None = None
         self._prepare_pool: ThreadPoolExecutor | None = None  # the concealer's work-ahead (codec thread's helper)
         self._prepare_job: Future[None] | None = None
-        self._source: PlaySource | None = None
-        self._sink: RecordSink | None = None
+        self._source: AudioIn | None = None
+        self._sink: AudioOut | None = None
         self._plan: SendPlan | None = None
         self._link: LargeScLink | None = None
         self._models: Models | None = None
@@ -121,8 +123,7 @@ class LargeSCEngine:
         self._plan = SendPlan.from_link(link, self.options, int(self._models.mimi.total_codebooks))
         rtp = RtpThread(link, self._say)
         try:
-            self._source = PlaySource(self.audio.play)
-            self._sink = RecordSink(self.audio.record)
+            self._source, self._sink = self.audio.open()
             if self.options.uses_lm:
                 self._lm = MODELS.take_lm(self.options.weights, self.options.adapter)
             rtp.start(local_rtp_port, remote_addr, remote_rtp_port)

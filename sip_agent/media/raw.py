@@ -18,7 +18,8 @@ import threading
 from largesc_codec.types import FRAME_MS
 from rtp.packet import RtpPacket
 from sip_agent.media.rtp_thread import RtpThread
-from sip_agent.media.types import AudioFiles, LargeScLink, MediaStats
+from sip_agent.media.audio import CallAudio
+from sip_agent.media.types import LargeScLink, MediaStats
 
 CODEC_NAME = "LargeSC (raw test payloads)"
 
@@ -37,8 +38,8 @@ def pattern(frame: int, size: int) -> bytes:
 class RawPayloadEngine:
     """Send and count raw payloads (see module docstring); satisfies ``engine.MediaEngine``."""
 
-    def __init__(self, audio: AudioFiles | None = None) -> None:
-        self.audio = audio or AudioFiles()
+    def __init__(self, audio: CallAudio | None = None) -> None:
+        self.audio = audio  # carries no audio: never opened
         self._lock = threading.Lock()
         self._rtp: RtpThread | None = None
         self._bad_payloads = 0

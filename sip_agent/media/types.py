@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from largesc_codec.wire.offer_answer import LargeScParams
+
+if TYPE_CHECKING:
+    from sip_agent.media.audio import AudioIn, AudioOut
 
 PAYLOAD_FINGERPRINTS = 256  # packets per direction (about 20 s at 80 ms) whose payload CRC a report keeps
 
@@ -16,6 +20,17 @@ class AudioFiles:
 
     play: Path | None = None
     record: Path | None = None
+
+    def open(self) -> tuple["AudioIn", "AudioOut"]:
+        """The ``CallAudio`` ends (audio.py): the play file 80 ms a tick, the recording; raises naming the file."""
+        from sip_agent.media.wav import PlaySource, RecordSink  # PyAV: only when a call starts
+
+        source = PlaySource(self.play)
+        try:
+            return source, RecordSink(self.record)
+        except BaseException:
+            source.close()
+            raise
 
 
 @dataclass(frozen=True)

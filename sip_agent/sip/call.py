@@ -42,11 +42,12 @@ import pjsua2 as pj
 
 from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import EngineFactory, MediaEngine
+from sip_agent.media.audio import CallAudio
 from sip_agent.media.types import AudioFiles, MediaStats
 from sip_agent.sip import sdp_munge
 from sip_agent.sip.call_result import CallResult, failure_message
 from sip_agent.sip.negotiation import LargeScNegotiation
-from sip_agent.sip.pj_audio import StandardAudio, codec_of, stream_stats
+from sip_agent.sip.pj_audio import StandardAudio, StandardLeg, codec_of, stream_stats
 
 _STATS_EVERY_S = 0.5
 
@@ -81,11 +82,16 @@ def _rx_text(event: pj.SipEvent) -> str:
 
 
 class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
-    """A pjsua2 call with the lifecycle above; ``done`` and ``result`` tell the agent how it ended."""
+    """A pjsua2 call with the lifecycle above; ``done`` and ``result`` tell the agent how it ended.
+
+    ``audio`` / ``standard``: this call's own audio on a LargeSC / standard codec, in place of
+    ``options.audio`` / ``options.standard_audio`` (a gateway bridges each call to its other leg).
+    """
 
     def __init__(self, account: pj.Account, options: CallOptions, report: Callable[[str], None], peer: str,
                  call_id: int = pj.PJSUA_INVALID_ID, offer_message: str = "",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, audio: CallAudio | None = None,
+                 standard: StandardLeg | None = None) -> None:
         super().__init__(account, call_id)
         self.options, self.report, self.peer, self.clock = options, report, peer, clock
         self.outgoing = call_id == pj.PJSUA_INVALID_ID
@@ -102,7 +108,8 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._error: str | None = None
         self.largesc = LargeScNegotiation(options.host, options.params)
         self._engine: MediaEngine | None = None
-        self._std = StandardAudio(options.standard_audio or options.audio)
+        self._audio: CallAudio = audio or options.audio
+        self._std: StandardLeg = standard or StandardAudio(options.standard_audio or options.audio)
         self._std_index: int | None = None
         self.codec, self.bitrate_bps = "", 0.0
         self._stats: MediaStats | None = None
@@ -252,7 +259,7 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
                     f"{remote.port} at most {link.send.maxbps:g} bit/s ({link.send.maxcodebooks} codebooks, "
                     f"redundancy {link.send.maxred}, {link.ptime_ms} ms packets), we receive on port {port}")
         try:
-            engine = self.options.engine(self.options.audio)
+            engine = self.options.engine(self._audio)
             engine.start(port, remote.address, remote.port, link)
         except Exception as exc:
             self._error = f"LargeSC media engine failed to start: {exc}"
@@ -261,11 +268,12 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._engine = engine
 
     def _connect_standard(self, index: int) -> None:
-        if self._std_index == index:
-            return
+        """Connect the standard leg after every media update: a re-INVITE (hold, resume) restarts pjsua2's stream."""
+        codec = codec_of(self, index)
+        if (self._std_index, (self.codec, self.bitrate_bps)) != (index, codec):
+            self.codec, self.bitrate_bps = codec
+            self.report(f"negotiated codec: {self.codec} (standard codec through pjsua2), {self.bitrate_bps:.0f} bit/s")
         self._std_index = index
-        self.codec, self.bitrate_bps = codec_of(self, index)
-        self.report(f"negotiated codec: {self.codec} (standard codec through pjsua2), {self.bitrate_bps:.0f} bit/s")
         for problem in self._std.connect(self.getAudioMedia(index)):
             self._error = problem
             self.report(problem)

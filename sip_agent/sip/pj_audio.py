@@ -12,10 +12,23 @@ Players and recorders are pjsua2 objects: ``release()`` them before
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import pjsua2 as pj
 
 from sip_agent.media.types import AudioFiles, MediaStats
+
+
+class StandardLeg(Protocol):
+    """The audio of a call that ended on a standard codec, connected to pjsua2's stream of it."""
+
+    def connect(self, stream: pj.AudioMedia) -> list[str]:
+        """Start transmitting to/from ``stream``; returns problems (empty when all went well)."""
+        ...
+
+    def release(self) -> None:
+        """Drop the pjsua2 objects (before ``libDestroy``); idempotent."""
+        ...
 
 
 class StandardAudio:
@@ -29,6 +42,10 @@ class StandardAudio:
     def connect(self, stream: pj.AudioMedia) -> list[str]:
         """Start playing/recording on ``stream``; returns problems (empty when all went well)."""
         problems: list[str] = []
+        if self.player is not None:  # a media update restarted the stream: connect again (idempotent in pjmedia)
+            self.player.startTransmit(stream)
+        if self.recorder is not None:
+            stream.startTransmit(self.recorder)
         if self.audio.play is not None and self.player is None:
             try:
                 player = pj.AudioMediaPlayer()

@@ -29,6 +29,20 @@ REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
 
+def free_rtp_port() -> int:
+    """An even UDP port free on 127.0.0.1 with its RTCP neighbour (port + 1) free too."""
+    for _ in range(200):
+        port = free_port(tcp=False) & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                a.bind((HOST, port))
+                b.bind((HOST, port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free even RTP/RTCP port pair on 127.0.0.1")
+
+
 def free_port(udp: bool = True, tcp: bool = True) -> int:
     """A port free on 127.0.0.1 for the protocols asked for."""
     for _ in range(200):
