@@ -20,17 +20,25 @@ from typing import Callable
 
 import pjsua2 as pj
 
+from sip_agent.media.audio import CallAudio
 from sip_agent.sip.account import AccountSettings, AgentAccount, RegistrationState
 from sip_agent.sip.call import AgentCall, CallOptions
 from sip_agent.sip.call_result import CallResult
 from sip_agent.sip.endpoint import AgentEndpoint, EndpointConfig
+from sip_agent.sip.pj_audio import StandardLeg
 
 Report = Callable[[str], None]
+IncomingHandler = Callable[[int, str], None]  # (pjsua2 call id, the INVITE's text)
 _POLL_MS = 20
 
 
 class Agent:
-    """A SIP user agent (use as a context manager so ``close`` always runs)."""
+    """A SIP user agent (use as a context manager so ``close`` always runs).
+
+    ``incoming`` decides what happens to an incoming INVITE; the default,
+    ``answer_incoming``, answers it (486 beyond ``max_calls``). A gateway
+    sets its own, which rings, places the other leg and answers later.
+    """
 
     def __init__(self, endpoint: EndpointConfig, account: AccountSettings, options: CallOptions,
                  report: Report = print, stop: threading.Event | None = None, max_calls: int = 1) -> None:
@@ -40,6 +48,7 @@ class Agent:
         self.account: AgentAccount | None = AgentAccount(account, self._on_incoming, report)
         self.calls: list[AgentCall] = []
         self.results: list[CallResult] = []
+        self.incoming: IncomingHandler = self.answer_incoming
         try:
             self.account.open(self.endpoint.media_transport_config())
         except Exception:
@@ -57,7 +66,8 @@ class Agent:
         self.close()
 
     # -- loop -----------------------------------------------------------------
-    def _step(self) -> None:
+    def step(self) -> None:
+        """One turn of the loop: SIP events, call timers, finished calls collected and reported."""
         self.endpoint.poll(_POLL_MS)
         now = time.monotonic()
         for call in list(self.calls):
@@ -75,7 +85,7 @@ class Agent:
         while not finished():
             if self.stop.is_set() or (end is not None and time.monotonic() >= end):
                 return False
-            self._step()
+            self.step()
         return True
 
     # -- registration ------------------------------------------------------------
@@ -101,7 +111,7 @@ class Agent:
         if not self.run_until(lambda: call.done, None):
             call.end("interrupted")
             self.run_until(lambda: call.done, self.options.teardown_timeout_s + 1)
-        self._step()  # collect the result
+        self.step()  # collect the result
         return self.results[-1] if self.results else CallResult(uri, True, False, 0, "", "call did not finish")
 
     def answer(self, calls: int = 1, timeout_s: float | None = None) -> list[CallResult]:
@@ -112,22 +122,39 @@ class Agent:
         return list(self.results)
 
     def _on_incoming(self, call_id: int, invite: str) -> None:
+        self.incoming(call_id, invite)
+
+    def incoming_call(self, call_id: int, invite: str, audio: CallAudio | None = None,
+                      standard: StandardLeg | None = None) -> AgentCall:
+        """Take charge of an incoming call (not answered yet), with its own audio if given (see AgentCall)."""
         assert self.account is not None
-        peer = _from_uri(invite)
-        call = AgentCall(self.account, self.options, self.report, peer, call_id, invite)
-        if len(self.calls) >= self.max_calls:
-            self.report(f"incoming call from {peer}: busy (486)")
-            prm = pj.CallOpParam(True)
-            prm.statusCode = 486
-            try:
-                call.answer(prm)
-            except pj.Error as exc:
-                self.report(f"could not reject the call: {exc.reason}")
-            call.done = True  # nothing to report: dropped on the next step
-            self.calls.append(call)
-            return
-        self.report(f"incoming call from {peer}")
+        call = AgentCall(self.account, self.options, self.report, _from_uri(invite), call_id, invite,
+                         audio=audio, standard=standard)
         self.calls.append(call)
+        return call
+
+    def outgoing_call(self, uri: str, audio: CallAudio | None = None, standard: StandardLeg | None = None) -> AgentCall:
+        """Dial ``uri`` without waiting (the caller runs the loop), with its own audio if given."""
+        assert self.account is not None
+        call = AgentCall(self.account, self.options, self.report, uri, audio=audio, standard=standard)
+        self.calls.append(call)
+        call.dial(uri)
+        return call
+
+    def reject(self, call_id: int, invite: str, code: int, why: str) -> None:
+        """Answer an incoming INVITE with the final status ``code``; nothing to report afterwards."""
+        call = self.incoming_call(call_id, invite)
+        self.report(f"incoming call from {call.peer}: {why} ({code})")
+        call.reject(code)
+        call.done = True  # dropped on the next step
+
+    def answer_incoming(self, call_id: int, invite: str) -> None:
+        """The default ``incoming``: answer with 200, or 486 Busy Here beyond ``max_calls``."""
+        if len(self.calls) >= self.max_calls:
+            self.reject(call_id, invite, 486, "busy")
+            return
+        call = self.incoming_call(call_id, invite)
+        self.report(f"incoming call from {call.peer}")
         call.accept()
 
     # -- shutdown -----------------------------------------------------------------

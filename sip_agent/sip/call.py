@@ -143,6 +143,22 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         except pj.Error as exc:
             self._finish(500, exc.reason, f"cannot answer the call from {self.peer}: {exc.reason}")
 
+    def ring(self) -> None:
+        """Tell the caller we are trying (180 Ringing): a gateway rings while it places the other leg."""
+        self._respond(180)
+
+    def reject(self, code: int) -> None:
+        """Refuse an incoming call with the final status ``code`` (4xx-6xx)."""
+        self._respond(code)
+
+    def _respond(self, code: int) -> None:
+        prm = pj.CallOpParam(True)
+        prm.statusCode = code
+        try:
+            self.answer(prm)
+        except pj.Error as exc:
+            self.report(f"could not answer {code} to {self.peer}: {exc.reason}")
+
     def end(self, why: str) -> None:
         """Hang up (BYE, CANCEL or a final response as pjsua2 sees fit), remembering ``why``."""
         if self.hangup_at is not None or self.done:
