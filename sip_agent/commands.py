@@ -1,4 +1,4 @@
-"""``largesc call`` / ``answer`` / ``register``: the SIP agent (sip_agent/) with the codec as its media engine.
+"""``largesc call`` / ``answer`` / ``register`` / ``gateway``: the SIP agent (sip_agent/) with the codec as its media engine.
 
 The three subcommands come from ``sip_agent.sip.cli.register_subcommands`` (one
 module mounts all three: ``register`` here is idempotent). ``call`` and
@@ -53,16 +53,31 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     register_subcommands(sub, COMMANDS)
     sub.choices["register"].set_defaults(engine="none")  # registering places no call: no media engine
     for name in ("call", "answer"):
-        parser = sub.choices[name]
-        g = parser.add_argument_group(_ENGINE_GROUP)
-        add_weights_argument(g, "model weights for LargeSC calls")
-        g.add_argument("--plc", choices=PLC_CHOICES, default="lm",
-                       help="receiver concealment of lost frames: lm (Moshi LM, default), repeat, none")
-        g.add_argument("--max-bps", type=float, default=None,
-                       help="most token bit/s WE send (default: all the peer's maxbps allows; "
-                            "--maxbps is what we accept)")
-        g.add_argument("--adapter", default=None, help="LoRA adapter directory from `largesc finetune` (--plc lm)")
-        parser.set_defaults(func=partial(_with_engine, parser.get_default("func")))
+        _codec_options(sub.choices[name])
+
+
+def register_gateway(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``gateway`` (sip_agent/gateway/) with the codec options; ``--trunk``/``--local`` checked first."""
+    try:
+        from sip_agent.gateway.cli import add_gateway, check_plan
+    except ImportError as exc:
+        p = sub.add_parser("gateway", help=f"SIP gateway (unavailable: {exc})", formatter_class=HelpFormatter)
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=partial(_unavailable, str(exc)))
+        return
+    _codec_options(add_gateway(sub), check_plan)
+
+
+def _codec_options(parser: argparse.ArgumentParser, *checks: Callable[[argparse.Namespace], object]) -> None:
+    g = parser.add_argument_group(_ENGINE_GROUP)
+    add_weights_argument(g, "model weights for LargeSC calls")
+    g.add_argument("--plc", choices=PLC_CHOICES, default="lm",
+                   help="receiver concealment of lost frames: lm (Moshi LM, default), repeat, none")
+    g.add_argument("--max-bps", type=float, default=None,
+                   help="most token bit/s WE send (default: all the peer's maxbps allows; "
+                        "--maxbps is what we accept)")
+    g.add_argument("--adapter", default=None, help="LoRA adapter directory from `largesc finetune` (--plc lm)")
+    parser.set_defaults(func=partial(_with_engine, parser.get_default("func"), checks))
 
 
 def _unavailable(problem: str, ns: argparse.Namespace) -> int:
@@ -71,12 +86,15 @@ def _unavailable(problem: str, ns: argparse.Namespace) -> int:
     return 2
 
 
-def _with_engine(handler: Handler, ns: argparse.Namespace) -> int:
+def _with_engine(handler: Handler, checks: tuple[Callable[[argparse.Namespace], object], ...],
+                 ns: argparse.Namespace) -> int:
     """Cheap checks, then the codec engine as ``--engine`` asks (module docstring), then the SIP handler."""
     from sip_agent.sip.cli import check_options
 
     try:
         check_options(ns)
+        for check in checks:
+            check(ns)
         failure = prepare_engine(ns)
     except ValueError as exc:
         failure = str(exc)

@@ -133,10 +133,11 @@ class Agent:
         self.calls.append(call)
         return call
 
-    def outgoing_call(self, uri: str, audio: CallAudio | None = None, standard: StandardLeg | None = None) -> AgentCall:
-        """Dial ``uri`` without waiting (the caller runs the loop), with its own audio if given."""
+    def outgoing_call(self, uri: str, audio: CallAudio | None = None, standard: StandardLeg | None = None,
+                      options: CallOptions | None = None) -> AgentCall:
+        """Dial ``uri`` without waiting (the caller runs the loop), with its own audio and options if given."""
         assert self.account is not None
-        call = AgentCall(self.account, self.options, self.report, uri, audio=audio, standard=standard)
+        call = AgentCall(self.account, options or self.options, self.report, uri, audio=audio, standard=standard)
         self.calls.append(call)
         call.dial(uri)
         return call
@@ -158,15 +159,19 @@ class Agent:
         call.accept()
 
     # -- shutdown -----------------------------------------------------------------
+    def _end_calls(self, why: str) -> None:
+        for call in self.calls:
+            call.end(why)
+
     def close(self) -> None:
         """Hang up, release everything in the safe order, destroy the library (idempotent)."""
         if self.account is None and not self.calls:
             self.endpoint.destroy()
             return
-        for call in self.calls:
-            call.end("agent shutting down")
+        self._end_calls("agent shutting down")
         self.run_until(lambda: all(c.done for c in self.calls), self.options.teardown_timeout_s + 1)
-        self.calls.clear()
+        self.step()  # report the calls that just ended
+        self.calls.clear()  # no other reference may outlive libDestroy (not even a loop variable)
         gc.collect()
         if self.account is not None:
             try:

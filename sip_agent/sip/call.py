@@ -133,13 +133,8 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         medium per offered audio line (else it disables the fallback line
         once the answer is rewritten, and fails the call with 488).
         """
-        prm = pj.CallOpParam(True)
-        prm.statusCode = 200
-        offer = sdp_munge.sdp_body(self.offer_message)
-        if self.options.engine is not None and offer and sdp_munge.find_largesc(offer) is not None:
-            prm.opt.audioCount = sdp_munge.audio_lines(offer)
         try:
-            self.answer(prm)
+            self.answer(self._answer_param(200))
         except pj.Error as exc:
             self._finish(500, exc.reason, f"cannot answer the call from {self.peer}: {exc.reason}")
 
@@ -151,11 +146,18 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         """Refuse an incoming call with the final status ``code`` (4xx-6xx)."""
         self._respond(code)
 
-    def _respond(self, code: int) -> None:
+    def _answer_param(self, code: int) -> pj.CallOpParam:
+        """Every response to an offer with a LargeSC line provisions one audio medium per offered line."""
         prm = pj.CallOpParam(True)
         prm.statusCode = code
+        offer = sdp_munge.sdp_body(self.offer_message)
+        if self.options.engine is not None and offer and sdp_munge.find_largesc(offer) is not None:
+            prm.opt.audioCount = sdp_munge.audio_lines(offer)
+        return prm
+
+    def _respond(self, code: int) -> None:
         try:
-            self.answer(prm)
+            self.answer(self._answer_param(code))
         except pj.Error as exc:
             self.report(f"could not answer {code} to {self.peer}: {exc.reason}")
 

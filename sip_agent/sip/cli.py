@@ -80,7 +80,7 @@ def port_number(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _sip_options(p: argparse.ArgumentParser) -> None:
+def sip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="127.0.0.1", help="local IP address for SIP and RTP, also written into SDP")
     p.add_argument("--transport", default="udp,tcp", help="SIP transports to listen on: udp, tcp or udp,tcp")
     p.add_argument("--user", default="largesc", help="our SIP user name (and digest user name)")
@@ -95,7 +95,7 @@ def _sip_options(p: argparse.ArgumentParser) -> None:
 
 _PARAMS = LargeScParams()
 # What ``register`` (no call, no media) runs with in place of the media options it does not list.
-_NO_MEDIA = {"engine": "none", "play": None, "record": None, "duration": None, "sound_device": False,
+NO_MEDIA = {"engine": "none", "play": None, "record": None, "duration": None, "sound_device": False,
              "maxcodebooks": _PARAMS.maxcodebooks, "maxbps": _PARAMS.maxbps, "maxred": _PARAMS.maxred}
 
 
@@ -127,7 +127,7 @@ def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.Argume
         p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP)")
         p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (0: any free one)")
         p.add_argument("--answer-timeout", type=float, default=30.0, help="give up if not answered within S seconds")
-        _sip_options(p)
+        sip_options(p)
         _media_options(p)
         p.set_defaults(func=cmd_call)
     if "answer" in commands:
@@ -135,14 +135,14 @@ def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.Argume
         p.add_argument("--port", type=port_number(1), required=True, help="SIP port to listen on (UDP and TCP)")
         p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
         p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
-        _sip_options(p)
+        sip_options(p)
         _media_options(p)
         p.set_defaults(func=cmd_answer)
     if "register" in commands:
         p = add("register", "register at a SIP registrar, report the result, unregister")
         p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (0: any free one)")
-        _sip_options(p)
-        p.set_defaults(func=cmd_register, **_NO_MEDIA)  # registering places no call: no media options
+        sip_options(p)
+        p.set_defaults(func=cmd_register, **NO_MEDIA)  # registering places no call: no media options
 
 
 def _engine(name: str) -> EngineFactory | None:
@@ -158,7 +158,7 @@ def _engine(name: str) -> EngineFactory | None:
 
 def check_options(ns: argparse.Namespace) -> None:
     """The cheap checks of preflight.py for the command in ``ns``; ValueError naming the option and the fix."""
-    port, flag = (ns.port, "--port") if ns.command == "answer" else (ns.sip_port, "--sip-port")
+    port, flag = (ns.port, "--port") if ns.command in ("answer", "gateway") else (ns.sip_port, "--sip-port")
     names = preflight.transports(ns.transport)
     preflight.play_seconds(ns.play)
     preflight.check_record(ns.record)
@@ -186,13 +186,18 @@ def _setup(ns: argparse.Namespace, sip_port: int,
     account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password)
     params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
-                          answer_timeout_s=ns.answer_timeout if ns.command == "call" else None,
+                          answer_timeout_s=ns.answer_timeout if ns.command in ("call", "gateway") else None,
                           max_duration_s=duration,
                           standard_audio=_standard_audio(ns.play, ns.record, scratch))
     return endpoint, account, options
 
 
-def _run(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int]) -> int:
+def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int],
+              extra: dict[str, object] | None = None) -> int:
+    """Checks, agent, registration, ``body(agent)``, orderly shutdown, ``--report-json``; the exit code.
+
+    ``extra``: entries ``body`` fills in for the report (a gateway's own ``calls``), written over the agent's.
+    """
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     report: dict[str, object] = {"registration": None, "calls": [], "error": None}
@@ -211,6 +216,7 @@ def _run(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int]) ->
                                               "message": registration.message(aor, account.registrar)}
                 code = 1 if registration.failed else body(agent)
             report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
+            report.update(extra or {})
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         _say(f"error: {exc}")
         report["error"] = str(exc)
@@ -225,7 +231,7 @@ def _run(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int]) ->
 
 def cmd_call(ns: argparse.Namespace) -> int:
     """``call URI``: place one call, run it to its end, print the report; 0 if it connected."""
-    return _run(ns, ns.sip_port, lambda agent: 0 if agent.call(ns.uri).ok else 1)
+    return run_agent(ns, ns.sip_port, lambda agent: 0 if agent.call(ns.uri).ok else 1)
 
 
 def cmd_answer(ns: argparse.Namespace) -> int:
@@ -237,7 +243,7 @@ def cmd_answer(ns: argparse.Namespace) -> int:
             return 1
         return 0 if all(r.ok for r in results) else 1
 
-    return _run(ns, ns.port, body)
+    return run_agent(ns, ns.port, body)
 
 
 def cmd_register(ns: argparse.Namespace) -> int:
@@ -245,7 +251,7 @@ def cmd_register(ns: argparse.Namespace) -> int:
     if not ns.registrar:
         _say("error: register needs --registrar sip:HOST:PORT")
         return 2
-    return _run(ns, ns.sip_port, lambda agent: 0)
+    return run_agent(ns, ns.sip_port, lambda agent: 0)
 
 
 def main(argv: list[str] | None = None) -> int:
