@@ -37,6 +37,7 @@ def leg_report(role: str, result: CallResult | None) -> dict[str, Any]:
     out.update(packets_sent=media.packets_sent, packets_received=media.packets_received,
                packets_lost=media.packets_lost, payload_bps=round(media.send_bitrate_bps, 1),
                wire_bps=round(float(wire), 1), jitter_ms=round(media.jitter_ms, 2))
+    out["extra"] = {k: round(float(v), 3) for k, v in sorted(media.extra.items())}  # the engine's own figures
     if "frames_primary" in media.extra:  # a LargeSC leg: what its receiver made of the stream
         out["frames"] = {"primary": int(media.extra["frames_primary"]), "recovered": media.frames_recovered,
                          "partial": int(media.extra.get("frames_partial", 0)), "concealed": media.frames_concealed}

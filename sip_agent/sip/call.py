@@ -105,6 +105,7 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self.result: CallResult | None = None
         self._end_message: str | None = None  # why we hung up
         self._fail_message: str | None = None  # how a call we gave up on failed (timeouts)
+        self._gave_up: tuple[int, str] | None = None  # the status of a call we gave up on
         self._error: str | None = None
         self.largesc = LargeScNegotiation(options.host, options.params)
         self._engine: MediaEngine | None = None
@@ -190,6 +191,7 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
                                           f"transport udp/tcp right?)")
                 else:
                     self._fail_message = f"call to {self.peer} failed: not answered within {o.answer_timeout_s:g} s"
+                self._gave_up = (408, "Request Timeout")  # not pjsip's 487 of our own CANCEL
                 self.end(f"no answer within {o.answer_timeout_s:g} s")
                 return
         if self.confirmed_at is not None and o.max_duration_s is not None and now - self.confirmed_at >= o.max_duration_s:
@@ -320,6 +322,8 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
                 self._error = self._error or f"LargeSC media engine failed to stop: {exc}"
         self._std.release()
         connected = self.confirmed_at is not None
+        if self._gave_up is not None and not connected:
+            code, reason = self._gave_up
         duration = self.clock() - self.confirmed_at if self.confirmed_at is not None else 0.0
         if message is None and connected:
             who = "the peer hung up" if self.hangup_at is None else f"we hung up: {self._end_message}"

@@ -1,0 +1,157 @@
+"""Two sites on loopback for the gateway tests: a baresip phone and a ``largesc gateway`` at each.
+
+::
+
+    baresip A  <-G.711/G.722->  gateway A  <==LargeSC trunk==>  gateway B  <-G.711/G.722->  baresip B
+
+Every port is picked free at run time. Each baresip auto-answers, sends a
+tone from a WAV file (aufile) and dumps what it decodes (sndfile,
+``dump-*-dec.wav``); ``-t`` makes it quit (and hang up) after that many seconds.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sip_agent.conftest import HOST, REPO, free_port, tone_wav, tool
+
+STANDARD = ("PCMU/8000", "PCMA/8000", "G722/16000")
+
+
+@dataclass
+class Phone:
+    """A baresip phone: its directory, SIP port and process."""
+
+    work: Path
+    port: int
+    tone: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, work: Path, freq: float) -> "Phone":
+        work.mkdir(parents=True, exist_ok=True)
+        port, rtp = free_port(), random.randrange(30000, 59000, 100)
+        tone = tone_wav(work / f"{freq:g}.wav", freq, 30.0, rate=8000)  # aufile wants the codec's rate
+        (work / "config").write_text(
+            f"sip_listen {HOST}:{port}\nnet_interface {HOST}\nmodule_path /usr/lib/baresip/modules\n"
+            "module g711.so\nmodule g722.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\n"
+            "module account.so\nmodule menu.so\n"
+            f"audio_source aufile,{tone}\naudio_player alsa,null\naudio_alert alsa,null\nsnd_path {work}\n"
+            f"rtp_ports {rtp}-{rtp + 99}\n")
+        (work / "accounts").write_text(f"<sip:bs@{HOST}>;regint=0;answermode=auto\n")
+        return cls(work, port, tone)
+
+    def start(self, quit_after_s: float, dial: str | None = None) -> None:
+        cmd = [tool("baresip"), "-f", str(self.work), "-t", f"{quit_after_s:g}"]
+        if dial:
+            cmd += ["-e", f"/dial {dial}"]
+        with open(self.work / "baresip.out", "ab") as out:
+            self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.work))
+
+    def log(self) -> str:
+        return (self.work / "baresip.out").read_text(errors="replace")
+
+    def heard(self) -> Path:
+        """The WAV baresip decoded from its gateway."""
+        found = sorted(glob.glob(str(self.work / "dump-*-dec.wav")))
+        assert found, f"baresip wrote no decoded audio in {self.work}:\n{self.log()[-2000:]}"
+        return Path(found[-1])
+
+    def wait(self, timeout: float = 30.0) -> None:
+        for proc in self.procs:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class Gateway:
+    """One ``largesc gateway`` process."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    out: Path | None = None
+    report: Path | None = None
+
+    def start(self, work: Path, trunk: int, local: str, *extra: str) -> None:
+        self.out, self.report = work / f"{self.name}.out", work / f"{self.name}.json"
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        argv = [sys.executable, "-m", "largesc_codec.cli", "gateway", "--port", str(self.port),
+                "--trunk", f"sip:{HOST}:{trunk}", "--local", local, "--report-json", str(self.report), *extra]
+        with open(self.out, "wb") as sink:
+            self.proc = subprocess.Popen(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace") if self.out else ""
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if "gateway on " in self.text():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"{self.name} did not start:\n{self.text()}")
+
+    def finish(self, timeout: float = 60.0) -> tuple[int, dict[str, Any]]:
+        assert self.proc is not None and self.report is not None
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"{self.name} still running after {timeout} s:\n{self.text()}")
+        assert self.report.exists(), f"{self.name} wrote no report (exit {rc}):\n{self.text()}"
+        return rc, json.loads(self.report.read_text())
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Sites:
+    """The two sites of the module docstring, started by ``start``."""
+
+    work: Path
+    phone_a: Phone
+    phone_b: Phone
+    gw_a: Gateway
+    gw_b: Gateway
+
+    @classmethod
+    def make(cls, work: Path) -> "Sites":
+        return cls(work, Phone.make(work / "A", 440), Phone.make(work / "B", 660),
+                   Gateway("gwA", free_port()), Gateway("gwB", free_port()))
+
+    def start_gateways(self, *extra: str, local_b: str | None = None) -> None:
+        a, b = self.gw_a, self.gw_b
+        a.start(self.work, b.port, f"sip:{{user}}@{HOST}:{self.phone_a.port}", *extra)
+        b.start(self.work, a.port, local_b or f"sip:{{user}}@{HOST}:{self.phone_b.port}", *extra)
+        a.wait_ready()
+        b.wait_ready()
+
+    def stop(self) -> None:
+        for phone in (self.phone_a, self.phone_b):
+            for proc in phone.procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        self.gw_a.kill()
+        self.gw_b.kill()
