@@ -8,6 +8,7 @@ payloads checked byte for byte.
 
 from __future__ import annotations
 
+import subprocess
 import wave
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import pytest
 
-from tests.sip_agent.conftest import HOST, free_port
+from tests.sip_agent.conftest import HOST, free_port, tool
 from tests.sip_agent.gateway.sites import STANDARD, Sites
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(150)]
@@ -108,3 +109,22 @@ def test_an_unreachable_callee_gets_its_status_back_to_the_caller(sites: Sites, 
     sites.phone_a.wait()
     assert str(call_a["caller_status"]) in sites.phone_a.log(), sites.phone_a.log()[-1500:]
 
+
+
+def test_hold_and_resume_on_the_phone_leg_keep_the_bridge(sites: Sites, test_weights: Path) -> None:
+    """sipp calls gateway A, holds (re-INVITE sendonly), resumes (sendrecv), hangs up after about 6 s."""
+    sites.start_gateways("--weights", str(test_weights), "--plc", "none", "--calls", "1", "--timeout", "40")
+    sites.phone_b.start(20.0)
+    scenario = Path(__file__).with_name("hold_uac.xml")
+    sipp = subprocess.run([tool("sipp"), f"{HOST}:{sites.gw_a.port}", "-sf", str(scenario), "-i", HOST,
+                           "-p", str(free_port()), "-mp", str(free_port(tcp=False)), "-m", "1", "-nostdin",
+                           "-timeout", "30s", "-timeout_error"], cwd=sites.work, capture_output=True, timeout=60)
+    assert sipp.returncode == 0, sipp.stdout.decode(errors="replace")[-2000:]  # every re-INVITE got its 200
+    for gw in (sites.gw_a, sites.gw_b):
+        rc, rep = gw.finish()
+        call = _only(rep)
+        trunk, local = _legs(call)
+        assert rc == 0 and call["caller_status"] == 200 and local["codec"] == "PCMU/8000", call
+        # One bridge for the whole call: the trunk ran from answer to BYE (about 5.5 s of 80 ms packets).
+        assert trunk["duration_s"] >= 5.0 and trunk["packets_received"] >= 60, trunk
+    assert _rms(sites.phone_b.heard()) > 30  # gateway B's phone still heard the trunk after the re-INVITEs
