@@ -9,6 +9,7 @@ payloads checked byte for byte.
 from __future__ import annotations
 
 import subprocess
+import time
 import wave
 from pathlib import Path
 from typing import Any, Iterator
@@ -128,3 +129,19 @@ def test_hold_and_resume_on_the_phone_leg_keep_the_bridge(sites: Sites, test_wei
         # One bridge for the whole call: the trunk ran from answer to BYE (about 5.5 s of 80 ms packets).
         assert trunk["duration_s"] >= 5.0 and trunk["packets_received"] >= 60, trunk
     assert _rms(sites.phone_b.heard()) > 30  # gateway B's phone still heard the trunk after the re-INVITEs
+
+
+def test_beyond_max_calls_a_caller_gets_486(sites: Sites, test_weights: Path, agent: Any) -> None:
+    sites.start_gateways("--weights", str(test_weights), "--plc", "none", "--max-calls", "1", "--calls", "1",
+                         "--timeout", "40")
+    sites.phone_b.start(20.0)
+    sites.phone_a.start(9.0, dial=f"sip:bs@{HOST}:{sites.gw_a.port}")
+    deadline = time.monotonic() + 20
+    while "negotiated codec: LargeSC" not in sites.gw_a.text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rc, report = agent("second", "call", f"sip:bs@{HOST}:{sites.gw_a.port}", "--engine", "none",
+                       "--answer-timeout", "10").finish()
+    second = report["calls"][0]
+    assert rc == 1 and second["status_code"] == 486 and not second["connected"], second
+    _, rep_a = sites.gw_a.finish()
+    assert rep_a["rejected_busy"] == 1 and _only(rep_a)["caller_status"] == 200, rep_a  # the first call went on
