@@ -20,7 +20,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+Launch = Callable[..., "subprocess.Popen[bytes]"]  # subprocess.Popen, or a lab's popen for one namespace
 
 import pytest
 
@@ -36,28 +38,30 @@ class Phone:
     work: Path
     port: int
     tone: Path
+    host: str = HOST
+    launch: Launch = subprocess.Popen
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @classmethod
-    def make(cls, work: Path, freq: float) -> "Phone":
+    def make(cls, work: Path, freq: float, host: str = HOST, launch: Launch = subprocess.Popen) -> "Phone":
         work.mkdir(parents=True, exist_ok=True)
         port, rtp = free_port(), random.randrange(30000, 59000, 100)
         tone = tone_wav(work / f"{freq:g}.wav", freq, 30.0, rate=8000)  # aufile wants the codec's rate
         (work / "config").write_text(
-            f"sip_listen {HOST}:{port}\nnet_interface {HOST}\nmodule_path /usr/lib/baresip/modules\n"
+            f"sip_listen {host}:{port}\nnet_interface {host}\nmodule_path /usr/lib/baresip/modules\n"
             "module g711.so\nmodule g722.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\n"
             "module account.so\nmodule menu.so\n"
             f"audio_source aufile,{tone}\naudio_player alsa,null\naudio_alert alsa,null\nsnd_path {work}\n"
             f"rtp_ports {rtp}-{rtp + 99}\n")
-        (work / "accounts").write_text(f"<sip:bs@{HOST}>;regint=0;answermode=auto\n")
-        return cls(work, port, tone)
+        (work / "accounts").write_text(f"<sip:bs@{host}>;regint=0;answermode=auto\n")
+        return cls(work, port, tone, host, launch)
 
     def start(self, quit_after_s: float, dial: str | None = None) -> None:
         cmd = [tool("baresip"), "-f", str(self.work), "-t", f"{quit_after_s:g}"]
         if dial:
             cmd += ["-e", f"/dial {dial}"]
         with open(self.work / "baresip.out", "ab") as out:
-            self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.work))
+            self.procs.append(self.launch(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.work))
 
     def log(self) -> str:
         return (self.work / "baresip.out").read_text(errors="replace")
@@ -83,17 +87,19 @@ class Gateway:
 
     name: str
     port: int
+    host: str = HOST
+    launch: Launch = subprocess.Popen
     proc: subprocess.Popen[bytes] | None = None
     out: Path | None = None
     report: Path | None = None
 
-    def start(self, work: Path, trunk: int, local: str, *extra: str) -> None:
+    def start(self, work: Path, trunk: str, local: str, *extra: str) -> None:
         self.out, self.report = work / f"{self.name}.out", work / f"{self.name}.json"
         env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
         argv = [sys.executable, "-m", "largesc_codec.cli", "gateway", "--port", str(self.port),
-                "--trunk", f"sip:{HOST}:{trunk}", "--local", local, "--report-json", str(self.report), *extra]
+                "--bind", self.host, "--trunk", trunk, "--local", local, "--report-json", str(self.report), *extra]
         with open(self.out, "wb") as sink:
-            self.proc = subprocess.Popen(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
+            self.proc = self.launch(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
 
     def text(self) -> str:
         return self.out.read_text(errors="replace") if self.out else ""
@@ -136,14 +142,16 @@ class Sites:
     gw_b: Gateway
 
     @classmethod
-    def make(cls, work: Path) -> "Sites":
-        return cls(work, Phone.make(work / "A", 440), Phone.make(work / "B", 660),
-                   Gateway("gwA", free_port()), Gateway("gwB", free_port()))
+    def make(cls, work: Path, hosts: tuple[str, str] = (HOST, HOST),
+             launch: tuple[Launch, Launch] = (subprocess.Popen, subprocess.Popen)) -> "Sites":
+        """Site A and site B, each on its own address and started by its own ``launch``."""
+        return cls(work, Phone.make(work / "A", 440, hosts[0], launch[0]), Phone.make(work / "B", 660, hosts[1], launch[1]),
+                   Gateway("gwA", free_port(), hosts[0], launch[0]), Gateway("gwB", free_port(), hosts[1], launch[1]))
 
     def start_gateways(self, *extra: str, local_b: str | None = None) -> None:
         a, b = self.gw_a, self.gw_b
-        a.start(self.work, b.port, f"sip:{{user}}@{HOST}:{self.phone_a.port}", *extra)
-        b.start(self.work, a.port, local_b or f"sip:{{user}}@{HOST}:{self.phone_b.port}", *extra)
+        a.start(self.work, f"sip:{b.host}:{b.port}", f"sip:{{user}}@{a.host}:{self.phone_a.port}", *extra)
+        b.start(self.work, f"sip:{a.host}:{a.port}", local_b or f"sip:{{user}}@{b.host}:{self.phone_b.port}", *extra)
         a.wait_ready()
         b.wait_ready()
 
