@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 
-from largesc_codec.types import FRAME_SAMPLES
+from largesc_codec.types import FRAME_SAMPLES, SAMPLE_RATE
 from sip_agent.gateway.report import GatewayCall
 from sip_agent.gateway.routing import Route, caller_status
 from sip_agent.media.pipe import PcmPipe, PipeAudio
@@ -41,10 +41,22 @@ class Pipes:
     def __init__(self) -> None:
         # The engine takes 80 ms frames from to_trunk and writes 80 ms frames into to_phone;
         # the bridge port works in 20 ms blocks on both.
-        self.to_trunk = PcmPipe(prefill=FRAME_SAMPLES + MARGIN, capacity=3 * FRAME_SAMPLES + MARGIN)
-        self.to_phone = PcmPipe(prefill=FRAME_SAMPLES + MARGIN, capacity=3 * FRAME_SAMPLES + MARGIN)
+        # A level a frame above the start threshold is no jitter but a clock that got ahead (the engine
+        # writes a frame of silence more when its playout restarts): shed it at once, not at a distant cap.
+        prefill = FRAME_SAMPLES + MARGIN
+        self.to_trunk = PcmPipe(prefill=prefill, capacity=prefill + FRAME_SAMPLES - PORT_SAMPLES)
+        self.to_phone = PcmPipe(prefill=prefill, capacity=prefill + FRAME_SAMPLES - PORT_SAMPLES)
         self.port = PipePort(send=self.to_trunk, heard=self.to_phone)
         self.codec_audio = PipeAudio(send=self.to_trunk, heard=self.to_phone)
+
+    def figures(self) -> dict[str, float]:
+        """What the bridge added: mean wait in each pipe (ms), underruns, samples dropped."""
+        out: dict[str, float] = {}
+        for name, pipe in (("to_trunk", self.to_trunk), ("to_phone", self.to_phone)):
+            st = pipe.stats()
+            out.update({f"{name}_wait_ms": round(1000.0 * st.wait_samples / SAMPLE_RATE, 1),
+                        f"{name}_underruns": st.underruns, f"{name}_dropped": st.dropped})
+        return out
 
 
 class BridgedCall:
@@ -91,4 +103,4 @@ class BridgedCall:
 
     def summary(self) -> GatewayCall:
         return GatewayCall(self.route, self.incoming.peer, self.incoming.result, self.outgoing.result,
-                           self.caller_status)
+                           self.caller_status, self.pipes.figures())

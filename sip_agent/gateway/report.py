@@ -10,7 +10,7 @@ leg's media time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rtp.packet import WIRE_OVERHEAD_BYTES
@@ -53,10 +53,12 @@ class GatewayCall:
     incoming: CallResult | None
     outgoing: CallResult | None
     answered_status: int  # the final response the caller got (200 when bridged)
+    bridge: dict[str, float] = field(default_factory=dict)  # the audio bridge's figures (pair.Pipes.figures)
 
     def to_json(self) -> dict[str, Any]:
         return {"caller": self.caller,
                 "direction": self.route.direction.value if self.route else None,
                 "target": self.route.target if self.route else None,
                 "caller_status": self.answered_status,
+                "bridge": dict(self.bridge),
                 "legs": [leg_report("incoming", self.incoming), leg_report("outgoing", self.outgoing)]}

@@ -6,12 +6,15 @@ conference bridge (20 ms blocks) and the LargeSC engine (80 ms frames).
 Both clocks run on the same machine, so they keep the same pace; the pipe
 absorbs their phase and jitter, nothing more:
 
-* it starts playing once ``prefill`` samples are in (the latency it adds);
+* it starts playing once ``prefill`` samples are in, trimming what came on
+  top while it waited (so it adds ``prefill`` less one pull, not more);
 * a pull that finds too little gives what there is and silence after it,
   counts an ``underrun`` and waits for ``prefill`` again (no crackle of
   half-empty blocks);
 * it never holds more than ``capacity`` samples: a push beyond drops the
-  oldest ones, counted in ``dropped`` (delay stays bounded if a clock stalls).
+  oldest ones down to ``prefill``, counted in ``dropped`` (a consumer that
+  starts late or stalls does not leave the delay at the cap for the rest of
+  the call).
 
 Thread-safe: one producer thread, one consumer thread.
 """
@@ -33,6 +36,7 @@ class PipeStats:
     level: int  # samples waiting now
     underruns: int
     dropped: int  # samples dropped at capacity
+    wait_samples: float  # mean of what stayed behind after each pull while playing: the delay the pipe adds
 
 
 class PcmPipe:
@@ -47,6 +51,7 @@ class PcmPipe:
         self._playing = False
         self._lock = threading.Lock()
         self.underruns = self.dropped = 0
+        self._waits, self._wait_sum = 0, 0
 
     def push(self, pcm: Pcm) -> None:
         """Append samples (float32, 1-D)."""
@@ -56,8 +61,8 @@ class PcmPipe:
         with self._lock:
             self._blocks.append(block)
             self._level += len(block)
-            excess = self._level - self.capacity
-            if excess > 0:
+            if self._level > self.capacity:  # back to the start threshold, not just under the cap
+                excess = self._level - self.prefill
                 self._drop(excess)
                 self.dropped += excess
 
@@ -69,6 +74,12 @@ class PcmPipe:
                 if self._level < max(self.prefill, 1):
                     return out
                 self._playing = True
+                excess = self._level - max(self.prefill, n)  # start at the threshold, not above it
+                if excess > 0:
+                    self._drop(excess)
+                    self.dropped += excess
+            self._waits += 1
+            self._wait_sum += max(self._level - n, 0)
             got = self._take(out)
             if got < n:
                 self.underruns += 1
@@ -77,7 +88,8 @@ class PcmPipe:
 
     def stats(self) -> PipeStats:
         with self._lock:
-            return PipeStats(self._level, self.underruns, self.dropped)
+            wait = self._wait_sum / self._waits if self._waits else 0.0
+            return PipeStats(self._level, self.underruns, self.dropped, wait)
 
     def _take(self, out: Pcm) -> int:
         filled = 0

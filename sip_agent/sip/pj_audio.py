@@ -102,5 +102,6 @@ def stream_stats(call: pj.Call, media_index: int, codec: str, duration_s: float)
         frames_recovered=0,
         frames_concealed=int(st.jbuf.lost),
         jitter_ms=float(rx.jitterUsec.mean) / 1000.0,
-        extra={"discarded": float(rx.discard), "duplicates": float(rx.dup), "reordered": float(rx.reorder)},
+        extra={"discarded": float(rx.discard), "duplicates": float(rx.dup), "reordered": float(rx.reorder),
+               "jitter_buffer_ms": float(st.jbuf.avgDelayMsec)},
     )

@@ -27,7 +27,7 @@ from sip_agent.sip.pcm_port import PipePort
 
 tone16k, recording, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ep = AgentEndpoint(EndpointConfig(host="127.0.0.1", sip_port=port, transports=("udp",)))
-send, heard = PcmPipe(prefill=0, capacity=24000 * 3), PcmPipe(prefill=0, capacity=24000 * 3)
+send, heard = PcmPipe(prefill=0, capacity=24000 * 3), PcmPipe(prefill=24000 * 2 - 480, capacity=24000 * 3)
 t = np.arange(24000 * 2) / 24000
 heard.push((0.3 * np.sin(2 * np.pi * 660 * t)).astype(np.float32))  # what the LargeSC leg would play
 bridge = PipePort(send, heard)
