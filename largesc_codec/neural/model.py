@@ -63,7 +63,8 @@ class Models:
     untrained: bool
 
     def new_mimi(self) -> Any:
-        return copy.deepcopy(self.mimi)
+        """A Mimi for one more stream: its own streaming state over the same weights (no copy of them)."""
+        return shared_weights_copy(self.mimi)
 
     def load_lm(self, dtype: torch.dtype | None = None) -> Any:
         """Build the Moshi LMModel from the checkpoint (float32 on CPU, bf16 on GPU)."""
@@ -78,6 +79,16 @@ class Models:
                 f"could not load the Moshi LM from {self.checkpoint.moshi_weights}: {exc}. "
                 + _HOW_TO_FIX
             ) from exc
+
+
+def shared_weights_copy(module: Any) -> Any:
+    """A deep copy of ``module`` whose parameters are the original's tensors (inference only).
+
+    Buffers and streaming state are copied, so each copy streams on its own; the
+    weights, most of the memory, exist once however many calls run.
+    """
+    memo = {id(p): p for p in module.parameters()}
+    return copy.deepcopy(module, memo)
 
 
 def _no_config_checkpoint(moshi: Path, mimi: Path, tokenizer: Path) -> Any:

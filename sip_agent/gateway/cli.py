@@ -17,24 +17,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from largesc_codec.cli.options import HelpFormatter
 from sip_agent.gateway.b2bua import Gateway
 from sip_agent.gateway.routing import TrunkPlan
 from sip_agent.sip.agent import Agent
-from largesc_codec.cli.options import HelpFormatter
-from sip_agent.sip.cli import NO_MEDIA, port_number, run_agent, sip_options
+from sip_agent.sip.cli import NO_MEDIA, call_count, port_number, run_agent, sip_options
+from sip_agent.sip.endpoint import PJSUA_CALL_SLOTS
 
-DEFAULT_MAX_CALLS = 4
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of calls, 1 or more")
-    return value
-
+MOST_CALLS = PJSUA_CALL_SLOTS // 2  # each bridged call holds two pjsua2 calls
 
 def add_gateway(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     """Add ``gateway`` to ``subparsers``; returns its parser (the codec options are added by the caller)."""
@@ -46,7 +36,7 @@ def add_gateway(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]
                    help="the peer gateway, sip:HOST:PORT: calls from local phones go there over LargeSC")
     p.add_argument("--local", required=True,
                    help="where calls from the trunk go, 'sip:{user}@HOST:PORT' ({user}: the called user)")
-    p.add_argument("--max-calls", type=_positive, default=DEFAULT_MAX_CALLS,
+    p.add_argument("--max-calls", type=call_count(MOST_CALLS), default=MOST_CALLS,
                    help="most calls bridged at once; beyond them a caller gets 486 Busy Here")
     p.add_argument("--answer-timeout", type=float, default=30.0,
                    help="give up an outgoing leg not answered within S seconds (the caller gets 408)")

@@ -15,7 +15,8 @@
   listens or dials, and every call reuses them: each call gets its own Mimi
   copies (``Models.new_mimi``) and borrows an LM that no other call holds
   (``take_lm`` / ``give_back_lm``; an LM comes back only after its concealer
-  left streaming mode).
+  left streaming mode). Copies share the weights (``shared_weights_copy``):
+  each call adds only its streaming state, not another model.
 
 torch and moshi are imported only inside functions (through
 ``largesc_codec``), so importing this module is cheap.
@@ -112,6 +113,7 @@ class ModelCache:
         self._lock = threading.Lock()
         self._models: dict[str, Models] = {}
         self._idle_lms: dict[tuple[str, str | None], list[Any]] = {}
+        self._prototypes: dict[tuple[str, str | None], Any] = {}  # loaded once, never streamed: copied per call
 
     def models(self, weights: str) -> Models:
         """``largesc_codec.neural.model.Models`` for ``weights`` (loaded on first use; WeightsError if it cannot)."""
@@ -123,17 +125,24 @@ class ModelCache:
             return self._models[weights]
 
     def take_lm(self, weights: str, adapter: str | None) -> Any:
-        """An LM no one else uses (an idle one, else a newly built one)."""
+        """An LM no one else uses: an idle one, else a copy sharing the weights of one loaded once."""
+        from largesc_codec.neural.model import shared_weights_copy
+
+        key = (weights, adapter)
         with self._lock:
-            idle = self._idle_lms.get((weights, adapter))
+            idle = self._idle_lms.get(key)
             if idle:
                 return idle.pop()
-        lm = self.models(weights).load_lm()
-        if adapter:
-            from largesc_codec.train.finetune import load_adapter
+            prototype = self._prototypes.get(key)
+        if prototype is None:  # first LM of these weights: from disk (slow), kept unused as the template
+            prototype = self.models(weights).load_lm()
+            if adapter:
+                from largesc_codec.train.finetune import load_adapter
 
-            lm = load_adapter(lm, adapter)
-        return lm
+                prototype = load_adapter(prototype, adapter)
+            with self._lock:
+                prototype = self._prototypes.setdefault(key, prototype)
+        return shared_weights_copy(prototype)
 
     def give_back_lm(self, weights: str, adapter: str | None, lm: Any) -> None:
         """Return an LM whose concealer has left streaming mode, for the next call."""

@@ -21,6 +21,12 @@ class AudioFiles:
     play: Path | None = None
     record: Path | None = None
 
+    def numbered(self, n: int) -> "AudioFiles":
+        """The files of an answerer's ``n``-th call: the same play file, the recording NAME-n.EXT from n = 2."""
+        if n <= 1 or self.record is None:
+            return self
+        return AudioFiles(self.play, self.record.with_name(f"{self.record.stem}-{n}{self.record.suffix}"))
+
     def open(self) -> tuple["AudioIn", "AudioOut"]:
         """The ``CallAudio`` ends (audio.py): the play file 80 ms a tick, the recording; raises naming the file."""
         from sip_agent.media.wav import PlaySource, RecordSink  # PyAV: only when a call starts

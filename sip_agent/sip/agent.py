@@ -25,7 +25,7 @@ from sip_agent.sip.account import AccountSettings, AgentAccount, RegistrationSta
 from sip_agent.sip.call import AgentCall, CallOptions
 from sip_agent.sip.call_result import CallResult
 from sip_agent.sip.endpoint import AgentEndpoint, EndpointConfig
-from sip_agent.sip.pj_audio import StandardLeg
+from sip_agent.sip.pj_audio import StandardAudio, StandardLeg
 
 Report = Callable[[str], None]
 IncomingHandler = Callable[[int, str], None]  # (pjsua2 call id, the INVITE's text)
@@ -49,6 +49,7 @@ class Agent:
         self.calls: list[AgentCall] = []
         self.results: list[CallResult] = []
         self.incoming: IncomingHandler = self.answer_incoming
+        self.answered = self.rejected_busy = 0
         try:
             self.account.open(self.endpoint.media_transport_config())
         except Exception:
@@ -152,9 +153,13 @@ class Agent:
     def answer_incoming(self, call_id: int, invite: str) -> None:
         """The default ``incoming``: answer with 200, or 486 Busy Here beyond ``max_calls``."""
         if len(self.calls) >= self.max_calls:
-            self.reject(call_id, invite, 486, "busy")
+            self.rejected_busy += 1
+            self.reject(call_id, invite, 486, f"busy: {self.max_calls} calls already")
             return
-        call = self.incoming_call(call_id, invite)
+        self.answered += 1
+        n, o = self.answered, self.options
+        call = self.incoming_call(call_id, invite, audio=o.audio.numbered(n),
+                                  standard=StandardAudio((o.standard_audio or o.audio).numbered(n)))
         self.report(f"incoming call from {call.peer}")
         call.accept()
 

@@ -37,7 +37,7 @@ from sip_agent.sip import preflight
 from sip_agent.sip.account import AccountSettings
 from sip_agent.sip.agent import Agent
 from sip_agent.sip.call import CallOptions
-from sip_agent.sip.endpoint import EndpointConfig
+from sip_agent.sip.endpoint import PJSUA_CALL_SLOTS, EndpointConfig
 
 
 def _say(text: str) -> None:
@@ -63,6 +63,26 @@ def uri_host(uri: str) -> str:
     if m is None:
         raise ValueError(f"{uri!r} is not a SIP URI with host[:port]")
     return m["host"].strip("[]")
+
+
+DEFAULT_MAX_CALLS = PJSUA_CALL_SLOTS  # all pjsua2 holds in one process; beyond, pjsua answers 486 itself
+
+
+def call_count(most: int) -> Callable[[str], int]:
+    """argparse type of ``--max-calls``: a whole number, 1..``most`` (pjsua2's call slots allow no more)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= most:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give a whole number of calls, 1..{most} (the pjsua2 wheel holds {PJSUA_CALL_SLOTS} "
+                "calls a process; run more processes on other ports for more)")
+        return value
+
+    parse.__name__ = "calls"
+    return parse
 
 
 def port_number(low: int) -> Callable[[str], int]:
@@ -135,6 +155,10 @@ def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.Argume
         p.add_argument("--port", type=port_number(1), required=True, help="SIP port to listen on (UDP and TCP)")
         p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
         p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
+        p.add_argument("--max-calls", type=call_count(PJSUA_CALL_SLOTS), default=DEFAULT_MAX_CALLS,
+                       help="most calls at once, each with its own codec state over the shared models; beyond "
+                            "them a caller gets 486 Busy Here. With --record NAME.wav the n-th call records "
+                            "NAME-n.wav (the first NAME.wav)")
         sip_options(p)
         _media_options(p)
         p.set_defaults(func=cmd_answer)
@@ -206,7 +230,8 @@ def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int
         check_options(ns)
         with tempfile.TemporaryDirectory(prefix="largesc-agent-") as scratch:
             endpoint, account, options = _setup(ns, sip_port, Path(scratch))
-            with Agent(endpoint, account, options, report=_say, stop=stop) as agent:
+            with Agent(endpoint, account, options, report=_say, stop=stop,
+                       max_calls=getattr(ns, "max_calls", 1)) as agent:
                 _say(f"SIP on {endpoint.host}:{agent.sip_port} ({'/'.join(endpoint.transports)}), "
                      f"LargeSC {'offered/accepted' if options.engine else 'off'}")
                 registration = agent.wait_registration()
@@ -216,6 +241,7 @@ def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int
                                               "message": registration.message(aor, account.registrar)}
                 code = 1 if registration.failed else body(agent)
             report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
+            report["rejected_busy"] = agent.rejected_busy
             report.update(extra or {})
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         _say(f"error: {exc}")

@@ -31,6 +31,11 @@ _FALLBACK_CODECS = ("PCMU", "PCMA", "G722")
 _alive = threading.Lock()  # held while an AgentEndpoint exists in this process
 
 
+# pjsua's compile-time PJSUA_MAX_CALLS in the pjsua2-python wheel: a larger maxCalls is clamped to it
+# silently (measured: the 5th simultaneous INVITE got pjsua's own 486, "too many calls").
+PJSUA_CALL_SLOTS = 4
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     """Process-wide SIP settings.
@@ -119,6 +124,7 @@ class AgentEndpoint:
     def _ep_config(self) -> pj.EpConfig:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0  # callbacks run inside poll(), on our thread
+        cfg.uaConfig.maxCalls = PJSUA_CALL_SLOTS  # beyond it pjsua answers 486 itself, before we see the INVITE
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.userAgent = self.config.user_agent
         cfg.logConfig.level = self.config.log_level if self.config.log_file else self.config.console_log_level

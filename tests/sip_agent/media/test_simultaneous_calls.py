@@ -1,0 +1,93 @@
+"""Several LargeSC calls into one answerer at once, each with its own codec state over one set of models.
+
+Real agents (``largesc answer`` / ``largesc call`` subprocesses) on loopback,
+the small test weights, one torch thread each (CI has 2 cores).
+"""
+
+from __future__ import annotations
+
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.sip_agent.conftest import HOST, AgentRun, free_port, tone_wav
+from tests.sip_agent.media.test_largesc_engine import largesc  # noqa: F401  (the fixture)
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(240)]
+
+
+def _wait_connected(runs: list[AgentRun], timeout: float = 90.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if all("negotiated codec: LargeSC" in r.text() for r in runs):
+            return
+        time.sleep(0.1)
+    pytest.fail("not every caller got its LargeSC call up:\n" + "\n---\n".join(r.text()[-800:] for r in runs))
+
+
+def _seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def _answerer(largesc: Any, tmp_path: Path, weights: Path, calls: int, record: Path) -> tuple[AgentRun, int]:
+    port = free_port()
+    run = largesc("answer", "answer", "--port", str(port), "--calls", str(calls), "--timeout", "150",
+                  "--max-calls", "4", "--weights", str(weights), "--plc", "repeat", "--record", str(record))
+    run.wait_for("waiting for calls", timeout=90)
+    return run, port
+
+
+def _caller(largesc: Any, name: str, port: int, weights: Path, play: Path, seconds: float) -> AgentRun:
+    run: AgentRun = largesc(name, "call", f"sip:bob@{HOST}:{port}", "--weights", str(weights), "--plc", "repeat",
+                            "--play", str(play), "--duration", f"{seconds:g}")
+    return run
+
+
+def test_four_calls_at_once_and_a_fifth_gets_486(largesc: Any, tmp_path: Path, test_weights: Path) -> None:
+    play = tone_wav(tmp_path / "tone.wav", 440, 8.0)
+    record = tmp_path / "heard.wav"
+    answerer, port = _answerer(largesc, tmp_path, test_weights, 4, record)
+    callers = [_caller(largesc, f"call{i}", port, test_weights, play, 7.0) for i in range(1, 5)]
+    _wait_connected(callers)
+    busy = largesc("busy", "call", f"sip:bob@{HOST}:{port}", "--engine", "none", "--answer-timeout", "15")
+    rc_busy, busy_report = busy.finish(timeout=60)
+    assert rc_busy == 1 and busy_report["calls"][0]["status_code"] == 486, busy_report
+    for run in callers:
+        rc, report = run.finish(timeout=120)
+        assert rc == 0, run.text()[-1500:]
+    rc, report = answerer.finish(timeout=60)
+    # The 5th INVITE found pjsua2's 4 call slots taken: pjsua answered 486 itself (sip/endpoint.py).
+    assert rc == 0 and len(report["calls"]) == 4, report
+    for call in report["calls"]:
+        media = call["media"]
+        assert call["connected"] and call["codec"] == "LargeSC/24000", call
+        assert media["packets_received"] >= 60 and media["extra"]["frames_primary"] >= 60, media  # ~7 s each
+    # Each call recorded into its own file: heard.wav, heard-2.wav .. heard-4.wav, each the call's length.
+    files = [record] + [record.with_name(f"heard-{n}.wav") for n in range(2, 5)]
+    assert all(f.exists() and 6.0 <= _seconds(f) <= 9.0 for f in files), [(f, f.exists()) for f in files]
+
+
+def test_a_call_starting_and_ending_does_not_disturb_two_running_ones(largesc: Any, tmp_path: Path,
+                                                                     test_weights: Path) -> None:
+    play = tone_wav(tmp_path / "tone.wav", 440, 12.0)
+    answerer, port = _answerer(largesc, tmp_path, test_weights, 3, tmp_path / "heard.wav")
+    running = [_caller(largesc, f"long{i}", port, test_weights, play, 10.0) for i in (1, 2)]
+    _wait_connected(running)
+    time.sleep(1.0)
+    short = _caller(largesc, "short", port, test_weights, play, 3.0)  # starts and ends while the two run
+    assert short.finish(timeout=90)[0] == 0, short.text()[-1500:]
+    results = [run.finish(timeout=120) for run in running]
+    rc, report = answerer.finish(timeout=60)
+    assert rc == 0 and len(report["calls"]) == 3, report
+    long_calls = sorted(report["calls"], key=lambda c: c["duration_s"])[1:]
+    for call in long_calls + [r[1]["calls"][0] for r in results]:
+        media = call["media"]
+        assert call["connected"] and call["duration_s"] >= 9.0, call
+        # No gap: every packet of the peer's stream arrived, no tick of either clock was skipped. A few
+        # frames may be concealed while the jitter buffer adapts its target in the first second (README).
+        assert media["packets_lost"] == 0 and media["extra"]["overruns"] == 0, media
+        assert media["frames_concealed"] <= 3 and media["extra"]["frames_primary"] >= 115, media
