@@ -12,7 +12,6 @@ tone from a WAV file (aufile) and dumps what it decodes (sndfile,
 from __future__ import annotations
 
 import glob
-import json
 import os
 import random
 import subprocess
@@ -24,9 +23,8 @@ from typing import Any, Callable
 
 Launch = Callable[..., "subprocess.Popen[bytes]"]  # subprocess.Popen, or a lab's popen for one namespace
 
-import pytest
 
-from tests.sip_agent.conftest import HOST, REPO, free_port, tone_wav, tool
+from tests.sip_agent.conftest import HOST, REPO, AgentRun, free_port, tone_wav, tool
 
 STANDARD = ("PCMU/8000", "PCMA/8000", "G722/16000")
 
@@ -83,52 +81,38 @@ class Phone:
 
 @dataclass
 class Gateway:
-    """One ``largesc gateway`` process."""
+    """One ``largesc gateway`` process (``run``: the suite's ``AgentRun`` once started)."""
 
     name: str
     port: int
     host: str = HOST
     launch: Launch = subprocess.Popen
-    proc: subprocess.Popen[bytes] | None = None
-    out: Path | None = None
-    report: Path | None = None
+    run: AgentRun | None = None
 
     def start(self, work: Path, trunk: str, local: str, *extra: str) -> None:
-        self.out, self.report = work / f"{self.name}.out", work / f"{self.name}.json"
+        out, report = work / f"{self.name}.out", work / f"{self.name}.json"
         env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
         argv = [sys.executable, "-m", "largesc_codec.cli", "gateway", "--port", str(self.port),
-                "--bind", self.host, "--trunk", trunk, "--local", local, "--report-json", str(self.report), *extra]
-        with open(self.out, "wb") as sink:
-            self.proc = self.launch(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
+                "--bind", self.host, "--trunk", trunk, "--local", local, "--report-json", str(report), *extra]
+        with open(out, "wb") as sink:
+            proc = self.launch(argv, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        self.run = AgentRun(proc, out, report, time.monotonic())
 
     def text(self) -> str:
-        return self.out.read_text(errors="replace") if self.out else ""
+        return self.run.text() if self.run else ""
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if "gateway on " in self.text():
-                return
-            if self.proc is not None and self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        pytest.fail(f"{self.name} did not start:\n{self.text()}")
+        assert self.run is not None
+        self.run.wait_for("gateway on ", timeout)
 
     def finish(self, timeout: float = 60.0) -> tuple[int, dict[str, Any]]:
-        assert self.proc is not None and self.report is not None
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            pytest.fail(f"{self.name} still running after {timeout} s:\n{self.text()}")
-        assert self.report.exists(), f"{self.name} wrote no report (exit {rc}):\n{self.text()}"
-        return rc, json.loads(self.report.read_text())
+        assert self.run is not None
+        return self.run.finish(timeout)
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.run is not None and self.run.proc.poll() is None:
+            self.run.proc.kill()
+            self.run.proc.wait()
 
 
 @dataclass
