@@ -132,10 +132,11 @@ class Sites:
         return cls(work, Phone.make(work / "A", 440, hosts[0], launch[0]), Phone.make(work / "B", 660, hosts[1], launch[1]),
                    Gateway("gwA", free_port(), hosts[0], launch[0]), Gateway("gwB", free_port(), hosts[1], launch[1]))
 
-    def start_gateways(self, *extra: str, local_b: str | None = None) -> None:
+    def start_gateways(self, *extra: str, local_b: str | None = None, only_b: tuple[str, ...] = ()) -> None:
         a, b = self.gw_a, self.gw_b
         a.start(self.work, f"sip:{b.host}:{b.port}", f"sip:{{user}}@{a.host}:{self.phone_a.port}", *extra)
-        b.start(self.work, f"sip:{a.host}:{a.port}", local_b or f"sip:{{user}}@{b.host}:{self.phone_b.port}", *extra)
+        b.start(self.work, f"sip:{a.host}:{a.port}", local_b or f"sip:{{user}}@{b.host}:{self.phone_b.port}",
+                *extra, *only_b)
         a.wait_ready()
         b.wait_ready()
 
