@@ -176,7 +176,8 @@ class Agent:
         self._end_calls("agent shutting down")
         self.run_until(lambda: all(c.done for c in self.calls), self.options.teardown_timeout_s + 1)
         self.step()  # report the calls that just ended
-        self.calls.clear()  # no other reference may outlive libDestroy (not even a loop variable)
+        while self.calls:  # no reference may outlive libDestroy (not even a loop variable)
+            self.calls.pop().release_media()  # a call the peer never let go: its media goes now too
         gc.collect()
         if self.account is not None:
             try:

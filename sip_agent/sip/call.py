@@ -310,17 +310,21 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
             if self._stats is None:
                 self.report(f"(media statistics unavailable: {exc})")
 
-    def _finish(self, code: int, reason: str, message: str | None) -> None:
-        if self.done:
-            return
-        self.done = True
-        if self._engine is not None:
+    def release_media(self) -> None:
+        """Stop the engine and take the standard leg off the bridge (also for a call that never ended)."""
+        if self._engine is not None:  # stop() is idempotent
             try:
                 self._engine.stop()
                 self._stats = self._engine.stats()
             except Exception as exc:
                 self._error = self._error or f"LargeSC media engine failed to stop: {exc}"
         self._std.release()
+
+    def _finish(self, code: int, reason: str, message: str | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.release_media()
         connected = self.confirmed_at is not None
         if self._gave_up is not None and not connected:
             code, reason = self._gave_up

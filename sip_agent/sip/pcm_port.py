@@ -40,7 +40,7 @@ class PipePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 is untyped (S
         self.send, self.heard, self.name = send, heard, name
         self.frames_in = self.frames_out = 0
         self.error: str | None = None
-        self._created = False
+        self._created = self._released = False
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:
         try:
@@ -51,7 +51,7 @@ class PipePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 is untyped (S
                 self.send.push(pcm.astype(np.float32) / 32768.0)
             self.frames_in += 1
         except Exception as exc:  # never unwind into pjmedia
-            self.error = self.error or f"gateway bridge (from the phone): {exc!r}"
+            self._fail(f"gateway bridge (from the phone): {exc!r}")
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:
         try:
@@ -62,11 +62,19 @@ class PipePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 is untyped (S
             frame.size = len(data)
             self.frames_out += 1
         except Exception as exc:
-            self.error = self.error or f"gateway bridge (to the phone): {exc!r}"
+            self._fail(f"gateway bridge (to the phone): {exc!r}")
+
+    def _fail(self, problem: str) -> None:
+        try:
+            self.error = self.error or problem
+        except AttributeError:  # a callback on a half-collected object: release() was skipped
+            pass
 
     # -- StandardLeg (pj_audio.py) ---------------------------------------------------
     def connect(self, stream: pj.AudioMedia) -> list[str]:
         """Register the port with the bridge and connect it both ways to ``stream``."""
+        if self._released:
+            return ["gateway bridge: the call's audio was already released"]
         try:
             if not self._created:
                 self.createPort(self.name, _format())
@@ -78,4 +86,15 @@ class PipePort(pj.AudioMediaPort):  # type: ignore[misc]  # pjsua2 is untyped (S
         return [self.error] if self.error else []
 
     def release(self) -> None:
-        """Nothing to drop early: the port leaves the bridge when the object goes (before libDestroy)."""
+        """Take the port off the bridge now, on the caller's thread, while this object is whole; idempotent.
+
+        Left to the garbage collector, the C++ port would go when the cycle
+        holding it is collected: on any thread, pjmedia's clock thread inside
+        one of these callbacks included, with the attributes already cleared
+        (seen in CI: AttributeError in onFrameReceived, then SIGSEGV).
+        """
+        if self._released:
+            return
+        self._released = True
+        if self._created:
+            pj.AudioMediaPort.__swig_destroy__(self)  # ~AudioMediaPort: pjsua_conf_remove_port; disowns ``this``

@@ -48,14 +48,15 @@ def _caller(largesc: Any, name: str, port: int, weights: Path, play: Path, secon
 
 
 def test_four_calls_at_once_and_a_fifth_gets_486(largesc: Any, tmp_path: Path, test_weights: Path) -> None:
-    play = tone_wav(tmp_path / "tone.wav", 440, 8.0)
+    play = tone_wav(tmp_path / "tone.wav", 440, 13.0)
     record = tmp_path / "heard.wav"
     answerer, port = _answerer(largesc, tmp_path, test_weights, 4, record)
-    callers = [_caller(largesc, f"call{i}", port, test_weights, play, 7.0) for i in range(1, 5)]
+    # 12 s each: with 7 s calls on 2 cores the 5th INVITE was once answered 200 (the 1st call had ended).
+    callers = [_caller(largesc, f"call{i}", port, test_weights, play, 12.0) for i in range(1, 5)]
     _wait_connected(callers)
     busy = largesc("busy", "call", f"sip:bob@{HOST}:{port}", "--engine", "none", "--answer-timeout", "15")
     rc_busy, busy_report = busy.finish(timeout=60)
-    assert rc_busy == 1 and busy_report["calls"][0]["status_code"] == 486, busy_report
+    assert rc_busy == 1 and busy_report["calls"][0]["status_code"] == 486, (busy_report, answerer.text()[-1500:])
     for run in callers:
         rc, report = run.finish(timeout=120)
         assert rc == 0, run.text()[-1500:]
@@ -65,10 +66,10 @@ def test_four_calls_at_once_and_a_fifth_gets_486(largesc: Any, tmp_path: Path, t
     for call in report["calls"]:
         media = call["media"]
         assert call["connected"] and call["codec"] == "LargeSC/24000", call
-        assert media["packets_received"] >= 60 and media["extra"]["frames_primary"] >= 60, media  # ~7 s each
+        assert media["packets_received"] >= 60 and media["extra"]["frames_primary"] >= 60, media  # ~12 s each
     # Each call recorded into its own file: heard.wav, heard-2.wav .. heard-4.wav, each the call's length.
     files = [record] + [record.with_name(f"heard-{n}.wav") for n in range(2, 5)]
-    assert all(f.exists() and 6.0 <= _seconds(f) <= 9.0 for f in files), [(f, f.exists()) for f in files]
+    assert all(f.exists() and 11.0 <= _seconds(f) <= 14.0 for f in files), [(f, f.exists()) for f in files]
 
 
 def test_a_call_starting_and_ending_does_not_disturb_two_running_ones(largesc: Any, tmp_path: Path,

@@ -1,4 +1,5 @@
-"""The gateway's bridge port on a real pjsua2 conference bridge: tones cross it at the right pitch.
+"""The gateway's bridge port on a real pjsua2 conference bridge: tones cross it at the right pitch,
+and release() takes it off the bridge at once.
 
 pjsua2 allows one library per process, so the bridge runs in a child process
 (the script below) and reports what it measured as JSON.
@@ -42,7 +43,13 @@ while time.monotonic() < end:
 got = send.pull(send.stats().level)
 spectrum = np.abs(np.fft.rfft(got))
 freq = float(np.fft.rfftfreq(len(got), 1 / 24000)[spectrum.argmax()]) if len(got) else 0.0
-print(json.dumps({"problems": problems, "freq": freq, "rms": float(np.sqrt(np.mean(got ** 2))) if len(got) else 0.0,
+before = (bridge.frames_in, bridge.frames_out)
+bridge.release()                             # off the bridge now, not when the collector gets to it
+end = time.monotonic() + 0.3
+while time.monotonic() < end:
+    ep.poll(20)
+print(json.dumps({"after_release": [bridge.frames_in - before[0], bridge.frames_out - before[1]],
+                  "reconnect": bridge.connect(recorder), "problems": problems, "freq": freq, "rms": float(np.sqrt(np.mean(got ** 2))) if len(got) else 0.0,
                   "samples": len(got), "frames_in": bridge.frames_in, "frames_out": bridge.frames_out,
                   "error": bridge.error}))
 del player, recorder, bridge
@@ -60,6 +67,7 @@ def test_bridge_port_carries_both_directions_at_24_khz(tmp_path: Path) -> None:
     assert got["problems"] == [] and got["error"] is None, got
     # 1.5 s of 20 ms blocks each way (the bridge's clock), resampled 16 kHz -> 24 kHz by pjmedia.
     assert got["frames_in"] >= 60 and got["frames_out"] >= 60, got
+    assert got["after_release"] == [0, 0] and got["reconnect"], got  # released: no callback, no second use
     assert abs(got["freq"] - 440) < 3 and got["rms"] > 0.1, got  # the phone's tone, at its pitch
     freq, rms = dominant(recording)
     assert abs(freq - 660) < 3 and rms > 3000, (freq, rms)  # the LargeSC leg's tone reached the phone side
