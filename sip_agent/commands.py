@@ -68,6 +68,33 @@ def register_gateway(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
     _codec_options(add_gateway(sub), check_plan)
 
 
+def register_devices(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add ``devices``: the sound devices ``--sound-device`` can name (PortAudio, media/sound.py)."""
+    text = "list the sound devices --sound-device can name (PortAudio: ALSA, OSS, JACK)"
+    p = sub.add_parser("devices", help=text, description=text[0].upper() + text[1:] + ".",
+                       formatter_class=HelpFormatter)
+    p.set_defaults(func=cmd_devices)
+
+
+def cmd_devices(ns: argparse.Namespace) -> int:
+    """Print one line per device, the default marked ``*``; 1 when there is none, 2 without PortAudio."""
+    from sip_agent.media.sound import devices
+
+    try:
+        found = devices()
+    except ValueError as exc:
+        print(f"largesc devices: error: {str(exc).removeprefix('--sound-device: ')}", flush=True)
+        return 2
+    if not found:
+        print("no sound device (PortAudio sees none): start an audio server, e.g. "
+              "`jackd --no-realtime -d dummy &` or a real card's ALSA driver", flush=True)
+        return 1
+    for d in found:
+        print(f"{'*' if d.default else ' '} {d.index:2d}  {d.name}  ({d.hostapi}: {d.inputs} in, {d.outputs} out, "
+              f"{d.rate} Hz)", flush=True)
+    return 0
+
+
 def _codec_options(parser: argparse.ArgumentParser, *checks: Callable[[argparse.Namespace], object]) -> None:
     g = parser.add_argument_group(_ENGINE_GROUP)
     add_weights_argument(g, "model weights for LargeSC calls")

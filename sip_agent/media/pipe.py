@@ -22,6 +22,7 @@ Thread-safe: one producer thread, one consumer thread.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ class PcmPipe:
         self._lock = threading.Lock()
         self.underruns = self.dropped = 0
         self._waits, self._wait_sum = 0, 0
+        self.pushed_at = self.pulled_at = 0.0  # time.monotonic() of the last push / pull
 
     def push(self, pcm: Pcm) -> None:
         """Append samples (float32, 1-D)."""
@@ -59,6 +61,7 @@ class PcmPipe:
         if not len(block):
             return
         with self._lock:
+            self.pushed_at = time.monotonic()
             self._blocks.append(block)
             self._level += len(block)
             if self._level > self.capacity:  # back to the start threshold, not just under the cap
@@ -70,6 +73,7 @@ class PcmPipe:
         """``n`` samples: what is there (once prefilled), silence for the rest."""
         out = np.zeros(n, dtype=np.float32)
         with self._lock:
+            self.pulled_at = time.monotonic()
             if not self._playing:
                 if self._level < max(self.prefill, 1):
                     return out

@@ -25,7 +25,8 @@ from sip_agent.sip.account import AccountSettings, AgentAccount, RegistrationSta
 from sip_agent.sip.call import AgentCall, CallOptions
 from sip_agent.sip.call_result import CallResult
 from sip_agent.sip.endpoint import AgentEndpoint, EndpointConfig
-from sip_agent.sip.pj_audio import StandardAudio, StandardLeg
+from sip_agent.sip.legs import call_legs
+from sip_agent.sip.pj_audio import StandardLeg
 
 Report = Callable[[str], None]
 IncomingHandler = Callable[[int, str], None]  # (pjsua2 call id, the INVITE's text)
@@ -157,9 +158,8 @@ class Agent:
             self.reject(call_id, invite, 486, f"busy: {self.max_calls} calls already")
             return
         self.answered += 1
-        n, o = self.answered, self.options
-        call = self.incoming_call(call_id, invite, audio=o.audio.numbered(n),
-                                  standard=StandardAudio((o.standard_audio or o.audio).numbered(n)))
+        audio, standard = call_legs(self.options, self.answered)
+        call = self.incoming_call(call_id, invite, audio=audio, standard=standard)
         self.report(f"incoming call from {call.peer}")
         call.accept()
 

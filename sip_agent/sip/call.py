@@ -43,11 +43,13 @@ import pjsua2 as pj
 from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import EngineFactory, MediaEngine
 from sip_agent.media.audio import CallAudio
+from sip_agent.media.sound import SoundCard
 from sip_agent.media.types import AudioFiles, MediaStats
 from sip_agent.sip import sdp_munge
 from sip_agent.sip.call_result import CallResult, failure_message
 from sip_agent.sip.negotiation import LargeScNegotiation
-from sip_agent.sip.pj_audio import StandardAudio, StandardLeg, codec_of, stream_stats
+from sip_agent.sip.legs import call_legs
+from sip_agent.sip.pj_audio import StandardLeg, codec_of, stream_stats
 
 _STATS_EVERY_S = 0.5
 
@@ -57,11 +59,13 @@ class CallOptions:
     """Per-call behaviour. ``engine`` None: LargeSC is neither offered nor accepted.
 
     ``standard_audio``: what pjsua2's own media plays instead of ``audio`` on a standard codec (a 16-bit WAV copy).
+    ``sound``: a sound card for every call in place of the files (sip/legs.py).
     """
 
     host: str = "127.0.0.1"
     audio: AudioFiles = field(default_factory=AudioFiles)
     standard_audio: AudioFiles | None = None
+    sound: SoundCard | None = None
     engine: EngineFactory | None = None
     params: LargeScParams = field(default_factory=LargeScParams)
     answer_timeout_s: float | None = 30.0
@@ -109,8 +113,9 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._error: str | None = None
         self.largesc = LargeScNegotiation(options.host, options.params)
         self._engine: MediaEngine | None = None
-        self._audio: CallAudio = audio or options.audio
-        self._std: StandardLeg = standard or StandardAudio(options.standard_audio or options.audio)
+        default_audio, default_std = call_legs(options)
+        self._audio: CallAudio = audio or default_audio
+        self._std: StandardLeg = standard or default_std
         self._std_index: int | None = None
         self.codec, self.bitrate_bps = "", 0.0
         self._stats: MediaStats | None = None

@@ -32,6 +32,7 @@ from largesc_codec.cli.options import HelpFormatter
 from largesc_codec.neural.audio_stream import is_pcm16_mono_wav, write_pcm16_wav
 from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import ENGINES, EngineFactory, engine_factory
+from sip_agent.media.sound import SoundCard, find_device
 from sip_agent.media.types import AudioFiles
 from sip_agent.sip import preflight
 from sip_agent.sip.account import AccountSettings
@@ -115,7 +116,7 @@ def sip_options(p: argparse.ArgumentParser) -> None:
 
 _PARAMS = LargeScParams()
 # What ``register`` (no call, no media) runs with in place of the media options it does not list.
-NO_MEDIA = {"engine": "none", "play": None, "record": None, "duration": None, "sound_device": False,
+NO_MEDIA = {"engine": "none", "play": None, "record": None, "duration": None, "sound_device": None,
              "maxcodebooks": _PARAMS.maxcodebooks, "maxbps": _PARAMS.maxbps, "maxred": _PARAMS.maxred}
 
 
@@ -132,7 +133,10 @@ def _media_options(p: argparse.ArgumentParser) -> None:
                    help="play this audio file into the call (WAV, FLAC, MP3, OGG: what `largesc transmit` reads)")
     p.add_argument("--duration", type=float, default=None,
                    help="hang up after this many seconds connected (call default: the --play file's length + 1)")
-    p.add_argument("--sound-device", action="store_true", help="use the default sound card instead of no device")
+    p.add_argument("--sound-device", nargs="?", const="default", default=None, metavar="NAME",
+                   help="talk through a sound card instead of --play/--record, for LargeSC and standard calls "
+                        "alike (PortAudio: 'default' when NAME is left out, an index, or part of a name; "
+                        "`largesc devices` lists them); one call at a time")
 
 
 def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
@@ -184,6 +188,10 @@ def check_options(ns: argparse.Namespace) -> None:
     """The cheap checks of preflight.py for the command in ``ns``; ValueError naming the option and the fix."""
     port, flag = (ns.port, "--port") if ns.command in ("answer", "gateway") else (ns.sip_port, "--sip-port")
     names = preflight.transports(ns.transport)
+    if getattr(ns, "sound_device", None) is not None:
+        if ns.play is not None or ns.record is not None:
+            raise ValueError("--sound-device carries the call's audio: leave out --play and --record")
+        find_device(ns.sound_device)
     preflight.play_seconds(ns.play)
     preflight.check_record(ns.record)
     preflight.check_port(ns.bind, port, flag, names)
@@ -206,12 +214,13 @@ def _setup(ns: argparse.Namespace, sip_port: int,
     if seconds is not None and duration is None and ns.command == "call":
         duration = seconds + 1.0  # a caller hangs up once its file has played
     endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=preflight.transports(ns.transport),
-                              sound_device="default" if ns.sound_device else None, log_file=ns.sip_log)
+                              log_file=ns.sip_log)
+    device = getattr(ns, "sound_device", None)
     account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password)
     params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
                           answer_timeout_s=ns.answer_timeout if ns.command in ("call", "gateway") else None,
-                          max_duration_s=duration,
+                          max_duration_s=duration, sound=None if device is None else SoundCard(find_device(device)),
                           standard_audio=_standard_audio(ns.play, ns.record, scratch))
     return endpoint, account, options
 
@@ -230,8 +239,8 @@ def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int
         check_options(ns)
         with tempfile.TemporaryDirectory(prefix="largesc-agent-") as scratch:
             endpoint, account, options = _setup(ns, sip_port, Path(scratch))
-            with Agent(endpoint, account, options, report=_say, stop=stop,
-                       max_calls=getattr(ns, "max_calls", 1)) as agent:
+            most = 1 if options.sound is not None else getattr(ns, "max_calls", 1)  # a card: one conversation
+            with Agent(endpoint, account, options, report=_say, stop=stop, max_calls=most) as agent:
                 _say(f"SIP on {endpoint.host}:{agent.sip_port} ({'/'.join(endpoint.transports)}), "
                      f"LargeSC {'offered/accepted' if options.engine else 'off'}")
                 registration = agent.wait_registration()
@@ -242,6 +251,8 @@ def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int
                 code = 1 if registration.failed else body(agent)
             report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
             report["rejected_busy"] = agent.rejected_busy
+            if options.sound is not None:
+                report["sound_device"] = options.sound.figures()
             report.update(extra or {})
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         _say(f"error: {exc}")

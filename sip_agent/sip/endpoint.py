@@ -44,8 +44,8 @@ class EndpointConfig:
     any of ``udp``, ``tcp``. ``codecs``: the standard codecs pjsua2 may use,
     best first (every other codec is disabled, which also keeps the SDP small:
     pjsua2's Python SDP hook sees only SDP bodies up to 1024 bytes).
-    ``sound_device`` None: null device (no sound card, the clock still runs);
-    ``"default"``: the system's default capture/playback device.
+    pjsua2's own sound device is always the null one (its clock still runs):
+    sound cards go through PortAudio (media/sound.py, sip/legs.py).
     ``log_file``: pjsip's log (with every SIP message) at ``log_level``.
     """
 
@@ -53,7 +53,6 @@ class EndpointConfig:
     sip_port: int = 0
     transports: tuple[str, ...] = ("udp", "tcp")
     codecs: tuple[str, ...] = _FALLBACK_CODECS
-    sound_device: str | None = None
     log_file: str | None = None
     log_level: int = 5
     console_log_level: int = 0
@@ -110,7 +109,7 @@ class AgentEndpoint:
             with _quiet_stdout():  # pjlib logs its start-up at level 5 before libInit can lower it
                 self.ep.libCreate()
             self.ep.libInit(self._ep_config())
-            self._set_sound_device()
+            self.ep.audDevManager().setNullDev()
             self._set_codecs()
             self._create_transports()
             self.ep.libStart()
@@ -135,15 +134,6 @@ class AgentEndpoint:
         cfg.medConfig.noVad = True  # continuous RTP: honest loss figures, clean recordings
         cfg.medConfig.clockRate = 16000
         return cfg
-
-    def _set_sound_device(self) -> None:
-        """The null device, or the default sound card: checked here, before any call, so its absence is named."""
-        manager = self.ep.audDevManager()
-        if self.config.sound_device is None:
-            manager.setNullDev()
-        elif manager.getDevCount() == 0:
-            raise ValueError("--sound-device: no audio device found (pjsua2 sees 0 devices); start an audio "
-                             "server (PulseAudio/JACK) or leave out --sound-device")
 
     def _create_transports(self) -> None:
         kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
