@@ -5,14 +5,23 @@ The directory written here is laid out like the hub repo ``kyutai/moshiko-pytorc
 names, stacking and dtypes of the released files (see ``released_layout``), plus
 a ``config.json`` (LM config and file names, read by moshi's ``CheckpointInfo``;
 the hub repo has none, moshi then assumes the 7B config) and a ``mimi_config.json``
-for the reduced Mimi. Same architecture code as the real models, random
+for the Mimi written. Same architecture code as the real models, random
 initialisation: they are UNTRAINED, so the audio they decode is not speech. They
 exist so tests and offline runs go through moshi's loaders, key conversion
 included, exactly as the released weights do.
+
+Mimi comes in two sizes (``mimi=``): ``small`` (default; ``SMALL_MIMI``, real
+strides and token format, narrow layers: fast to build and run) and ``full``
+(moshi's own full-size config, 79.3 M parameters, the one ``bench/many_calls.py
+--mimi full`` and ``largesc bench latency --mimi full`` build with random
+weights): a directory whose Mimi costs what the released one costs, for
+capacity runs of the real commands (``--weights DIR``). Both have 32 codebooks
+of 2048 entries at 12.5 Hz, so their tokens are interchangeable on the wire.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -135,28 +144,47 @@ def released_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def build_test_models(seed: int = 0) -> tuple[Any, Any]:
-    """The small random (Mimi, LM) pair that ``make_test_weights`` saves, in float32; reproducible."""
+MIMI_KINDS = ("small", "full")
+
+
+def mimi_config(kind: str = "small") -> dict[str, Any]:
+    """The Mimi config of ``kind``: ``small`` (``SMALL_MIMI``) or ``full`` (moshi's own, as in the release)."""
+    if kind == "small":
+        return copy.deepcopy(SMALL_MIMI)
+    if kind == "full":
+        from moshi.models import loaders
+
+        return copy.deepcopy(loaders._mimi_config)  # what get_mimi() builds without a config
+    raise ValueError(f"Mimi kind must be one of {', '.join(MIMI_KINDS)}, got {kind!r}")
+
+
+def build_test_models(seed: int = 0, mimi: str = "small") -> tuple[Any, Any]:
+    """The random (Mimi, LM) pair that ``make_test_weights`` saves, in float32; reproducible.
+
+    ``mimi``: ``small`` or ``full`` (see ``mimi_config``); the LM is the small one either way.
+    """
     from moshi.models import loaders
 
+    config = mimi_config(mimi)
     torch.manual_seed(seed)
-    mimi = loaders.get_mimi(None, SMALL_MIMI, device="cpu")
-    _init_codebooks(mimi, seed)
+    mimi_model = loaders.get_mimi(None, config, device="cpu")
+    _init_codebooks(mimi_model, seed)
     lm = loaders.get_moshi_lm(None, lm_kwargs=SMALL_LM, device="cpu", dtype=torch.float32)
-    return mimi, lm
+    return mimi_model, lm
 
 
 def _save(state: dict[str, torch.Tensor], path: Path) -> None:
     save_file({k: v.contiguous() for k, v in released_layout(state).items()}, str(path))
 
 
-def make_test_weights(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write small random Mimi + Moshi LM checkpoints and config.json to ``out_dir``."""
+def make_test_weights(out_dir: str | Path, seed: int = 0, mimi: str = "small") -> Path:
+    """Write random Mimi (``small`` or ``full``) + small Moshi LM checkpoints and config.json to ``out_dir``."""
+    config_mimi = mimi_config(mimi)  # a bad kind fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mimi, lm = build_test_models(seed)
-    _save(mimi.state_dict(), out / MIMI_NAME)  # Mimi is released in float32
-    (out / MIMI_CONFIG_NAME).write_text(json.dumps(SMALL_MIMI, indent=1))
+    mimi_model, lm = build_test_models(seed, mimi)
+    _save(mimi_model.state_dict(), out / MIMI_NAME)  # Mimi is released in float32
+    (out / MIMI_CONFIG_NAME).write_text(json.dumps(config_mimi, indent=1))
     # The LM is released in bfloat16 (the repo's "-bf16"); moshi's loader casts it to the dtype asked for.
     lm_state = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in lm.state_dict().items()}
     _save(lm_state, out / MOSHI_NAME)
@@ -168,6 +196,7 @@ def make_test_weights(out_dir: str | Path, seed: int = 0) -> Path:
         # model_id is the one free-form key moshi's CheckpointInfo sets aside.
         model_id={
             "largesc_untrained": True,
+            "largesc_mimi": mimi,
             "note": "Random weights from `largesc make-test-weights`: audio out is not speech.",
         },
     )

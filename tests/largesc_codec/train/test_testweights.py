@@ -133,3 +133,33 @@ def test_cli_writes_the_released_layout(tmp_path: Path) -> None:
     assert saved["emb.0.weight"].dtype == torch.bfloat16
     models = load_models(str(tmp_path / "w"))
     assert models.untrained and models.load_lm().dep_q == DEP_Q
+
+
+def test_full_size_mimi_is_moshis_config_and_loads_through_the_product_loader(tmp_path: Path) -> None:
+    """`--mimi full`: moshi's own Mimi config (79.3 M parameters), released layout, same token format."""
+    import json
+
+    from moshi.models import loaders
+
+    from largesc_codec.cli.app import main
+    from largesc_codec.train.testweights import MIMI_CONFIG_NAME, SMALL_MIMI
+
+    out = tmp_path / "full"
+    assert main(["make-test-weights", str(out), "--mimi", "full"]) == 0
+    assert json.loads((out / MIMI_CONFIG_NAME).read_text()) == loaders._mimi_config
+    saved = load_file(str(out / MIMI_NAME))
+    dim = loaders._seanet_kwargs["dimension"]
+    attn = "encoder_transformer.transformer.layers.7.self_attn."
+    assert saved[attn + "in_proj_weight"].shape == (3 * dim, dim) and not [k for k in saved if "in_projs." in k]
+    models = load_models(str(out))  # the product's loader, moshi's CheckpointInfo underneath
+    reference = loaders.get_mimi(None, device="cpu")  # what the benches' `--mimi full` builds
+    count = sum(p.numel() for p in models.mimi.parameters())
+    assert count == sum(p.numel() for p in reference.parameters()) > 79e6
+    assert models.mimi.state_dict().keys() == reference.state_dict().keys()
+    # Tokens interchangeable with the small test Mimi's: 32 codebooks of 2048 at 12.5 Hz.
+    assert (models.mimi.total_codebooks, models.mimi.cardinality, models.mimi.frame_rate) == (
+        SMALL_MIMI["quantizer"]["n_q"], SMALL_MIMI["quantizer"]["bins"], SMALL_MIMI["frame_rate"])
+    assert models.untrained and models.checkpoint.model_id["largesc_mimi"] == "full"
+    with torch.no_grad():  # codebooks filled from calibration residuals: tokens vary
+        codes = models.mimi.encode(torch.randn(1, 1, 1920 * 4, generator=torch.Generator().manual_seed(0)) * 0.1)
+    assert codes.shape == (1, 8, 4) and len(set(codes[0, 0].tolist() + codes[0, 1].tolist())) > 1
