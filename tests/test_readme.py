@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import wave
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def _argv(line: str, ports: dict[str, str]) -> list[str]:
 def test_the_readme_runs_as_written(tmp_path: Path, test_weights: Path) -> None:
     lines = readme_commands()
     runnable = [c for c in lines if c.split()[0] not in ("make", ".") and TWO_MACHINES not in c]
+    assert any(c.startswith("jackd ") for c in runnable) and any("--sound-device" in c for c in runnable)
     if os.geteuid() != 0:  # the lab needs namespaces; CI runs as root, so there it always runs
         if os.environ.get("CI"):
             pytest.fail("the README's `largesc lab` lines need root: run the suite as root (CI does)")
@@ -107,7 +109,13 @@ def test_the_readme_runs_as_written(tmp_path: Path, test_weights: Path) -> None:
     background: list[tuple[str, subprocess.Popen[bytes]]] = []
     failures: list[str] = []
     ran = 0
+    servers: list[subprocess.Popen[bytes]] = []  # an audio server the README starts runs to the end
     for line in runnable:
+        if line.startswith("jackd "):
+            servers.append(subprocess.Popen(shlex.split(line.removesuffix(" &")), cwd=tmp_path, env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+            time.sleep(2.0)
+            continue
         if line.startswith("export "):
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = value.replace("/tmp/w", str(tmp_path / "w"))
@@ -133,6 +141,9 @@ def test_the_readme_runs_as_written(tmp_path: Path, test_weights: Path) -> None:
             if proc.returncode != 0:
                 failures.append(f"{name}\n  -> exit {proc.returncode}: {out.decode(errors='replace')[-1500:]}")
         background.clear()
+    for server in servers:
+        server.terminate()
+        server.wait(10)
     assert not failures, "\n".join(failures)
     assert ran >= 10
     for made in ("out.wav", "r.json", "heard.wav", "reply.wav", "recv.wav", "recv24.wav", "received.wav",

@@ -29,6 +29,7 @@ correction is never heard as a pitch step.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 KP = 0.02  # 1/s: 10 ms of error -> 200 ppm
@@ -133,3 +134,36 @@ class CardClock:
                 self.drift = (self._frames - self._start[1]) / self.rate / window - 1.0
         self._frames += frames
         return self.drift
+
+
+def simulate(ppm: float, seconds: float, control: bool = True, speaker: bool = False,
+             jitter_ms: float = 0.0, seed: int = 0) -> tuple[list[float], DriftController]:
+    """A card ``ppm`` off the machine's clock against the engine, with this module's control (or none).
+
+    The card's 20 ms blocks (480 samples at 24 kHz) come on its clock; the
+    engine's 80 ms ticks (1920 samples) on the machine's, each up to
+    ``jitter_ms`` late (a busy thread). Microphone: the card gives
+    ``480 * (1 - c)``, the engine takes; speaker: the engine gives, the card
+    takes ``480 / (1 - c)`` (media/sound.py scales its resampling ratios so).
+    Returns the level the controller saw before each card block (samples)
+    and the controller. Times in integer nanoseconds: no rounding drift.
+    """
+    rate, rng = 24_000, random.Random(seed)
+    ctl, clock = DriftController(rate), CardClock(rate)
+    level, t_card, tick, t_last = 2880.0, 0, 0, 0
+    block_ns = round(20e6 / (1 + ppm * 1e-6))
+    late = lambda: int(rng.uniform(0, jitter_ms) * 1e6)  # noqa: E731
+    t_next = late()
+    levels = []
+    while t_card < seconds * 1e9:
+        t_card += block_ns
+        while t_next <= t_card:  # the engine's ticks that came first
+            level += 1920 if speaker else -1920
+            t_last, tick = t_next, tick + 1
+            t_next = tick * 80_000_000 + late()
+        seen = engine_level(int(level), (t_card - t_last) / 1e9, 1920, rate, engine_takes=not speaker)
+        levels.append(seen)
+        drift = clock.observe(480, t_card / 1e9)
+        c = ctl.update(seen, 0.020, -drift if speaker else drift) if control else 0.0
+        level += -480 / (1 - c) if speaker else 480 * (1 - c)
+    return levels, ctl

@@ -11,32 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from sip_agent.media.drift import LIMIT, CardClock, DriftController, engine_level
+from sip_agent.media.drift import LIMIT, CardClock, DriftController, engine_level, simulate
 
 RATE = 24_000
 
 
 def _run(ppm: float, seconds: float, control: bool, speaker: bool = False) -> tuple[list[float], DriftController]:
-    """A card 20 ms block (480 samples at 24 kHz, times 1 + ppm) against the engine's 1920 per 80 ms.
-
-    Microphone: the card gives ``480 * (1 - c)``, the engine takes. Speaker: the engine gives, the
-    card takes ``480 / (1 - c)`` (the resampler's ratio scaled by ``1 - c``, as media/sound.py does).
-    """
-    ctl, clock = DriftController(RATE), CardClock(RATE)
-    level, t_card, t_engine = 2880.0, 0, 0
-    block_ns = round(20e6 / (1 + ppm * 1e-6))  # the card's 20 ms on the machine's clock (integers: exact)
-    levels = []
-    while t_card < seconds * 1e9:
-        t_card += block_ns
-        while t_engine + 80_000_000 <= t_card:  # the engine's ticks that came first
-            t_engine += 80_000_000
-            level += 1920 if speaker else -1920
-        seen = engine_level(int(level), (t_card - t_engine) / 1e9, 1920, RATE, engine_takes=not speaker)
-        levels.append(seen)  # what the controller sees, before the card's block
-        drift = clock.observe(480, t_card / 1e9)
-        c = ctl.update(seen, 0.020, -drift if speaker else drift) if control else 0.0
-        level += -480 / (1 - c) if speaker else 480 * (1 - c)
-    return levels, ctl
+    return simulate(ppm, seconds, control, speaker)
 
 
 def _mean(xs: list[float]) -> float:
@@ -104,3 +85,13 @@ def test_card_clock_measures_the_rate_and_ignores_the_first_second() -> None:
         t += 0.020 / 1.0005  # then 500 ppm fast
         clock.observe(960, t)
     assert abs(clock.drift * 1e6 - 500) < 5
+
+
+@pytest.mark.parametrize("speaker", [False, True], ids=["mic", "speaker"])
+def test_a_jittery_engine_still_holds_the_level(speaker: bool) -> None:
+    """Engine ticks up to 15 ms late (a busy thread): the level stays within 5 ms of its set-point."""
+    held, ctl = simulate(200.0, 600, True, speaker, jitter_ms=15.0, seed=1)
+    assert ctl.setpoint_s is not None
+    last_minute = held[-3000:]
+    assert abs(_mean(last_minute) / RATE - ctl.setpoint_s) < 0.005
+    assert abs(abs(ctl.correction) * 1e6 - 200) < 60
