@@ -10,14 +10,10 @@ States are pjsua2's invite states, reported through ``onCallState``::
 Every callback runs on the agent's thread inside ``AgentEndpoint.poll()``;
 time is checked by ``tick(now)`` from the same loop (no timer threads):
 
-* answer timeout (outgoing): not confirmed ``answer_timeout_s`` after dial ->
-  hang up (CANCEL; pjsip holds the CANCEL back while no response at all has
-  arrived) and finish with a message telling "no response" from "not
-  answered" apart.
-* max duration: confirmed for ``max_duration_s`` -> BYE.
-* teardown: after our BYE/CANCEL, DISCONNECTED must come within
-  ``teardown_timeout_s``, else the call finishes anyway (pjsip ends its
-  transaction in the background; libDestroy cleans up).
+the timeouts (answer, max duration, teardown) are ``call_timers.CallTimers``.
+An outgoing call given up unanswered is hung up (CANCEL; pjsip holds it back
+while no response at all has arrived) and its message tells "no response"
+from "not answered" apart.
 
 Negotiation (``sdp_munge``): when we offer, pjsua2 is given two audio media
 and ``onCallSdpCreated`` turns the last m= line into the dedicated LargeSC
@@ -28,8 +24,9 @@ pjsua2's answer is rewritten to accept it. ``onCallMediaState`` follows each
 completed exchange: LargeSC settled -> start the media engine (once); else
 connect the WAV player/recorder to pjsua2's active audio stream.
 
-Finishing (DISCONNECTED or a forced end) stops the engine, keeps the last
-media statistics, releases player/recorder and sets ``result``.
+The media side (engine or standard stream, codec, statistics) is
+``call_media.CallMedia``. Finishing (DISCONNECTED or a forced end) releases
+it, keeps the last media statistics and sets ``result``.
 """
 
 from __future__ import annotations
@@ -41,15 +38,18 @@ from typing import Callable
 import pjsua2 as pj
 
 from largesc_codec.wire.offer_answer import LargeScParams
-from sip_agent.media.engine import EngineFactory, MediaEngine
+from sip_agent.media.engine import EngineFactory
 from sip_agent.media.audio import CallAudio
 from sip_agent.media.sound import SoundCard
-from sip_agent.media.types import AudioFiles, MediaStats
+from sip_agent.media.types import AudioFiles
 from sip_agent.sip import sdp_munge
 from sip_agent.sip.call_result import CallResult, failure_message
 from sip_agent.sip.negotiation import LargeScNegotiation
 from sip_agent.sip.legs import call_legs
-from sip_agent.sip.pj_audio import StandardLeg, codec_of, stream_stats
+from sip_agent.sip.call_media import CallMedia
+from sip_agent.sip.pj_audio import StandardLeg
+from sip_agent.sip.call_timers import CallTimers, Timeout
+from sip_agent.sip.sip_text import is_invite_response, received_text
 
 _STATS_EVERY_S = 0.5
 
@@ -73,18 +73,6 @@ class CallOptions:
     teardown_timeout_s: float = 3.0
 
 
-def _rx_text(event: pj.SipEvent) -> str:
-    """Whole text of a received SIP message carried by ``event`` ("" if none)."""
-    try:
-        if event.type == pj.PJSIP_EVENT_TSX_STATE and event.body.tsxState.type == pj.PJSIP_EVENT_RX_MSG:
-            return str(event.body.tsxState.src.rdata.wholeMsg)
-        if event.type == pj.PJSIP_EVENT_RX_MSG:
-            return str(event.body.rxMsg.rdata.wholeMsg)
-    except (AttributeError, pj.Error):
-        pass
-    return ""
-
-
 class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
     """A pjsua2 call with the lifecycle above; ``done`` and ``result`` tell the agent how it ended.
 
@@ -100,8 +88,9 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self.options, self.report, self.peer, self.clock = options, report, peer, clock
         self.outgoing = call_id == pj.PJSUA_INVALID_ID
         self.offer_message = offer_message
-        self.state = "NULL"
         self.started = clock()
+        self.timers = CallTimers(self.started, options.answer_timeout_s, options.max_duration_s,
+                                 options.teardown_timeout_s)
         self.confirmed_at: float | None = None
         self.hangup_at: float | None = None
         self.responses = 0  # responses to our INVITE seen so far (0 = the peer never answered at all)
@@ -112,13 +101,8 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._gave_up: tuple[int, str] | None = None  # the status of a call we gave up on
         self._error: str | None = None
         self.largesc = LargeScNegotiation(options.host, options.params)
-        self._engine: MediaEngine | None = None
         default_audio, default_std = call_legs(options)
-        self._audio: CallAudio = audio or default_audio
-        self._std: StandardLeg = standard or default_std
-        self._std_index: int | None = None
-        self.codec, self.bitrate_bps = "", 0.0
-        self._stats: MediaStats | None = None
+        self.media = CallMedia(options.engine, audio or default_audio, standard or default_std, report)
         self._stats_at = 0.0
 
     # -- actions ------------------------------------------------------------
@@ -183,33 +167,35 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         """Apply the timeouts and refresh media statistics (see module docstring)."""
         if self.done:
             return
-        o = self.options
-        if self.hangup_at is not None:
-            if now - self.hangup_at > o.teardown_timeout_s:
-                self._finish(408, "Request Timeout", None)
+        due = self.timers.due(now, self.outgoing, self.confirmed_at, self.hangup_at)
+        if due is Timeout.TEARDOWN_OVERDUE:
+            self._finish(408, "Request Timeout", None)
             return
-        if self.outgoing and self.confirmed_at is None and o.answer_timeout_s is not None:
-            if now - self.started > o.answer_timeout_s:
-                if self.responses == 0:
-                    self._fail_message = (f"call to {self.peer} failed: no SIP response within {o.answer_timeout_s:g} s "
-                                          f"(nothing answers there: is the peer running, and are address, port and "
-                                          f"transport udp/tcp right?)")
-                else:
-                    self._fail_message = f"call to {self.peer} failed: not answered within {o.answer_timeout_s:g} s"
-                self._gave_up = (408, "Request Timeout")  # not pjsip's 487 of our own CANCEL
-                self.end(f"no answer within {o.answer_timeout_s:g} s")
-                return
-        if self.confirmed_at is not None and o.max_duration_s is not None and now - self.confirmed_at >= o.max_duration_s:
-            self.end(f"maximum duration {o.max_duration_s:g} s reached")
+        if self.hangup_at is not None:
+            return  # waiting for DISCONNECTED
+        if due is Timeout.NOT_ANSWERED:
+            self._give_up()
+            return
+        if due is Timeout.MAX_DURATION:
+            self.end(f"maximum duration {self.options.max_duration_s:g} s reached")
         if now - self._stats_at >= _STATS_EVERY_S:
             self._sample_stats(now)
+
+    def _give_up(self) -> None:
+        limit = self.options.answer_timeout_s
+        if self.responses == 0:
+            self._fail_message = (f"call to {self.peer} failed: no SIP response within {limit:g} s (nothing answers "
+                                  f"there: is the peer running, and are address, port and transport udp/tcp right?)")
+        else:
+            self._fail_message = f"call to {self.peer} failed: not answered within {limit:g} s"
+        self._gave_up = (408, "Request Timeout")  # not pjsip's 487 of our own CANCEL
+        self.end(f"no answer within {limit:g} s")
 
     # -- pjsua2 callbacks (agent thread, inside poll) ---------------------------
     def onCallState(self, prm: pj.OnCallStateParam) -> None:
         try:
-            self._note_response(_rx_text(prm.e))
+            self._note_response(received_text(prm.e))
             ci = self.getInfo()
-            self.state = ci.stateText
             code = f" ({ci.lastStatusCode} {ci.lastReason})" if ci.lastStatusCode else ""
             self.report(f"call state: {ci.stateText}{code}")
             if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
@@ -222,13 +208,13 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:
         try:
-            self._note_response(_rx_text(prm.e))
+            self._note_response(received_text(prm.e))
         except Exception as exc:
             self._error = f"internal error in transaction callback: {exc!r}"
 
     def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:
         try:
-            if self._engine is None and prm.streamIdx == self._std_index:
+            if not self.media.on_largesc and prm.streamIdx == self.media.std_index:
                 self._sample_stats(self.clock())  # last chance: the stream's counters go with it
         except Exception as exc:
             self._error = f"internal error in stream callback: {exc!r}"
@@ -251,12 +237,16 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         try:
             if self.largesc.settled:
-                self._start_engine()
+                error = self.media.start_largesc(self.largesc)
+                if error is not None:
+                    self._error = error
+                    self.end(error)
                 return
             info = self.getInfo()  # keep it alive: ``.media`` is a view into it
             for m in info.media:
                 if m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
-                    self._connect_standard(m.index)
+                    problems = self.media.connect_standard(self, m.index)
+                    self._error = problems[-1] if problems else self._error
                     break
         except Exception as exc:
             self._error = f"media set-up failed: {exc!r}"
@@ -265,65 +255,21 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
     # -- negotiation helpers ----------------------------------------------------
     def _note_response(self, message: str) -> None:
         """Count responses to our INVITE and read the LargeSC answer out of them."""
-        if not self.outgoing or not message.startswith("SIP/2.0"):
-            return
-        if "INVITE" not in next((ln for ln in message.splitlines() if ln.lower().startswith("cseq")), ""):
+        if not self.outgoing or not is_invite_response(message):
             return
         self.responses += 1
         body = sdp_munge.sdp_body(message)
         if body is not None:
             self.largesc.peer_answered(body)
 
-    def _start_engine(self) -> None:
-        if self._engine is not None or self.options.engine is None:
-            return
-        link, remote, port = self.largesc.link, self.largesc.remote, self.largesc.port
-        assert link is not None and remote is not None and port is not None
-        self.codec, self.bitrate_bps = "LargeSC/24000", float(link.send.maxbps)
-        self.report(f"negotiated codec: LargeSC/24000 pt {link.payload_type}, we send to {remote.address}:"
-                    f"{remote.port} at most {link.send.maxbps:g} bit/s ({link.send.maxcodebooks} codebooks, "
-                    f"redundancy {link.send.maxred}, {link.ptime_ms} ms packets), we receive on port {port}")
-        try:
-            engine = self.options.engine(self._audio)
-            engine.start(port, remote.address, remote.port, link)
-        except Exception as exc:
-            self._error = f"LargeSC media engine failed to start: {exc}"
-            self.end(self._error)
-            return
-        self._engine = engine
-
-    def _connect_standard(self, index: int) -> None:
-        """Connect the standard leg after every media update: a re-INVITE (hold, resume) restarts pjsua2's stream."""
-        codec = codec_of(self, index)
-        if (self._std_index, (self.codec, self.bitrate_bps)) != (index, codec):
-            self.codec, self.bitrate_bps = codec
-            self.report(f"negotiated codec: {self.codec} (standard codec through pjsua2), {self.bitrate_bps:.0f} bit/s")
-        self._std_index = index
-        for problem in self._std.connect(self.getAudioMedia(index)):
-            self._error = problem
-            self.report(problem)
-
     def _sample_stats(self, now: float) -> None:
         self._stats_at = now
-        duration = now - self.confirmed_at if self.confirmed_at is not None else 0.0
-        try:
-            if self._engine is not None:
-                self._stats = self._engine.stats()
-            elif self._std_index is not None:
-                self._stats = stream_stats(self, self._std_index, self.codec, duration)
-        except Exception as exc:  # stream already gone: keep the last sample
-            if self._stats is None:
-                self.report(f"(media statistics unavailable: {exc})")
+        self.media.sample(self, now - self.confirmed_at if self.confirmed_at is not None else 0.0)
 
     def release_media(self) -> None:
         """Stop the engine and take the standard leg off the bridge (also for a call that never ended)."""
-        if self._engine is not None:  # stop() is idempotent
-            try:
-                self._engine.stop()
-                self._stats = self._engine.stats()
-            except Exception as exc:
-                self._error = self._error or f"LargeSC media engine failed to stop: {exc}"
-        self._std.release()
+        error = self.media.release()
+        self._error = self._error or error
 
     def _finish(self, code: int, reason: str, message: str | None) -> None:
         if self.done:
@@ -341,5 +287,5 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
             message = self._fail_message or failure_message(self.peer, self.outgoing, code, reason)
             if self._fail_message is None and self.hangup_at is not None:
                 message += f" (we hung up: {self._end_message})"
-        self.result = CallResult(self.peer, self.outgoing, connected, code, reason, message, self.codec,
-                                 self.bitrate_bps, duration, self._stats, self._error)
+        self.result = CallResult(self.peer, self.outgoing, connected, code, reason, message, self.media.codec,
+                                 self.media.bitrate_bps, duration, self.media.stats, self._error)
