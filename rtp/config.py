@@ -19,6 +19,8 @@ class SessionConfig:
     ``trust_first_source`` the session's first SSRC is delivered from its first
     packet (signalling named the peer, so holding its first packet would only
     start playout a packet late) and every later SSRC serves the probation.
+    A validated new SSRC replaces the delivered one only after that one has sent
+    nothing for ``source_quiet_ms`` (or said BYE).
     """
 
     payload_type: int = 96
@@ -35,6 +37,7 @@ class SessionConfig:
     rtcp_min_interval_s: float = RTCP_MIN_INTERVAL_S
     min_sequential: int = MIN_SEQUENTIAL
     trust_first_source: bool = False
+    source_quiet_ms: float = 400.0  # five 80 ms packets
     seed: int | None = None
     ntp_offset_ms: float = 0.0
 

@@ -207,7 +207,11 @@ class Bye:
 
 @dataclass(frozen=True)
 class App:
-    """APP: application-defined packet with a 4-character ASCII name."""
+    """APP: application-defined packet with a 4-character ASCII name (RFC 3550 6.7).
+
+    An APP packet whose name is not 4 ASCII bytes parses as ``RawRtcp`` (kept
+    byte for byte, not interpreted): it survives parse -> serialize -> parse.
+    """
 
     packet_type: ClassVar[int] = APP
     subtype: int
@@ -216,16 +220,18 @@ class App:
     data: bytes = b""
 
     def body(self) -> tuple[int, bytes]:
-        raw = self.name.encode("ascii", errors="replace")
-        if len(raw) != 4 or not 0 <= self.subtype <= 31 or len(self.data) % 4:
+        raw = self.name.encode("utf-8")
+        if len(raw) != 4 or not raw.isascii() or not 0 <= self.subtype <= 31 or len(self.data) % 4:
             raise ValueError("APP needs a 4-character ASCII name, subtype 0..31 and data in whole words")
         return self.subtype, struct.pack("!I", self.ssrc) + raw + self.data
 
     @classmethod
-    def from_body(cls, count: int, body: bytes) -> "App":
+    def from_body(cls, count: int, body: bytes) -> "App | RawRtcp":
         if len(body) < 8:
             raise ValueError(f"APP body is {len(body)} bytes; SSRC and name need 8")
-        return cls(count, struct.unpack_from("!I", body, 0)[0], body[4:8].decode("ascii", errors="replace"), bytes(body[8:]))
+        if not body[4:8].isascii() or (len(body) - 8) % 4:
+            return RawRtcp(APP, count, bytes(body))
+        return cls(count, struct.unpack_from("!I", body, 0)[0], body[4:8].decode("ascii"), bytes(body[8:]))
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ An XR packet is the reporter's SSRC followed by report blocks, each
 one, header included). The Loss RLE block (BT=1) says, packet by packet, which
 sequence numbers in ``[begin_seq, end_seq)`` arrived. From it the media sender
 recovers both the loss fraction and the loss-burst structure of the interval,
-which an RR's 8-bit fraction cannot carry: ``burst_report`` turns the
-per-packet map into a ``LossReport(fraction_lost, mean_burst)``.
+which an RR's 8-bit fraction cannot carry: ``LossRleBlock.report`` (and
+``burst_report`` for a per-packet map) gives a ``LossReport(fraction_lost,
+mean_burst)``. Parsing costs time and memory linear in the bytes read: a
+block's claimed range is never expanded (see ``LossRleBlock``).
 
 Chunk encoding (16 bits each): ``0 R len(14)`` is a run of ``len`` packets
 received (R=1) or lost (R=0); ``1 bits(15)`` is a bit vector, MSB first,
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Sequence, Union
+from typing import Callable, ClassVar, Iterator, Sequence, Union
 
 from rtp.feedback import LossReport
 
@@ -29,26 +31,53 @@ _VECTOR_BITS = 15
 
 @dataclass(frozen=True)
 class LossRleBlock:
-    """Which packets of ``[begin_seq, begin_seq + len(received))`` arrived (True = received)."""
+    """Which packets of ``[begin_seq, end_seq)`` arrived, as the wire's chunks (``of`` builds one from flags).
+
+    A parsed block keeps its chunks and is never expanded to one flag per
+    packet: a 65,535-packet claim costs what its bytes cost, and ``report``
+    reads fraction and bursts off the runs (time linear in the chunks).
+    """
 
     block_type: ClassVar[int] = LOSS_RLE
     ssrc: int
     begin_seq: int
-    received: tuple[bool, ...] = ()
+    end_seq: int
+    chunks: tuple[int, ...] = ()
 
-    def __post_init__(self) -> None:
-        if not 0 <= self.begin_seq <= 0xFFFF:
-            raise ValueError(f"Loss RLE begin_seq {self.begin_seq} is outside 0..65535")
-        if len(self.received) > 0xFFFF:
-            raise ValueError(f"Loss RLE covers {len(self.received)} packets; at most 65535 fit")
+    @classmethod
+    def of(cls, ssrc: int, begin_seq: int, received: Sequence[bool]) -> "LossRleBlock":
+        """The block saying which packets from ``begin_seq`` on arrived (True = received)."""
+        if not 0 <= begin_seq <= 0xFFFF:
+            raise ValueError(f"Loss RLE begin_seq {begin_seq} is outside 0..65535")
+        if len(received) > 0xFFFF:
+            raise ValueError(f"Loss RLE covers {len(received)} packets; at most 65535 fit")
+        return cls(ssrc, begin_seq, (begin_seq + len(received)) & 0xFFFF, tuple(encode_chunks(received)))
 
     @property
-    def end_seq(self) -> int:
-        """One past the last sequence number covered (wraps at 2**16)."""
-        return (self.begin_seq + len(self.received)) & 0xFFFF
+    def count(self) -> int:
+        """Packets covered."""
+        return (self.end_seq - self.begin_seq) & 0xFFFF
+
+    @property
+    def received(self) -> tuple[bool, ...]:
+        """One flag per packet covered (expands: for blocks we built, or bounded local use)."""
+        return decode_chunks(self.chunks, self.count)
+
+    def report(self) -> LossReport | None:
+        """Loss fraction and mean burst, from the runs (as ``burst_report(self.received)``)."""
+        lost = bursts = 0
+        previous_lost = False
+        for flag, length in chunk_runs(self.chunks, self.count):
+            if not flag:
+                lost += length
+                bursts += 0 if previous_lost else 1
+            previous_lost = not flag
+        if self.count == 0:
+            return None
+        return LossReport(fraction_lost=lost / self.count, mean_burst=lost / bursts if bursts else 1.0)
 
     def body(self) -> tuple[int, bytes]:
-        chunks = encode_chunks(self.received)
+        chunks = list(self.chunks)
         if len(chunks) % 2:
             chunks.append(0)  # null chunk pads to a 32-bit boundary
         head = struct.pack("!IHH", self.ssrc, self.begin_seq, self.end_seq)
@@ -61,9 +90,13 @@ class LossRleBlock:
         if type_specific & 0x0F:
             raise ValueError(f"Loss RLE thinning {type_specific & 0x0F} is not supported (only T=0)")
         ssrc, begin, end = struct.unpack_from("!IHH", body, 0)
-        count = (end - begin) & 0xFFFF
-        chunks = struct.unpack_from(f"!{(len(body) - 8) // 2}H", body, 8)
-        return cls(ssrc, begin, decode_chunks(chunks, count))
+        chunks = list(struct.unpack_from(f"!{(len(body) - 8) // 2}H", body, 8))
+        while chunks and chunks[-1] == 0:
+            chunks.pop()  # null padding
+        block = cls(ssrc, begin, end, tuple(chunks))
+        for _ in chunk_runs(block.chunks, block.count):  # validate: the chunks cover the range exactly
+            pass
+        return block
 
 
 @dataclass(frozen=True)
@@ -139,26 +172,39 @@ def encode_chunks(received: Sequence[bool]) -> list[int]:
     return chunks
 
 
-def decode_chunks(chunks: Sequence[int], count: int) -> tuple[bool, ...]:
-    """Expand chunks to ``count`` received flags; ValueError when they do not cover it."""
-    out: list[bool] = []
+def chunk_runs(chunks: Sequence[int], count: int) -> Iterator[tuple[bool, int]]:
+    """(received, length) runs of ``count`` packets; ValueError when the chunks do not cover them exactly.
+
+    Bits of a final bit vector past ``count`` are ignored; chunks after the range must be null.
+    """
+    covered = 0
     for index, chunk in enumerate(chunks):
-        if len(out) >= count:
+        if covered >= count:
             if chunk != 0:
                 raise ValueError(f"Loss RLE chunk {index} lies beyond the {count} packets of the range")
             continue
         if chunk == 0:
             break
         if chunk & 0x8000:
-            need = min(_VECTOR_BITS, count - len(out))  # bits past end_seq are ignored
-            out.extend(bool(chunk >> (_VECTOR_BITS - 1 - k) & 1) for k in range(need))
+            need = min(_VECTOR_BITS, count - covered)
+            for k in range(need):
+                yield bool(chunk >> (_VECTOR_BITS - 1 - k) & 1), 1
+            covered += need
         else:
             run = chunk & _MAX_RUN
-            if len(out) + run > count:
+            if covered + run > count:
                 raise ValueError(f"Loss RLE run chunk {index} of {run} packets overruns the {count}-packet range")
-            out.extend([bool(chunk & 0x4000)] * run)
-    if len(out) != count:
-        raise ValueError(f"Loss RLE chunks cover {len(out)} packets but the range holds {count}")
+            yield bool(chunk & 0x4000), run
+            covered += run
+    if covered != count:
+        raise ValueError(f"Loss RLE chunks cover {covered} packets but the range holds {count}")
+
+
+def decode_chunks(chunks: Sequence[int], count: int) -> tuple[bool, ...]:
+    """Expand chunks to ``count`` received flags; ValueError when they do not cover it."""
+    out: list[bool] = []
+    for flag, length in chunk_runs(chunks, count):
+        out.extend([flag] * length)
     return tuple(out)
 
 

@@ -19,13 +19,20 @@ Receiving. ``receive_rtp`` / ``receive_rtcp`` (or ``receive`` with
 rtcp-mux) parse datagrams; malformed ones are counted in ``counters`` and
 dropped. RTP packets update the source's ``SourceStats``; packets of a source
 still on probation are held and released in order once it is validated;
-valid packets go to ``on_rtp(packet, arrival_ms)``, a held packet with its own
-arrival time (this probation is the receive path's only one: see
-``SessionConfig.trust_first_source`` for a negotiated peer's first SSRC) (a jitter buffer would otherwise see the first packet of every
-stream one packet interval late). RTCP updates LSR/DLSR state,
+packets of the ``active`` source go to ``on_rtp(packet, arrival_ms)``, a held
+packet with its own arrival time (a jitter buffer would otherwise see the
+first packet of every stream one packet interval late). This probation is the
+receive path's only one (``SessionConfig.trust_first_source``: a negotiated
+peer's first SSRC is delivered from its first packet). One source is active
+at a time: a validated new SSRC takes over only once the active one has been
+quiet for ``SessionConfig.source_quiet_ms`` (or said BYE); until then its
+packets are counted (``rtp_refused_ssrc``) and dropped, so one injected
+packet cannot replace the call's stream. RTCP updates LSR/DLSR state,
 RTT (from blocks about us), member lists (SDES, BYE) and the peer's view of
 our stream: ``peer_loss_report`` (and ``on_loss_report``), from its XR Loss
-RLE block when present (fraction and mean burst), else from its RR fraction.
+RLE block when present (fraction and mean burst), else from its RR fraction;
+only reports sent by the active source count (``rtcp_refused_report`` else).
+Tables keyed by remote input are capped (rtp/sources.py).
 
 Reporting. ``RtcpScheduler`` decides when; the compound packet is SR (if we
 sent RTP within the last two intervals) or RR, then SDES CNAME, then XR with
@@ -45,14 +52,14 @@ from rtp.config import Datagram, SessionConfig
 from rtp.feedback import LossReport
 from rtp.interval import RtcpScheduler
 from rtp.packet import RtpPacket
-from rtp.rtcp_xr import LossRleBlock, XrPacket, burst_report
+from rtp.rtcp_xr import LossRleBlock, XrPacket
 from rtp.seqnum import seq_add, ts_add
+from rtp.sources import MAX_SOURCES, SourceTable
 from rtp.stats import SourceStats
 
 PayloadSource = Callable[[int, int], Optional[bytes]]
 RtpSink = Callable[[RtpPacket, float], None]
 MAX_CATCH_UP = 5
-MAX_SOURCES = 64
 MAX_REPORTS = 31
 __all__ = ["Datagram", "PayloadSource", "RtpSession", "RtpSink", "SessionConfig"]
 
@@ -88,16 +95,26 @@ class RtpSession:
         self.source, self.on_rtp, self.on_loss_report, self.on_bye = source, on_rtp, on_loss_report, on_bye
         rtcp_bw = config.rtcp_bw_bps if config.rtcp_bw_bps is not None else 0.05 * config.session_bw_bps
         self.scheduler = RtcpScheduler(rtcp_bw, self.rng, config.rtcp_min_interval_s)
-        self.sources: dict[int, SourceStats] = {}
-        self.cnames: dict[int, str] = {}
         self.counters: Counter[str] = Counter()
+        self.table = SourceTable(config, self.counters)
         self.peer_loss_report: LossReport | None = None
         self.rtt_ms: float | None = None
         self._sender = _Sender()
-        self._held: dict[int, list[tuple[RtpPacket, float]]] = {}  # packet, arrival ms
         self._next_frame = 0
-        self._had_source = False  # any SSRC seen yet (trust_first_source)
         self._next_packet_ms: float | None = None
+
+    @property
+    def sources(self) -> dict[int, SourceStats]:
+        return self.table.sources
+
+    @property
+    def cnames(self) -> dict[int, str]:
+        return self.table.cnames
+
+    @property
+    def active(self) -> int | None:
+        """The SSRC whose packets are delivered (None before the first)."""
+        return self.table.active
 
     # -- clock --------------------------------------------------------------
     @property
@@ -204,18 +221,6 @@ class RtpSession:
         last = self._sender.last_ms
         return last is not None and now_ms - last <= 2 * self.scheduler.last_interval_ms
 
-    def _stats(self, ssrc: int) -> SourceStats | None:
-        stats = self.sources.get(ssrc)
-        if stats is None:
-            if len(self.sources) >= MAX_SOURCES:
-                self.counters["sources_refused"] += 1
-                return None
-            first = self.config.trust_first_source and not self._had_source
-            self._had_source = True
-            stats = self.sources[ssrc] = SourceStats(ssrc, self.config.clock_rate,
-                                                     1 if first else self.config.min_sequential)
-        return stats
-
     # -- receiving ----------------------------------------------------------
     def receive(self, data: bytes, now_ms: float) -> None:
         """rtcp-mux (RFC 5761): RTCP packet types 192..223 in the second byte, else RTP."""
@@ -234,21 +239,7 @@ class RtpSession:
         if pkt.ssrc == self.ssrc:
             self.counters["rtp_own_ssrc"] += 1  # our own packets looped back, or an SSRC collision
             return
-        stats = self._stats(pkt.ssrc)
-        if stats is None:
-            return
-        self.counters["rtp_received"] += 1
-        held = self._held.setdefault(pkt.ssrc, [])
-        if not stats.update(pkt.sequence_number, pkt.timestamp, now_ms):
-            if stats.valid:
-                self.counters["rtp_bad_sequence"] += 1
-                return
-            if held and pkt.sequence_number != seq_add(held[-1][0].sequence_number, 1):
-                held.clear()  # probation restarted
-            held.append((pkt, now_ms))
-            return
-        released = held + [(pkt, now_ms)]
-        held.clear()  # before calling out: a raising sink must not see these packets twice
+        released = self.table.admit(pkt, now_ms)
         error: Exception | None = None
         for p, arrived in released:
             try:
@@ -273,9 +264,12 @@ class RtpSession:
         fraction: float | None = None
         burst: LossReport | None = None
         for p in packets:
+            if isinstance(p, (rtcp.SenderReport, rtcp.ReceiverReport, XrPacket)) and not self.table.reporter(p.ssrc):
+                self.counters["rtcp_refused_report"] += 1
+                continue
             if isinstance(p, (rtcp.SenderReport, rtcp.ReceiverReport)):
                 if isinstance(p, rtcp.SenderReport) and p.ssrc != self.ssrc:
-                    stats = self._stats(p.ssrc)
+                    stats = self.table.stats(p.ssrc)
                     if stats is not None:
                         stats.on_sender_report(p.ntp, now_ms)
                 for block in p.reports:
@@ -288,13 +282,13 @@ class RtpSession:
                 for chunk in p.chunks:
                     for kind, text in chunk.items:
                         if kind == rtcp.SDES_CNAME:
-                            self.cnames[chunk.ssrc] = text
+                            self.table.note_cname(chunk.ssrc, text)
             elif isinstance(p, rtcp.Bye):
                 self._on_bye(p, now_ms)
             elif isinstance(p, XrPacket):
                 for xb in p.blocks:
                     if isinstance(xb, LossRleBlock) and xb.ssrc == self.ssrc:
-                        burst = burst_report(xb.received) or burst
+                        burst = xb.report() or burst
         report = burst
         if report is None and fraction is not None:
             previous = self.peer_loss_report.mean_burst if self.peer_loss_report else 1.0
@@ -306,8 +300,7 @@ class RtpSession:
 
     def _on_bye(self, bye: rtcp.Bye, now_ms: float) -> None:
         for ssrc in bye.ssrcs:
-            if self.sources.pop(ssrc, None) is not None:
-                self._held.pop(ssrc, None)
+            if self.table.bye(ssrc):
                 self.counters["bye_received"] += 1
                 self.scheduler.members_left(now_ms, self._members())
                 if self.on_bye is not None:

@@ -206,7 +206,7 @@ class SourceStats:
         covered = max(0, min(end - self._map_begin, 0xFFFF))
         flags = tuple(bool(b) for b in self._map[:covered])
         flags += (False,) * (covered - len(flags))
-        rle = LossRleBlock(self.ssrc, seq_add(self._map_begin, 0), flags) if covered else None
+        rle = LossRleBlock.of(self.ssrc, seq_add(self._map_begin, 0), flags) if covered else None
         del self._map[:covered]
         self._map_begin += covered
         return SourceReport(block, rle, burst_report(flags))

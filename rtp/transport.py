@@ -9,10 +9,13 @@ deadline (capped at ``MAX_SLEEP_MS``), calls ``session.poll(now_ms)`` and
 sends what it returns. Datagrams that arrive are passed to the session with
 the arrival time. The clock is ``time.monotonic()`` in milliseconds; the
 session's SR timestamps get the wall-clock offset so NTP times are real.
-Without a configured remote the transport answers the address the first
-packet came from (symmetric RTP). ``stop()`` sends a BYE (optional), ends
+Datagrams pass ``rtp.peer.PeerFilter`` first: only the negotiated peer's
+RTP and RTCP addresses reach the session, the rest is counted
+(``rtp_refused_source``, ``rtcp_refused_source``) and dropped unparsed. With
+``latch=True`` (or no configured remote) the first RTP and RTCP datagrams fix
+the peer's addresses once (symmetric RTP, for a peer behind a NAT). ``stop()`` sends a BYE (optional), ends
 the task and closes the sockets. ``last_received_ms`` is when the last
-datagram of any kind arrived (malformed, held on probation or RTCP included),
+datagram from the peer arrived (malformed, held on probation or RTCP included),
 for callers that watch for a silent peer.
 """
 
@@ -24,6 +27,7 @@ import logging
 import time
 from typing import Any
 
+from rtp.peer import PeerFilter, Verdict
 from rtp.session import Datagram, RtpSession
 
 MAX_SLEEP_MS = 100.0
@@ -56,9 +60,10 @@ class RtpTransport:
         session: the sans-IO session to drive.
         host: local address to bind (tests use 127.0.0.1).
         port: local RTP port, even; 0 picks a free even/odd pair.
-        remote: the peer's RTP address; None learns it from the first datagram.
+        remote: the peer's RTP address; None learns it from the first datagram (as ``latch``).
         remote_rtcp: the peer's RTCP address (default: RTP port + 1, or RTP with mux).
         rtcp_mux: one socket for RTP and RTCP (RFC 5761).
+        latch: learn the peer's addresses from its first RTP and RTCP datagrams (NAT), once.
     """
 
     def __init__(
@@ -69,16 +74,34 @@ class RtpTransport:
         remote: Address | None = None,
         remote_rtcp: Address | None = None,
         rtcp_mux: bool = False,
+        latch: bool = False,
     ) -> None:
         if port % 2:
             raise ValueError(f"RTP port {port} must be even (RTCP uses the next port)")
         self.session, self.host, self.port = session, host, port
-        self.remote, self.remote_rtcp, self.rtcp_mux = remote, remote_rtcp, rtcp_mux
+        self.rtcp_mux = rtcp_mux
+        if remote_rtcp is None and remote is not None:
+            remote_rtcp = remote if rtcp_mux else (remote[0], remote[1] + 1)
+        self.peer = PeerFilter(remote, remote_rtcp, latch=latch or remote is None)
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.last_received_ms: float | None = None  # any datagram, on the transport's clock
+
+    @property
+    def remote(self) -> Address | None:
+        """Where RTP goes: the negotiated or latched peer (None until known)."""
+        return self.peer.rtp
+
+    @property
+    def remote_rtcp(self) -> Address | None:
+        """Where RTCP goes."""
+        if self.peer.rtcp is not None:
+            return self.peer.rtcp
+        if self.peer.rtp is None:
+            return None
+        return self.peer.rtp if self.rtcp_mux else (self.peer.rtp[0], self.peer.rtp[1] + 1)
 
     @property
     def local_rtp_port(self) -> int:
@@ -155,20 +178,13 @@ class RtpTransport:
         """Put session output on the wire (RTCP on its socket unless muxed)."""
         for d in datagrams:
             if d.rtcp and not self.rtcp_mux:
-                sock, addr = self._rtcp, self._remote_rtcp()
+                sock, addr = self._rtcp, self.remote_rtcp
             else:
                 sock, addr = self._rtp, self.remote
             if sock is None or addr is None:
                 self.session.counters["unsent_no_peer"] += 1
                 continue
             sock.sendto(d.data, addr)
-
-    def _remote_rtcp(self) -> Address | None:
-        if self.remote_rtcp is not None:
-            return self.remote_rtcp
-        if self.remote is None:
-            return None
-        return self.remote if self.rtcp_mux else (self.remote[0], self.remote[1] + 1)
 
     def _received(self, data: bytes, addr: Address, rtcp: bool) -> None:
         try:
@@ -178,14 +194,14 @@ class RtpTransport:
             log.exception("RTP session callback failed on a received datagram")
 
     def _dispatch(self, data: bytes, addr: Address, rtcp: bool) -> None:
-        now = self.last_received_ms = monotonic_ms()
-        if self.remote is None and not rtcp:
-            self.remote = addr  # symmetric RTP: answer where the media comes from
-        if self.remote_rtcp is None and rtcp:
-            self.remote_rtcp = addr
+        now = monotonic_ms()
         if self.rtcp_mux:
-            self.session.receive(data, now)
-        elif rtcp:
+            rtcp = len(data) >= 2 and 192 <= data[1] <= 223  # RFC 5761 demultiplexing
+        if self.peer.admit(addr, rtcp) is Verdict.REFUSED_SOURCE:
+            self.session.counters["rtcp_refused_source" if rtcp else "rtp_refused_source"] += 1
+            return
+        self.last_received_ms = now
+        if rtcp:
             self.session.receive_rtcp(data, now)
         else:
             self.session.receive_rtp(data, now)

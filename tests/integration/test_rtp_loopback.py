@@ -56,10 +56,11 @@ async def _exchange(rtcp_mux: bool) -> None:
     assert recv_t.local_rtcp_port == recv_t.local_rtp_port + (0 if rtcp_mux else 1)
 
     await asyncio.sleep(0.8)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:  # garbage must not stop the session
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:  # a stranger's garbage: refused unread
         junk.sendto(b"\x40garbage", ("127.0.0.1", recv_t.local_rtp_port))
         junk.sendto(b"\x80\xc9\x00\x09", ("127.0.0.1", recv_t.local_rtcp_port))
     await asyncio.sleep(0.8)
+    cname = recv.cnames.get(send.ssrc)  # forgotten with the source once it says BYE
     await send_t.stop(reason="done")
     await asyncio.sleep(0.1)
     await recv_t.stop(bye=False)
@@ -68,8 +69,9 @@ async def _exchange(rtcp_mux: bool) -> None:
     frames = [int(p.payload[5:]) for p in received]
     assert 15 <= send_t.sent_rtp <= 24 and send_t.dropped >= 1
     assert frames == sorted(frames) and len(frames) == send_t.sent_rtp - send_t.dropped
-    assert recv.counters["rtp_malformed"] == 1 and recv.counters["rtcp_malformed"] == 1
-    assert recv.cnames[send.ssrc] == "send@127.0.0.1"
+    assert recv.counters["rtp_refused_source"] == 1 and recv.counters["rtcp_refused_source"] == 1
+    assert recv.counters["rtp_malformed"] == 0 and recv.counters["rtcp_malformed"] == 0
+    assert cname == "send@127.0.0.1" and send.ssrc not in recv.cnames
     # the sender heard RTCP about its stream: loss feedback and a loopback-sized RTT
     assert reports and send.peer_loss_report is not None and send.counters["rtcp_received"] >= 2
     assert any(r.fraction_lost > 0 for r in reports)

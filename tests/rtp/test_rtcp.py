@@ -20,7 +20,7 @@ def test_compound_round_trip_every_type() -> None:
     packets = (
         SenderReport(1, 0x0123456789ABCDEF, 1920, 10, 200, (BLOCK,)),
         Sdes((SdesChunk(1, ((rtcp.SDES_CNAME, "alice@host"), (6, "tool"))), SdesChunk(2, ()))),
-        XrPacket(1, (LossRleBlock(0x11, 65530, (True,) * 20 + (False, True, False, False)), RawXrBlock(9, 3, b"abcd"))),
+        XrPacket(1, (LossRleBlock.of(0x11, 65530, (True,) * 20 + (False, True, False, False)), RawXrBlock(9, 3, b"abcd"))),
         App(5, 1, "LSC1", b"\x00\x01\x02\x03"),
         RawRtcp(205, 1, b"\x00" * 8),
         Bye((1, 2), "done"),
@@ -90,7 +90,7 @@ def test_arbitrary_bytes_only_raise_value_error(data: bytes) -> None:
 @given(st.lists(st.booleans(), max_size=300))
 def test_loss_rle_chunks_round_trip(flags: list[bool]) -> None:
     assert decode_chunks(encode_chunks(flags), len(flags)) == tuple(flags)
-    block = LossRleBlock(7, 65500, tuple(flags))
+    block = LossRleBlock.of(7, 65500, tuple(flags))
     xr = XrPacket(1, (block,))
     parsed = rtcp.parse_compound(rtcp.serialize_compound([ReceiverReport(1), xr]))[1]
     assert parsed == xr

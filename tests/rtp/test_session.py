@@ -105,7 +105,13 @@ def test_a_trusted_first_source_plays_at_once_and_later_ones_serve_probation() -
     rtp(0xC, 500, 10.0)
     assert got == [(0xA, 100, 0.0)]  # a second SSRC is held on probation ...
     rtp(0xC, 501, 90.0)
-    assert got[1:] == [(0xC, 500, 10.0), (0xC, 501, 90.0)]  # ... until its next packet follows
+    assert got == [(0xA, 100, 0.0)] and b.counters["rtp_refused_ssrc"] == 1  # ... and, valid, waits: 0xA is live
+    rtp(0xC, 502, 390.0)
+    assert len(got) == 1 and b.active == 0xA  # 0xA quiet for 390 ms, under source_quiet_ms
+    rtp(0xC, 503, 400.0)
+    assert got[1:] == [(0xC, 503, 400.0)] and b.active == 0xC and b.counters["ssrc_changed"] == 1
+    rtp(0xA, 101, 480.0)
+    assert got[-1][0] == 0xC and b.counters["rtp_refused_ssrc"] == 3  # the old one, back, does not take it again
     untrusted: list[int] = []
     c = RtpSession(_cfg(seed=13), on_rtp=lambda p, now: untrusted.append(p.sequence_number))
     c.receive_rtp(packet.serialize(RtpPacket(96, 7, 0, 0xA, b"x")), 0.0)
@@ -140,7 +146,7 @@ def test_peer_report_uses_xr_bursts() -> None:
     from rtp.rtcp_xr import LossRleBlock
 
     compound = rtcp.serialize_compound(
-        [rtcp.ReceiverReport(2, (rtcp.ReportBlock(1, fraction_lost=96),)), XrPacket(2, (LossRleBlock(1, 100, flags),))]
+        [rtcp.ReceiverReport(2, (rtcp.ReportBlock(1, fraction_lost=96),)), XrPacket(2, (LossRleBlock.of(1, 100, flags),))]
     )
     a.receive_rtcp(compound, 10.0)
     assert seen == [burst_report(flags)] and a.peer_loss_report == LossReport(3 / 8, 1.5)
