@@ -94,7 +94,8 @@ class RtpThread:
         if self._thread is not None:
             raise RuntimeError(f"{self.name}: start called twice; make one engine per call")
         host = "127.0.0.1" if remote_addr.startswith("127.") else "0.0.0.0"
-        self._transport = RtpTransport(self.session, host, port, remote=(remote_addr, remote_port))
+        self._transport = RtpTransport(self.session, host, port, remote=(remote_addr, remote_port),
+                                       latch=self.link.latch)
         self._thread = threading.Thread(target=self._main, name="largesc-engine-rtp", daemon=True)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT_S):

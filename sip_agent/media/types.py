@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,14 @@ class AudioFiles:
             raise
 
 
+class SrtpPolicy(enum.Enum):
+    """Whether a call's media is encrypted (``--srtp``): never, when the peer agrees, or always (else no call)."""
+
+    OFF = "off"
+    OPTIONAL = "optional"
+    MANDATORY = "mandatory"
+
+
 @dataclass(frozen=True)
 class LargeScLink:
     """What offer/answer settled for LargeSC (the names follow ``largesc_codec.wire.offer_answer.Agreement``).
@@ -47,12 +56,14 @@ class LargeScLink:
     ``send.maxcodebooks`` codebooks, ``send.maxbps`` bit/s of tokens,
     redundancy up to ``send.maxred``, ``send.frames_per_packet`` frames a
     packet). ``receive``: the parameters we declared. ``payload_type`` is the
-    same both ways.
+    same both ways. ``latch`` is local policy, not negotiated: take the peer's
+    media address from its first packets (a peer behind a NAT; rtp/peer.py).
     """
 
     payload_type: int
     send: LargeScParams
     receive: LargeScParams
+    latch: bool = False
 
     @property
     def ptime_ms(self) -> int:

@@ -41,7 +41,7 @@ from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import EngineFactory
 from sip_agent.media.audio import CallAudio
 from sip_agent.media.sound import SoundCard
-from sip_agent.media.types import AudioFiles
+from sip_agent.media.types import AudioFiles, SrtpPolicy
 from sip_agent.sip import sdp_munge
 from sip_agent.sip.call_result import CallResult, failure_message
 from sip_agent.sip.negotiation import LargeScNegotiation
@@ -60,6 +60,8 @@ class CallOptions:
 
     ``standard_audio``: what pjsua2's own media plays instead of ``audio`` on a standard codec (a 16-bit WAV copy).
     ``sound``: a sound card for every call in place of the files (sip/legs.py).
+    ``latch``: the LargeSC line takes the peer's media address from its first packets (NAT).
+    ``srtp``: the media encryption policy of both lines.
     """
 
     host: str = "127.0.0.1"
@@ -71,6 +73,8 @@ class CallOptions:
     answer_timeout_s: float | None = 30.0
     max_duration_s: float | None = None
     teardown_timeout_s: float = 3.0
+    latch: bool = False
+    srtp: SrtpPolicy = SrtpPolicy.OPTIONAL
 
 
 class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
@@ -100,7 +104,7 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._fail_message: str | None = None  # how a call we gave up on failed (timeouts)
         self._gave_up: tuple[int, str] | None = None  # the status of a call we gave up on
         self._error: str | None = None
-        self.largesc = LargeScNegotiation(options.host, options.params)
+        self.largesc = LargeScNegotiation(options.host, options.params, latch=options.latch)
         default_audio, default_std = call_legs(options)
         self.media = CallMedia(options.engine, audio or default_audio, standard or default_std, report)
         self._stats_at = 0.0

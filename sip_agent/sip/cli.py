@@ -33,7 +33,7 @@ from largesc_codec.neural.audio_stream import is_pcm16_mono_wav, write_pcm16_wav
 from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import ENGINES, EngineFactory, engine_factory
 from sip_agent.media.sound import SoundCard, find_device
-from sip_agent.media.types import AudioFiles
+from sip_agent.media.types import AudioFiles, SrtpPolicy
 from sip_agent.sip import preflight
 from sip_agent.sip.account import AccountSettings
 from sip_agent.sip.agent import Agent
@@ -101,6 +101,17 @@ def port_number(low: int) -> Callable[[str], int]:
     return parse
 
 
+def srtp_policy(text: str) -> SrtpPolicy:
+    """argparse type of ``--srtp``."""
+    try:
+        return SrtpPolicy(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give off, optional or mandatory") from None
+
+
+srtp_policy.__name__ = "policy"
+
+
 def sip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="127.0.0.1", help="local IP address for SIP and RTP, also written into SDP")
     p.add_argument("--transport", default="udp,tcp", help="SIP transports to listen on: udp, tcp or udp,tcp")
@@ -109,6 +120,11 @@ def sip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", default=None, help="domain of our address (default: the registrar's host or --bind)")
     p.add_argument("--registrar", type=registrar_uri, default=None,
                    help="register at this SIP URI first, e.g. sip:127.0.0.1:5060")
+    p.add_argument("--latch", action="store_true",
+                   help="take the peer's LargeSC media address from its first packets (a peer behind a NAT); "
+                        "without it, media only from the address its SDP names")
+    p.add_argument("--srtp", type=srtp_policy, default=SrtpPolicy.OPTIONAL, metavar="{off,optional,mandatory}",
+                   help="encrypt media with SRTP: off, optional (when the peer agrees) or mandatory (else no call)")
     p.add_argument("--sip-log", default=None, help="write pjsip's log with every SIP message to this file")
     p.add_argument("--report-json", type=Path, default=None,
                    help="also write the registration and call results (codec, status, media figures) as JSON here")
@@ -221,7 +237,8 @@ def _setup(ns: argparse.Namespace, sip_port: int,
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
                           answer_timeout_s=ns.answer_timeout if ns.command in ("call", "gateway") else None,
                           max_duration_s=duration, sound=None if device is None else SoundCard(find_device(device)),
-                          standard_audio=_standard_audio(ns.play, ns.record, scratch))
+                          standard_audio=_standard_audio(ns.play, ns.record, scratch),
+                          latch=ns.latch, srtp=ns.srtp)
     return endpoint, account, options
 
 

@@ -22,8 +22,8 @@ class LargeScNegotiation:
     """What this call offered/accepted for LargeSC (see module docstring)."""
 
     def __init__(self, host: str, params: LargeScParams,
-                 allocate_port: Callable[[str], int] = allocate_rtp_port) -> None:
-        self.host, self.params, self._allocate = host, params, allocate_port
+                 allocate_port: Callable[[str], int] = allocate_rtp_port, latch: bool = False) -> None:
+        self.host, self.params, self._allocate, self.latch = host, params, allocate_port, latch
         self.port: int | None = None
         self.offered: tuple[int, int] | None = None  # (m= index, payload type) of our last LargeSC offer
         self.remote: sdp_munge.LargeScMedia | None = None  # the peer's LargeSC line
@@ -65,7 +65,7 @@ class LargeScNegotiation:
                           f"{self.params.version}: using the fallback codec")
         text, answered = done
         self.remote = offer
-        self.link = LargeScLink(offer.payload_type, send=offer.params, receive=answered)
+        self.link = LargeScLink(offer.payload_type, send=offer.params, receive=answered, latch=self.latch)
         return text, None
 
     def peer_answered(self, answer: str) -> None:
@@ -76,4 +76,4 @@ class LargeScNegotiation:
         accepted = sdp_munge.accepted_largesc(answer, pt, index)
         if accepted is not None:
             self.remote = accepted
-            self.link = LargeScLink(pt, send=accepted.params, receive=self.params)
+            self.link = LargeScLink(pt, send=accepted.params, receive=self.params, latch=self.latch)
