@@ -54,7 +54,8 @@ class Codec:
 
     @property
     def is_largesc(self) -> bool:
-        return self.name.lower() == LARGESC.lower()
+        """LargeSC/24000/1 exactly: another clock or channel count is another format, not ours (payload-format 8)."""
+        return self.name.lower() == LARGESC.lower() and self.clock_rate == LARGESC_CLOCK and self.channels == 1
 
 
 def default_codecs(params: LargeScParams | None = None, payload_type: int = 96) -> list[Codec]:

@@ -7,18 +7,24 @@ default 2062.5), ``maxred`` (redundancy distance 0..255, default 3) and
 omitted ones take defaults); ``ptime`` (default 80) and ``maxptime``
 (default 1280) are the media-level ``a=ptime`` / ``a=maxptime`` attributes,
 rounded down to a multiple of 80 ms (at least 80, at most 1280).
-Malformed values raise ValueError naming the parameter.
+Malformed values raise ValueError naming the parameter. Values above what
+the codec can use are clamped (maxcodebooks to 32, maxbps to ``MAX_MAXBPS``:
+16 blocks of 32 codebooks a packet, maxred to 255) and the clamps are listed
+in ``clamped``, so an answer can say what it changed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from largesc_codec.types import DEFAULT_MAX_BPS, FRAME_MS, FRAME_RATE_HZ, MAX_CODEBOOKS, TOKEN_BITS
 
 MAX_PTIME = 16 * FRAME_MS  # a LargeSC payload holds at most 16 blocks
 MIN_MAXBPS = TOKEN_BITS * FRAME_RATE_HZ  # 137.5: one token per frame
+MAX_BLOCKS = 16  # blocks a payload holds (payload.MAX_BLOCKS)
+MAX_MAXBPS = MAX_BLOCKS * MAX_CODEBOOKS * TOKEN_BITS * FRAME_RATE_HZ  # 70,400: every block full, every packet
+MAX_MAXRED = 255
 _FMTP_KEYS = ("maxcodebooks", "maxbps", "maxred", "version")
 
 
@@ -47,12 +53,13 @@ class LargeScParams:
     version: int = 1
     ptime: int = FRAME_MS
     maxptime: int = MAX_PTIME
+    clamped: tuple[str, ...] = field(default=(), compare=False)  # "maxbps=1e+308 -> 70400" (from_sdp)
 
     def __post_init__(self) -> None:
         if not 1 <= self.maxcodebooks <= MAX_CODEBOOKS:
             raise ValueError(f"LargeSC maxcodebooks {self.maxcodebooks} is outside 1..{MAX_CODEBOOKS}")
-        if not self.maxbps >= MIN_MAXBPS:
-            raise ValueError(f"LargeSC maxbps {self.maxbps} is below {MIN_MAXBPS}")
+        if not MIN_MAXBPS <= self.maxbps <= MAX_MAXBPS:
+            raise ValueError(f"LargeSC maxbps {self.maxbps} is outside {MIN_MAXBPS}..{MAX_MAXBPS:g}")
         if not 0 <= self.maxred <= 255:
             raise ValueError(f"LargeSC maxred {self.maxred} is outside 0..255")
         if self.version < 1:
@@ -84,6 +91,11 @@ class LargeScParams:
         for key in ("maxcodebooks", "maxred", "version"):
             if key in values and values[key] != int(values[key]):
                 raise ValueError(f"LargeSC fmtp parameter {key}={values[key]:g} must be an integer")
+        clamped = []
+        for key, most in (("maxcodebooks", MAX_CODEBOOKS), ("maxbps", MAX_MAXBPS), ("maxred", MAX_MAXRED)):
+            if values.get(key, 0) > most:
+                clamped.append(f"{key}={values[key]:g} -> {most:g}")
+                values[key] = most
         d = cls()
         times = {}
         for key, text, default in (("ptime", ptime, d.ptime), ("maxptime", maxptime, d.maxptime)):
@@ -96,6 +108,7 @@ class LargeScParams:
             maxbps=values.get("maxbps", d.maxbps),
             maxred=int(values.get("maxred", d.maxred)),
             version=int(values.get("version", d.version)),
+            clamped=tuple(clamped),
             **times,
         )
 

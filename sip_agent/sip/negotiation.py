@@ -66,7 +66,8 @@ class LargeScNegotiation:
         text, answered = done
         self.remote = offer
         self.link = LargeScLink(offer.payload_type, send=offer.params, receive=answered, latch=self.latch)
-        return text, None
+        clamped = offer.params.clamped
+        return text, (f"peer's LargeSC fmtp clamped to what the codec can use: {', '.join(clamped)}" if clamped else None)
 
     def peer_answered(self, answer: str) -> None:
         """Read the peer's answer to our last offer: LargeSC accepted on the same line and payload type?"""

@@ -173,10 +173,10 @@ def test_answer_direction_and_rtcp_mux() -> None:
 @pytest.mark.parametrize(
     ("fmtp", "message"),
     [
-        ("maxcodebooks=40", "maxcodebooks 40"),
+        ("maxcodebooks=0", "maxcodebooks 0"),
         ("maxcodebooks=eight", "maxcodebooks='eight'"),
         ("maxred=2.5", "maxred=2.5 must be an integer"),
-        ("maxbps=100", "maxbps 100.0 is below 137.5"),
+        ("maxbps=100", "maxbps 100.0 is outside 137.5..70400"),
         ("version", "not key=value"),
     ],
 )
@@ -214,3 +214,25 @@ def test_sdp_fuzz_only_raises_value_error(lines: list[str], junk: str) -> None:
             media_codecs(m)
     except ValueError:
         pass
+
+
+def _largesc_line(rtpmap: str, fmtp: str = "") -> sdp.Media:
+    text = (f"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=audio 5000 RTP/AVP 97\r\na=rtpmap:97 {rtpmap}\r\n"
+            + (f"a=fmtp:97 {fmtp}\r\n" if fmtp else ""))
+    return sdp.parse(text).media[0]
+
+
+@pytest.mark.parametrize("rtpmap", ["LargeSC/0/1", "LargeSC/8000", "LargeSC/24000/2", "LargeSC/48000/1"])
+def test_only_largesc_24000_mono_is_largesc(rtpmap: str) -> None:
+    """Issue 14: ``LargeSC/0/1`` was taken as LargeSC/24000; another clock or channel count is not our format."""
+    assert not any(c.is_largesc for c in media_codecs(_largesc_line(rtpmap)))
+    assert media_codecs(_largesc_line("LargeSC/24000/1"))[0].is_largesc
+
+
+def test_fmtp_values_beyond_the_codec_are_clamped_and_say_so() -> None:
+    """Issue 14: ``maxbps=1e308`` was accepted as is."""
+    params = media_codecs(_largesc_line("LargeSC/24000", "maxbps=1e308;maxcodebooks=99;maxred=1000"))[0].params
+    assert params is not None
+    assert (params.maxbps, params.maxcodebooks, params.maxred) == (70400.0, 32, 255)
+    assert params.clamped == ("maxcodebooks=99 -> 32", "maxbps=1e+308 -> 70400", "maxred=1000 -> 255")
+    assert LargeScParams().answer(params) == LargeScParams()  # the answer never rises above our own wishes

@@ -74,3 +74,15 @@ def test_another_version_is_declined_with_a_note() -> None:
     b = LargeScNegotiation("127.0.0.1", LargeScParams(), ports(42000))
     text, note = b.rewrite(PJSUA_OFFER, offer.replace("version=1", "version=2"))
     assert text is None and note is not None and "version 2" in note and not b.settled
+
+
+def test_an_answer_to_an_offer_beyond_the_codec_says_what_it_clamped() -> None:
+    a = LargeScNegotiation("127.0.0.1", LargeScParams(), ports(40000))
+    b = LargeScNegotiation("127.0.0.1", LargeScParams(), ports(42000))
+    offer, _ = a.rewrite(PJSUA_OFFER, "")
+    assert offer is not None and "maxbps=2062.5" in offer
+    offer = offer.replace("maxbps=2062.5", "maxbps=1e308")
+    answer, note = b.rewrite(PJSUA_OFFER.replace("4000", "5000").replace("4002", "5002"), offer)
+    assert answer is not None and b.link is not None
+    assert note is not None and "maxbps=1e+308 -> 70400" in note
+    assert b.link.send.maxbps == 70400 and "maxbps=2062.5" in answer  # our answer keeps our own wish
