@@ -11,7 +11,7 @@ APT_STAMP := $(VENV)/.stamp-apt
 APT_TEST_STAMP := $(VENV)/.stamp-apt-test
 WEIGHTS ?= hub
 
-.PHONY: demo test setup setup-test apt apt-test bench clean
+.PHONY: demo test setup setup-test apt apt-test bench fuzz clean
 
 apt: $(APT_STAMP)
 $(APT_STAMP): requirements/apt-runtime.txt
@@ -55,6 +55,10 @@ bench: setup
 	$(BIN)/largesc bench latency --weights out/bench-weights --mimi full --frames 60
 	$(BIN)/python bench/many_calls.py --streams 1,2,4,8 --ticks 20 --runs 1 --mimi small
 	$(BIN)/python bench/long_call.py --frames 4000 --every 1000 --weights out/bench-weights
+
+# Every wire parser against 10^6 mutated inputs each; counts per outcome (exit 1 on a crash or a slow input).
+fuzz: setup-test
+	$(BIN)/python bench/fuzz.py --inputs 1000000 --jobs 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info
