@@ -60,6 +60,9 @@ def media_stats(rtp: RtpThread, snap: CodecSnapshot, max_bps: float, recorded_s:
         "wire_bps": 8.0 * (sent_bytes + WIRE_OVERHEAD_BYTES * sent) / duration if duration > 0 else 0.0,
         "recorded_s": recorded_s,
         "rtcp_sent": counters.get("rtcp_sent", 0), "rtcp_received": counters.get("rtcp_received", 0),
+        # refused by rtp/peer.py and rtp/sources.py: never in the loss, jitter or frame figures above
+        **{k: counters.get(k, 0) for k in ("rtp_refused_source", "rtcp_refused_source", "rtp_refused_ssrc",
+                                            "rtcp_refused_report")},
     }
     report = rtp.session.peer_loss_report
     if report is not None:

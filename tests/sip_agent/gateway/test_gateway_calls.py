@@ -19,6 +19,7 @@ import pytest
 
 from tests.sip_agent.conftest import HOST, free_port, tool
 from tests.sip_agent.gateway.sites import STANDARD, Sites
+from tests.sip_agent.kamailio import PASSWORD, running_kamailio
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(150)]
 
@@ -146,3 +147,27 @@ def test_beyond_max_calls_a_caller_gets_486(sites: Sites, test_weights: Path, ag
     assert rc == 1 and second["status_code"] == 486 and not second["connected"], second
     _, rep_a = sites.gw_a.finish()
     assert rep_a["rejected_busy"] == 1 and _only(rep_a)["caller_status"] == 200, rep_a  # the first call went on
+
+
+def test_a_gateway_registered_at_kamailio_is_reached_through_it(sites: Sites, test_weights: Path,
+                                                                tmp_path: Path) -> None:
+    """Gateway B registers as ``bs`` at a real kamailio; gateway A's trunk is kamailio, which finds B by its contact."""
+    with running_kamailio(tmp_path / "kamailio", user="bs") as registrar:
+        a, b = sites.gw_a, sites.gw_b
+        common = ("--engine", "raw", "--calls", "1", "--timeout", "40")
+        b.start(sites.work, f"sip:{HOST}:{a.port}", f"sip:{{user}}@{HOST}:{sites.phone_b.port}", *common,
+                "--registrar", f"sip:{HOST}:{registrar}", "--user", "bs", "--password", PASSWORD)
+        a.start(sites.work, f"sip:{HOST}:{registrar}", f"sip:{{user}}@{HOST}:{sites.phone_a.port}", *common)
+        a.wait_ready()
+        b.wait_ready()
+        sites.phone_b.start(20.0)
+        sites.phone_a.start(6.0, dial=f"sip:bs@{HOST}:{a.port}")
+        rc_b, rep_b = b.finish()
+        rc_a, rep_a = a.finish()
+    assert rep_b["registration"]["registered"] and rep_b["registration"]["code"] == 200, rep_b["registration"]
+    for rc, rep in ((rc_a, rep_a), (rc_b, rep_b)):
+        call = _only(rep)
+        trunk, local = _legs(call)
+        assert rc == 0 and call["caller_status"] == 200, call
+        assert trunk["codec"] == "LargeSC/24000" and local["codec"] in STANDARD, call
+        assert trunk["packets_received"] >= 30 and trunk["extra"]["bad_payloads"] == 0, trunk

@@ -11,24 +11,15 @@ import random
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.sip_agent.conftest import HOST, dominant, free_port, only_call, tone_wav, tool
+from tests.sip_agent.kamailio import PASSWORD, kamailio  # noqa: F401  (a fixture)
+from tests.sip_agent.kamailio import stop as _stop
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 STANDARD = ("PCMU/8000", "PCMA/8000", "G722/16000")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # -- sipp ----------------------------------------------------------------------
@@ -65,85 +56,6 @@ def test_call_from_sipp_uac(agent, tmp_path: Path) -> None:
 
 
 # -- kamailio -------------------------------------------------------------------
-KAMAILIO_CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-tcp_children=1
-auto_aliases=no
-listen=udp:{host}:{port}
-listen=tcp:{host}:{port}
-alias="{host}:{port}"
-mpath="{modules}"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
-    if (is_method("CANCEL")) {{ if (t_check_trans()) t_relay(); exit; }}
-    if (has_totag()) {{ t_relay(); exit; }}
-    if (is_method("REGISTER")) {{
-        # one user, static password: the auth module's pv_auth_check needs no database
-        if ($fU == "alice") {{ $var(pw) = "{password}"; }} else {{ $var(pw) = ""; }}
-        if ($var(pw) == "" || !pv_auth_check("$fd", "$var(pw)", "0", "1")) {{
-            auth_challenge("$fd", "0");
-            exit;
-        }}
-        if (!save("location")) {{ sl_reply_error(); }}
-        exit;
-    }}
-    if (!lookup("location")) {{ sl_send_reply("404", "Not Found"); exit; }}
-    t_relay();
-}}
-"""
-PASSWORD = "alice-secret"
-
-
-@pytest.fixture(scope="module")
-def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A kamailio registrar/proxy on 127.0.0.1 (user alice, digest password PASSWORD); yields its port."""
-    binary = tool("kamailio")
-    work = tmp_path_factory.mktemp("kamailio")
-    port = free_port()
-    cfg = work / "kamailio.cfg"
-    modules = sorted(glob.glob("/usr/lib/*/kamailio/modules/auth.so") + glob.glob("/usr/lib/kamailio/modules/auth.so"))
-    if not modules:
-        pytest.fail("kamailio's modules (auth.so) not found under /usr/lib: `make setup-test` installs kamailio")
-    cfg.write_text(KAMAILIO_CFG.format(host=HOST, port=port, password=PASSWORD, modules=Path(modules[0]).parent))
-    check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, timeout=30)
-    assert check.returncode == 0, check.stderr.decode(errors="replace")[-2000:]
-    with open(work / "kamailio.out", "wb") as out:
-        proc = subprocess.Popen([binary, "-f", str(cfg), "-DD", "-E", "-Y", str(work), "-P", str(work / "pid"),
-                                 "-m", "32", "-M", "8"], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        end = time.monotonic() + 15
-        while b"INFO: <core>" not in (work / "kamailio.out").read_bytes() or _bindable(port):
-            assert proc.poll() is None and time.monotonic() < end, (work / "kamailio.out").read_text()[-2000:]
-            time.sleep(0.1)
-        yield port
-    finally:
-        _stop(proc)
-
-
-def _bindable(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((HOST, port))
-            return True
-        except OSError:
-            return False
-
-
 def test_registration_with_digest_auth(agent, kamailio: int) -> None:
     rc, report = agent("reg", "register", "--registrar", f"sip:{HOST}:{kamailio}", "--user", "alice",
                        "--password", PASSWORD).finish()
