@@ -31,7 +31,8 @@ def add_gateway(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]
     text = "bridge ordinary SIP phones (G.722, PCMU, PCMA) to a LargeSC trunk between two sites"
     p = subparsers.add_parser("gateway", help=text, description=text[0].upper() + text[1:] + ".",
                               formatter_class=HelpFormatter)
-    p.add_argument("--port", type=port_number(1), required=True, help="SIP port to listen on (UDP and TCP)")
+    p.add_argument("--port", type=port_number(1), required=True,
+                   help="SIP port to listen on (UDP and TCP; TLS: see --transport)")
     p.add_argument("--trunk", required=True,
                    help="the peer gateway, sip:HOST:PORT: calls from local phones go there over LargeSC")
     p.add_argument("--local", required=True,

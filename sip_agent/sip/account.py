@@ -36,7 +36,11 @@ class AccountSettings:
     ``user``/``domain`` form the address of record ``sip:user@domain``;
     ``username``/``password`` answer digest challenges (``username``
     defaults to ``user``). ``registrar`` is a SIP URI such as
-    ``sip:127.0.0.1:5060`` (add ``;transport=tcp`` for TCP).
+    ``sip:127.0.0.1:5060`` (add ``;transport=tcp`` for TCP). ``sips``: our
+    address is ``sips:`` (with a TLS transport): pjsip writes a ``sips:``
+    Contact only for such an account, and a ``sips:`` dialog without one is
+    refused by the peer (480, Warning 381 "SIPS Required"); over UDP/TCP the
+    Contact stays ``sip:``.
     """
 
     user: str = "largesc"
@@ -46,6 +50,7 @@ class AccountSettings:
     password: str | None = None
     expires_s: int = 300
     timeout_s: float = 10.0
+    sips: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class AgentAccount(pj.Account):  # type: ignore[misc]  # pjsua2 is untyped (SWIG
         self.on_incoming = on_incoming
         self.report = report
         self.registration = RegistrationState()
-        self.aor = f"sip:{settings.user}@{settings.domain}"
+        self.aor = f"{'sips' if settings.sips else 'sip'}:{settings.user}@{settings.domain}"
 
     def config(self, media: pj.TransportConfig) -> pj.AccountConfig:
         """The pjsua2 account configuration for these settings (RTP ports from ``media``)."""

@@ -118,8 +118,9 @@ class Agent:
 
     def answer(self, calls: int = 1, timeout_s: float | None = None) -> list[CallResult]:
         """Answer incoming calls until ``calls`` have ended (0: until stopped) or ``timeout_s`` passes."""
-        self.report(f"waiting for calls on {self.endpoint.config.host}:{self.sip_port} "
-                    f"({'/'.join(self.endpoint.config.transports)})")
+        config = self.endpoint.config
+        tls = f", TLS on port {self.endpoint.tls_port}" if "tls" in config.transports else ""
+        self.report(f"waiting for calls on {config.host}:{self.sip_port} ({'/'.join(config.transports)}{tls})")
         self.run_until(lambda: calls > 0 and len(self.results) >= calls and not self.calls, timeout_s)
         return list(self.results)
 

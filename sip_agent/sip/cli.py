@@ -34,7 +34,7 @@ from largesc_codec.wire.offer_answer import LargeScParams
 from sip_agent.media.engine import ENGINES, EngineFactory, engine_factory
 from sip_agent.media.sound import SoundCard, find_device
 from sip_agent.media.types import AudioFiles, SrtpPolicy
-from sip_agent.sip import preflight
+from sip_agent.sip import preflight, security_cli
 from sip_agent.sip.account import AccountSettings
 from sip_agent.sip.agent import Agent
 from sip_agent.sip.call import CallOptions
@@ -114,12 +114,14 @@ srtp_policy.__name__ = "policy"
 
 def sip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="127.0.0.1", help="local IP address for SIP and RTP, also written into SDP")
-    p.add_argument("--transport", default="udp,tcp", help="SIP transports to listen on: udp, tcp or udp,tcp")
+    p.add_argument("--transport", default="udp,tcp",
+                   help="SIP transports to listen on: any of udp, tcp, tls, comma-separated. TLS listens on the "
+                        "SIP port itself when alone, on the SIP port + 1 beside udp/tcp (5060 -> 5061)")
     p.add_argument("--user", default="largesc", help="our SIP user name (and digest user name)")
     p.add_argument("--password", default=None, help="digest password, used when a registrar or peer challenges")
     p.add_argument("--domain", default=None, help="domain of our address (default: the registrar's host or --bind)")
     p.add_argument("--registrar", type=registrar_uri, default=None,
-                   help="register at this SIP URI first, e.g. sip:127.0.0.1:5060")
+                   help="register at this SIP URI first, e.g. sip:127.0.0.1:5060 (sips:HOST:PORT over TLS)")
     p.add_argument("--latch", action="store_true",
                    help="take the peer's LargeSC media address from its first packets (a peer behind a NAT); "
                         "without it, media only from the address its SDP names")
@@ -128,6 +130,7 @@ def sip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sip-log", default=None, help="write pjsip's log with every SIP message to this file")
     p.add_argument("--report-json", type=Path, default=None,
                    help="also write the registration and call results (codec, status, media figures) as JSON here")
+    security_cli.security_options(p)
 
 
 _PARAMS = LargeScParams()
@@ -164,7 +167,8 @@ def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.Argume
 
     if "call" in commands:
         p = add("call", "call a SIP URI, play/record audio, report codec and media statistics")
-        p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP)")
+        p.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5062 (;transport=tcp for TCP, "
+                                   "sips:bob@127.0.0.1:5063 for TLS with --transport tls)")
         p.add_argument("--sip-port", type=port_number(0), default=0, help="our SIP port (0: any free one)")
         p.add_argument("--answer-timeout", type=float, default=30.0, help="give up if not answered within S seconds")
         sip_options(p)
@@ -172,7 +176,8 @@ def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.Argume
         p.set_defaults(func=cmd_call)
     if "answer" in commands:
         p = add("answer", "answer incoming SIP calls (LargeSC when the caller offers it)")
-        p.add_argument("--port", type=port_number(1), required=True, help="SIP port to listen on (UDP and TCP)")
+        p.add_argument("--port", type=port_number(1), required=True,
+                       help="SIP port to listen on (UDP and TCP; TLS: see --transport)")
         p.add_argument("--calls", type=int, default=0, help="exit after this many calls (0: run until Ctrl-C)")
         p.add_argument("--timeout", type=float, default=None, help="stop waiting for calls after S seconds")
         p.add_argument("--max-calls", type=call_count(PJSUA_CALL_SLOTS), default=DEFAULT_MAX_CALLS,
@@ -210,6 +215,7 @@ def check_options(ns: argparse.Namespace) -> None:
         find_device(ns.sound_device)
     preflight.play_seconds(ns.play)
     preflight.check_record(ns.record)
+    security_cli.check_security(ns, names)
     preflight.check_port(ns.bind, port, flag, names)
 
 
@@ -229,10 +235,14 @@ def _setup(ns: argparse.Namespace, sip_port: int,
     seconds = preflight.play_seconds(ns.play)
     if seconds is not None and duration is None and ns.command == "call":
         duration = seconds + 1.0  # a caller hangs up once its file has played
-    endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=preflight.transports(ns.transport),
+    names = preflight.transports(ns.transport)
+    for line in security_cli.check_security(ns, names):
+        _say(line)
+    endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=names, tls=security_cli.tls_settings(ns),
                               log_file=ns.sip_log)
     device = getattr(ns, "sound_device", None)
-    account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password)
+    account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password,
+                              sips="tls" in names)
     params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
                           answer_timeout_s=ns.answer_timeout if ns.command in ("call", "gateway") else None,
@@ -262,7 +272,7 @@ def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int
                      f"LargeSC {'offered/accepted' if options.engine else 'off'}")
                 registration = agent.wait_registration()
                 if account.registrar:
-                    aor = f"sip:{account.user}@{account.domain}"
+                    aor = f"{'sips' if account.sips else 'sip'}:{account.user}@{account.domain}"
                     report["registration"] = {**asdict(registration),
                                               "message": registration.message(aor, account.registrar)}
                 code = 1 if registration.failed else body(agent)

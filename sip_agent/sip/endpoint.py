@@ -27,6 +27,8 @@ from typing import Iterator
 
 import pjsua2 as pj
 
+from sip_agent.sip.tls import TlsSettings, tls_port
+
 _FALLBACK_CODECS = ("PCMU", "PCMA", "G722")
 _alive = threading.Lock()  # held while an AgentEndpoint exists in this process
 
@@ -40,8 +42,9 @@ PJSUA_CALL_SLOTS = 4
 class EndpointConfig:
     """Process-wide SIP settings.
 
-    ``sip_port`` 0 picks a port free for both UDP and TCP. ``transports``:
-    any of ``udp``, ``tcp``. ``codecs``: the standard codecs pjsua2 may use,
+    ``sip_port`` 0 picks a port free for both UDP and TCP (and the TLS port,
+    ``tls.tls_port``). ``transports``: any of ``udp``, ``tcp``, ``tls``;
+    ``tls``: certificate files and verification for ``tls``. ``codecs``: the standard codecs pjsua2 may use,
     best first (every other codec is disabled, which also keeps the SDP small:
     pjsua2's Python SDP hook sees only SDP bodies up to 1024 bytes).
     pjsua2's own sound device is always the null one (its clock still runs):
@@ -52,6 +55,7 @@ class EndpointConfig:
     host: str = "127.0.0.1"
     sip_port: int = 0
     transports: tuple[str, ...] = ("udp", "tcp")
+    tls: TlsSettings = TlsSettings()
     codecs: tuple[str, ...] = _FALLBACK_CODECS
     log_file: str | None = None
     log_level: int = 5
@@ -59,18 +63,21 @@ class EndpointConfig:
     user_agent: str = "LargeSC-agent/0.1 (pjsua2)"
 
 
-def free_sip_port(host: str, attempts: int = 100) -> int:
-    """A port number free for both UDP and TCP on ``host``."""
+def free_sip_port(host: str, attempts: int = 100, tcp_span: int = 1) -> int:
+    """A port number free for UDP on ``host``, and for TCP on it and the ``tcp_span - 1`` ports after it."""
     for _ in range(attempts):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind((host, 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((host, port))
-                except OSError:
-                    continue
-                return int(port)
+            port = int(udp.getsockname()[1])
+            if port + tcp_span > 65536:
+                continue
+            try:
+                for n in range(tcp_span):
+                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                        tcp.bind((host, port + n))
+            except OSError:
+                continue
+            return port
     raise OSError(f"no port free for both UDP and TCP on {host} after {attempts} attempts")
 
 
@@ -104,7 +111,8 @@ class AgentEndpoint:
         self.config = config
         self.ep = pj.Endpoint()
         self._destroyed = False
-        self.sip_port = config.sip_port or free_sip_port(config.host)
+        self.sip_port = config.sip_port or free_sip_port(config.host, tcp_span=2 if "tls" in config.transports else 1)
+        self.tls_port = tls_port(self.sip_port, config.transports)
         try:
             with _quiet_stdout():  # pjlib logs its start-up at level 5 before libInit can lower it
                 self.ep.libCreate()
@@ -136,20 +144,33 @@ class AgentEndpoint:
         return cfg
 
     def _create_transports(self) -> None:
-        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
         for name in self.config.transports:
             if name not in kinds:
-                raise ValueError(f"unknown SIP transport {name!r}; use udp and/or tcp")
+                raise ValueError(f"unknown SIP transport {name!r}; use udp, tcp and/or tls")
             tc = pj.TransportConfig()
-            tc.port = self.sip_port
+            tc.port = self.tls_port if name == "tls" else self.sip_port
             tc.boundAddress = self.config.host
+            if name == "tls":
+                self._tls_config(tc.tlsConfig)
             try:
                 self.ep.transportCreate(kinds[name], tc)
             except pj.Error as exc:
                 raise RuntimeError(
-                    f"cannot listen for SIP over {name.upper()} on {self.config.host}:{self.sip_port} "
+                    f"cannot listen for SIP over {name.upper()} on {self.config.host}:{tc.port} "
                     f"({error_text(exc)}): is another program using that port?"
                 ) from exc
+
+    def _tls_config(self, cfg: pj.TlsConfig) -> None:
+        """TLS 1.2 at least; verification as ``TlsSettings`` says (tls.py)."""
+        s = self.config.tls
+        cfg.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3  # pjsip's default also allows 1.0/1.1
+        cfg.certFile = str(s.cert or "")
+        cfg.privKeyFile = str(s.key or "")
+        cfg.CaListFile = str(s.ca or "")
+        cfg.verifyServer = s.verify
+        cfg.verifyClient = s.verify_client
+        cfg.requireClientCert = s.verify_client
 
     def _set_codecs(self) -> None:
         wanted = [c.upper() for c in self.config.codecs]
