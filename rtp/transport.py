@@ -15,8 +15,15 @@ RTP and RTCP addresses reach the session, the rest is counted
 ``latch=True`` (or no configured remote) the first RTP and RTCP datagrams fix
 the peer's addresses once (symmetric RTP, for a peer behind a NAT). ``stop()`` sends a BYE (optional), ends
 the task and closes the sockets. ``last_received_ms`` is when the last
-datagram from the peer arrived (malformed, held on probation or RTCP included),
-for callers that watch for a silent peer.
+datagram from the peer arrived (malformed, held on probation or RTCP included;
+with SRTP only authenticated ones), for callers that watch for a silent peer.
+
+With ``srtp`` keys (``rtp.srtp``, agreed by SDES) every datagram is protected
+in ``send``, the one way out: what cannot be protected is dropped and counted
+(``srtp_protect_failed``), never sent in the clear. Inbound, after the
+address filter and before the session, datagrams are unprotected; those that
+fail authentication, are replays or are not SRTP are dropped and counted
+(``srtp_auth_failed``, ``srtp_replayed``, ``srtp_malformed``).
 """
 
 from __future__ import annotations
@@ -27,8 +34,11 @@ import logging
 import time
 from typing import Any
 
+import pylibsrtp
+
 from rtp.peer import PeerFilter, Verdict
 from rtp.session import Datagram, RtpSession
+from rtp.srtp import SrtpContext, SrtpError, SrtpKeys
 
 MAX_SLEEP_MS = 100.0
 log = logging.getLogger(__name__)
@@ -64,6 +74,7 @@ class RtpTransport:
         remote_rtcp: the peer's RTCP address (default: RTP port + 1, or RTP with mux).
         rtcp_mux: one socket for RTP and RTCP (RFC 5761).
         latch: learn the peer's addresses from its first RTP and RTCP datagrams (NAT), once.
+        srtp: SDES-agreed keys: SRTP/SRTCP both ways (None: plain RTP).
     """
 
     def __init__(
@@ -75,6 +86,7 @@ class RtpTransport:
         remote_rtcp: Address | None = None,
         rtcp_mux: bool = False,
         latch: bool = False,
+        srtp: SrtpKeys | None = None,
     ) -> None:
         if port % 2:
             raise ValueError(f"RTP port {port} must be even (RTCP uses the next port)")
@@ -83,6 +95,7 @@ class RtpTransport:
         if remote_rtcp is None and remote is not None:
             remote_rtcp = remote if rtcp_mux else (remote[0], remote[1] + 1)
         self.peer = PeerFilter(remote, remote_rtcp, latch=latch or remote is None)
+        self.srtp = SrtpContext(srtp) if srtp is not None else None
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
@@ -184,7 +197,14 @@ class RtpTransport:
             if sock is None or addr is None:
                 self.session.counters["unsent_no_peer"] += 1
                 continue
-            sock.sendto(d.data, addr)
+            data = d.data
+            if self.srtp is not None:
+                try:
+                    data = self.srtp.protect_rtcp(data) if d.rtcp else self.srtp.protect(data)
+                except (pylibsrtp.Error, ValueError):  # too long, or a sequence number sent twice
+                    self.session.counters["srtp_protect_failed"] += 1
+                    continue
+            sock.sendto(data, addr)
 
     def _received(self, data: bytes, addr: Address, rtcp: bool) -> None:
         try:
@@ -200,6 +220,12 @@ class RtpTransport:
         if self.peer.admit(addr, rtcp) is Verdict.REFUSED_SOURCE:
             self.session.counters["rtcp_refused_source" if rtcp else "rtp_refused_source"] += 1
             return
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtcp(data) if rtcp else self.srtp.unprotect(data)
+            except SrtpError as exc:
+                self.session.counters[exc.failure.value] += 1
+                return
         self.last_received_ms = now
         if rtcp:
             self.session.receive_rtcp(data, now)
