@@ -12,8 +12,10 @@ The arrival side of ``JitterBuffer`` (buffer.py) hands every copy of a frame
 * ``heard`` tells whether a frame already gave the delay estimator its one
   sample (the first copy of each frame counts, later copies do not).
 
-Everything is bounded: ``late_history`` played frames and late copies, and the
-last ``HEARD_FRAMES`` sampled frame indices.
+Everything is bounded: ``late_history`` played frames and late copies, the
+last ``HEARD_FRAMES`` sampled frame indices, and ``MAX_SLOTS`` held frames (a
+sender outpacing playout, or a stalled consumer, evicts the frame held
+longest: ``evicted``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from largesc_codec.types import MAX_CODEBOOKS, TokenFrame
 
 HEARD_FRAMES = 1024  # frame indices remembered as sampled by the delay estimator
+MAX_SLOTS = 1024  # frames held ahead of playout: 82 s, far beyond any jitter buffer's target
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class FrameStore:
         self._heard: set[int] = set()
         self._heard_order: deque[int] = deque()
         self.late_frames = 0  # late copies queued for take_late() so far
+        self.evicted = 0  # held frames given up to stay within MAX_SLOTS
 
     def clear(self) -> None:
         """Forget everything (a stream restart); the counter stays."""
@@ -75,6 +79,9 @@ class FrameStore:
                 self.late_frames += 1
             return 0
         old = self.slots.get(index)
+        if old is None and len(self.slots) >= MAX_SLOTS:
+            del self.slots[next(iter(self.slots))]  # held longest (dicts keep insertion order)
+            self.evicted += 1
         if old is None or (primary and not old.primary) or (
                 primary == old.primary and len(tokens) > len(old.tokens)):
             self.slots[index] = Slot(tokens, primary, full)
