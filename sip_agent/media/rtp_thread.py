@@ -19,7 +19,8 @@ number, timestamp = frame index x 1920 and the marker bit), or a ``source``
 the session polls on its own ptime clock. ``stop`` sends RTCP BYE and closes
 the sockets. Nothing here touches pjlib. ``fingerprints`` keeps the CRC-32 of
 the first payloads sent and received by sequence number
-(``MediaStats.payload_crc32``).
+(``MediaStats.payload_crc32``). With ``link.srtp`` the transport runs
+SRTP/SRTCP both ways (``rtp.transport``); its drops are in ``session.counters``.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class RtpThread:
             raise RuntimeError(f"{self.name}: start called twice; make one engine per call")
         host = "127.0.0.1" if remote_addr.startswith("127.") else "0.0.0.0"
         self._transport = RtpTransport(self.session, host, port, remote=(remote_addr, remote_port),
-                                       latch=self.link.latch)
+                                       latch=self.link.latch, srtp=self.link.srtp)
         self._thread = threading.Thread(target=self._main, name="largesc-engine-rtp", daemon=True)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT_S):

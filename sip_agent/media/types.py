@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from largesc_codec.wire.offer_answer import LargeScParams
+from rtp.srtp import SrtpKeys
 
 if TYPE_CHECKING:
     from sip_agent.media.audio import AudioIn, AudioOut
@@ -58,12 +59,14 @@ class LargeScLink:
     packet). ``receive``: the parameters we declared. ``payload_type`` is the
     same both ways. ``latch`` is local policy, not negotiated: take the peer's
     media address from its first packets (a peer behind a NAT; rtp/peer.py).
+    ``srtp``: the SDES-agreed suite and keys (None: plain RTP, as agreed).
     """
 
     payload_type: int
     send: LargeScParams
     receive: LargeScParams
     latch: bool = False
+    srtp: SrtpKeys | None = None
 
     @property
     def ptime_ms(self) -> int:

@@ -104,7 +104,8 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._fail_message: str | None = None  # how a call we gave up on failed (timeouts)
         self._gave_up: tuple[int, str] | None = None  # the status of a call we gave up on
         self._error: str | None = None
-        self.largesc = LargeScNegotiation(options.host, options.params, latch=options.latch)
+        self.largesc = LargeScNegotiation(options.host, options.params, latch=options.latch, srtp=options.srtp,
+                                          sdes_allowed=getattr(options, "sdes_allowed", True))  # TLS work adds it
         default_audio, default_std = call_legs(options)
         self.media = CallMedia(options.engine, audio or default_audio, standard or default_std, report)
         self._stats_at = 0.0
@@ -114,6 +115,9 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         """Send the INVITE (two audio media when LargeSC is offered). Fails the call on a local error."""
         prm = pj.CallOpParam(True)
         prm.opt.audioCount = 2 if self.options.engine is not None else 1
+        if self.options.engine is not None and self.largesc.blocked is not None:
+            self._finish(488, "Not Acceptable Here", f"cannot call {uri}: {self.largesc.blocked}")
+            return
         try:
             self.makeCall(uri, prm)
         except pj.Error as exc:
@@ -127,6 +131,10 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         medium per offered audio line (else it disables the fallback line
         once the answer is rewritten, and fails the call with 488).
         """
+        if self.options.engine is not None and self.largesc.blocked is not None:
+            self._fail_message = f"call from {self.peer} refused (488): {self.largesc.blocked}"
+            self.reject(488)
+            return
         try:
             self.answer(self._answer_param(200))
         except pj.Error as exc:
@@ -264,7 +272,9 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self.responses += 1
         body = sdp_munge.sdp_body(message)
         if body is not None:
-            self.largesc.peer_answered(body)
+            note = self.largesc.peer_answered(body)
+            if note:
+                self.report(note)
 
     def _sample_stats(self, now: float) -> None:
         self._stats_at = now

@@ -39,7 +39,8 @@ class CallMedia:
         self.codec, self.bitrate_bps = "LargeSC/24000", float(link.send.maxbps)
         self._report(f"negotiated codec: LargeSC/24000 pt {link.payload_type}, we send to {remote.address}:"
                      f"{remote.port} at most {link.send.maxbps:g} bit/s ({link.send.maxcodebooks} codebooks, "
-                     f"redundancy {link.send.maxred}, {link.ptime_ms} ms packets), we receive on port {port}")
+                     f"redundancy {link.send.maxred}, {link.ptime_ms} ms packets), we receive on port {port}, "
+                     f"{'SRTP ' + link.srtp.suite.value if link.srtp else 'plain RTP (no SRTP)'}")
         try:
             engine = self._factory(self._audio)
             engine.start(port, remote.address, remote.port, link)

@@ -25,6 +25,10 @@ stream carries nothing (the call stays "on hold" from pjsua2's view) and only
 LargeSC packets flow. A peer without LargeSC answers the dedicated line with
 port 0 (RFC 3264 rejection) and the call keeps the fallback codec.
 
+SRTP (``sdes``): the LargeSC line carries its own proto (``RTP/AVP`` or
+``RTP/SAVP``) and ``a=crypto`` lines; ``decline_largesc`` answers it with
+port 0 when the security offer cannot be met.
+
 pjsua2 assigns no stream to the LargeSC index (its media state there is
 "error": unknown codec), which it tolerates. Every function here is pure
 text in, text out; the parameter rules are ``largesc_codec.wire.offer_answer``'s.
@@ -37,9 +41,11 @@ from dataclasses import dataclass, replace
 from largesc_codec.wire.offer_answer import LARGESC, LARGESC_CLOCK, LargeScParams, media_codecs
 from largesc_codec.wire.sdp_params import MAX_PTIME
 from rtp import sdp
+from rtp.srtp import CryptoAttribute, parse_crypto
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _REVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+_MAX_CRYPTO = 16  # crypto lines read per m= line (a cap on remote input)
 _IGNORED = ("telephone-event", "cn")  # formats that may share a LargeSC line without making it "mixed"
 
 
@@ -48,7 +54,8 @@ class LargeScMedia:
     """A LargeSC m= line found in an SDP: where it is and what it declares.
 
     ``params`` are what the SDP's author wants to receive; ``direction`` is as
-    written by that author (``sendrecv`` when absent).
+    written by that author (``sendrecv`` when absent). ``crypto``: the line's
+    well-formed ``a=crypto`` lines in order (malformed ones are left out: unusable anyway).
     """
 
     index: int
@@ -57,6 +64,18 @@ class LargeScMedia:
     payload_type: int
     params: LargeScParams
     direction: str = "sendrecv"
+    proto: str = "RTP/AVP"
+    crypto: tuple[CryptoAttribute, ...] = ()
+
+
+def _crypto(media: sdp.Media) -> tuple[CryptoAttribute, ...]:
+    found = []
+    for value in media.values("crypto")[:_MAX_CRYPTO]:
+        try:
+            found.append(parse_crypto(value))
+        except ValueError:
+            continue
+    return tuple(found)
 
 
 def _direction(media: sdp.Media, session: sdp.SessionDescription) -> str:
@@ -97,9 +116,8 @@ def find_largesc(text: str) -> LargeScMedia | None:
         address = _address(media, session)
         if address is None or codecs[0].params is None:
             continue
-        return LargeScMedia(
-            index, address, media.port, codecs[0].payload_type, codecs[0].params, _direction(media, session)
-        )
+        return LargeScMedia(index, address, media.port, codecs[0].payload_type, codecs[0].params,
+                            _direction(media, session), media.proto, _crypto(media))
     return None
 
 
@@ -121,7 +139,8 @@ def free_dynamic_pt(session: sdp.SessionDescription, preferred: int = 96) -> int
     raise ValueError("all dynamic payload types 96..127 are in use; cannot add LargeSC")
 
 
-def largesc_media(address: str, port: int, payload_type: int, params: LargeScParams, direction: str) -> sdp.Media:
+def largesc_media(address: str, port: int, payload_type: int, params: LargeScParams, direction: str,
+                  proto: str = "RTP/AVP", crypto: tuple[CryptoAttribute, ...] = ()) -> sdp.Media:
     """The dedicated LargeSC m= line (its own c= line, so pjmedia's validator is satisfied)."""
     attrs: list[sdp.Attribute] = [
         ("rtpmap", f"{payload_type} {LARGESC}/{LARGESC_CLOCK}/1"),
@@ -130,14 +149,16 @@ def largesc_media(address: str, port: int, payload_type: int, params: LargeScPar
     ]
     if params.maxptime != MAX_PTIME:
         attrs.append(("maxptime", str(params.maxptime)))
+    attrs.extend(("crypto", c.to_sdp()) for c in crypto)
     attrs.append((direction, None))
     return sdp.Media(
-        "audio", port, "RTP/AVP", (str(payload_type),), connection=sdp.Connection("IN", "IP4", address),
+        "audio", port, proto, (str(payload_type),), connection=sdp.Connection("IN", "IP4", address),
         attributes=tuple(attrs),
     )
 
 
-def offer_largesc(text: str, address: str, port: int, params: LargeScParams) -> tuple[str, int, int]:
+def offer_largesc(text: str, address: str, port: int, params: LargeScParams, proto: str = "RTP/AVP",
+                  crypto: tuple[CryptoAttribute, ...] = ()) -> tuple[str, int, int]:
     """Rewrite the last m= line of pjsua2's offer into the LargeSC line; returns (sdp, payload type, m= index).
 
     ValueError when the SDP has fewer than two m= lines (the call was not
@@ -147,7 +168,7 @@ def offer_largesc(text: str, address: str, port: int, params: LargeScParams) -> 
     if len(session.media) < 2:
         raise ValueError("pjsua2's offer has one m= line; make the call with CallSetting.audioCount = 2")
     pt = free_dynamic_pt(session.with_media(session.media[:-1]))
-    media = session.media[:-1] + (largesc_media(address, port, pt, params, "sendrecv"),)
+    media = session.media[:-1] + (largesc_media(address, port, pt, params, "sendrecv", proto, crypto),)
     return sdp.serialize(session.with_media(media)), pt, len(media) - 1
 
 
@@ -157,9 +178,10 @@ def _inactive(media: sdp.Media) -> sdp.Media:
 
 
 def answer_largesc(
-    text: str, offer: LargeScMedia, address: str, port: int, ours: LargeScParams
+    text: str, offer: LargeScMedia, address: str, port: int, ours: LargeScParams,
+    crypto: CryptoAttribute | None = None,
 ) -> tuple[str, LargeScParams] | None:
-    """Rewrite pjsua2's answer to accept the offered LargeSC line on ``address:port``.
+    """Rewrite pjsua2's answer to accept the offered LargeSC line on ``address:port`` (its proto, our ``crypto``).
 
     Returns (answer sdp, our answered params), or None when LargeSC cannot be
     accepted (other version, or pjsua2's answer lacks that m= index): then
@@ -175,8 +197,19 @@ def answer_largesc(
     for i, m in enumerate(media):
         if i != offer.index and m.media == "audio" and m.port:
             media[i] = _inactive(m)  # pjsua2's stream idles; LargeSC carries the audio
-    media[offer.index] = largesc_media(address, port, offer.payload_type, answered, _REVERSE[offer.direction])
+    media[offer.index] = largesc_media(address, port, offer.payload_type, answered, _REVERSE[offer.direction],
+                                       offer.proto, () if crypto is None else (crypto,))
     return sdp.serialize(session.with_media(tuple(media))), answered
+
+
+def decline_largesc(text: str, offer: LargeScMedia) -> str | None:
+    """pjsua2's answer with the offered LargeSC line rejected (port 0, RFC 3264 6), or None if it lacks that line."""
+    session = sdp.parse(text)
+    if offer.index >= len(session.media):
+        return None
+    media = list(session.media)
+    media[offer.index] = sdp.Media("audio", 0, offer.proto, (str(offer.payload_type),))
+    return sdp.serialize(session.with_media(tuple(media)))
 
 
 def accepted_largesc(answer_text: str, offered_pt: int, index: int) -> LargeScMedia | None:

@@ -1,0 +1,127 @@
+"""SRTP on the LargeSC line with real sockets: engines started from the negotiation, and a live call between
+two agents (issue 14 item 3)."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+
+from largesc_codec.wire.offer_answer import LargeScParams
+from rtp import packet
+from rtp.srtp import SrtpContext, SrtpKeys, Suite, generate_key
+from sip_agent.media.engine import allocate_rtp_port
+from sip_agent.media.raw import RawPayloadEngine, pattern
+from sip_agent.media.types import LargeScLink, SrtpPolicy
+from sip_agent.sip.negotiation import LargeScNegotiation
+
+from ..conftest import HOST, free_port
+from .test_sdp_munge import PJSUA_OFFER
+
+pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]
+PJSUA_LOCAL = PJSUA_OFFER.replace("4000", "5000").replace("4002", "5002")
+
+
+def _listen(port: int) -> tuple[socket.socket, socket.socket]:
+    """Sockets on the offered RTP port P and P + 1: what an engine sends there lands here."""
+    pair = []
+    for p in (port, port + 1):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((HOST, p))
+        s.settimeout(0.05)
+        pair.append(s)
+    return pair[0], pair[1]
+
+
+def _drain(sock: socket.socket, seconds: float) -> list[bytes]:
+    got, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            got.append(sock.recv(4096))
+        except socket.timeout:
+            continue
+    return got
+
+
+def _offer_to(port: int, crypto: str) -> str:
+    """A peer's offer whose LargeSC line is ``m=audio P RTP/SAVP <pt>`` with ``crypto``."""
+    text, _ = LargeScNegotiation(HOST, LargeScParams(), lambda h: port).rewrite(PJSUA_OFFER, "")
+    assert text is not None
+    return text.replace(f"m=audio {port} RTP/AVP", f"m=audio {port} RTP/SAVP").replace(
+        "a=sendrecv\r\n", f"a=crypto:{crypto}\r\na=sendrecv\r\n")
+
+
+def _answer_and_maybe_start(offer: str, policy: SrtpPolicy) -> tuple[LargeScNegotiation, RawPayloadEngine | None]:
+    """What AgentCall does: rewrite pjsua2's answer, then start the engine if (and only if) LargeSC settled."""
+    b = LargeScNegotiation(HOST, LargeScParams(), allocate_rtp_port, srtp=policy)
+    b.rewrite(PJSUA_LOCAL, offer)
+    if not b.settled:
+        return b, None
+    assert b.link is not None and b.remote is not None and b.port is not None
+    engine = RawPayloadEngine()
+    engine.start(b.port, b.remote.address, b.remote.port, b.link)
+    return b, engine
+
+
+def test_defect_declined_savp_line_gets_no_datagram() -> None:
+    # issue 14: an offer m=audio P RTP/SAVP 96 with a=crypto was declined (port 0), yet plaintext RTP went to P
+    port = allocate_rtp_port(HOST)
+    rtp_sock, rtcp_sock = _listen(port)
+    try:
+        unsupported = "1 AES_256_CM_HMAC_SHA1_80 inline:" + base64.b64encode(bytes(46)).decode()
+        for policy in SrtpPolicy:
+            b, engine = _answer_and_maybe_start(_offer_to(port, unsupported), policy)
+            assert engine is None and not b.settled
+        assert _drain(rtp_sock, 0.6) == [] and _drain(rtcp_sock, 0.1) == []
+    finally:
+        rtp_sock.close()
+        rtcp_sock.close()
+
+
+def test_accepted_savp_line_sends_only_srtp_to_the_offered_port() -> None:
+    port = allocate_rtp_port(HOST)
+    key = generate_key(Suite.AES_CM_128_HMAC_SHA1_80)
+    rtp_sock, rtcp_sock = _listen(port)
+    engine = None
+    try:
+        offer = _offer_to(port, "1 AES_CM_128_HMAC_SHA1_80 inline:" + base64.b64encode(key).decode())
+        b, engine = _answer_and_maybe_start(offer, SrtpPolicy.OPTIONAL)
+        assert engine is not None and b.link is not None and b.link.srtp is not None
+        wire = _drain(rtp_sock, 0.8)
+    finally:
+        if engine is not None:
+            engine.stop()
+        rtp_sock.close()
+        rtcp_sock.close()
+    # the offerer's view: unprotect with the answerer's key (remote) after checking nothing is plain
+    peer = SrtpContext(SrtpKeys(Suite.AES_CM_128_HMAC_SHA1_80, local=key, remote=b.link.srtp.local))
+    assert len(wire) >= 5
+    for datagram in wire:
+        rtp = packet.parse(peer.unprotect(datagram))
+        assert rtp.payload_type == b.link.payload_type
+        frame = struct.unpack_from("!I", rtp.payload)[0]
+        assert rtp.payload == pattern(frame, len(rtp.payload)) and rtp.payload[4:] not in datagram
+
+
+def test_two_engines_over_srtp_exchange_exact_payloads() -> None:
+    a_port, b_port = allocate_rtp_port(HOST), allocate_rtp_port(HOST)
+    ka, kb = generate_key(Suite.AEAD_AES_128_GCM), generate_key(Suite.AEAD_AES_128_GCM)
+    p = LargeScParams()
+    a, b = RawPayloadEngine(), RawPayloadEngine()
+    a.start(a_port, HOST, b_port, LargeScLink(96, p, p, srtp=SrtpKeys(Suite.AEAD_AES_128_GCM, ka, kb)))
+    b.start(b_port, HOST, a_port, LargeScLink(96, p, p, srtp=SrtpKeys(Suite.AEAD_AES_128_GCM, kb, ka)))
+    try:
+        time.sleep(1.2)
+    finally:
+        a.stop()
+        b.stop()
+    sa, sb = a.stats(), b.stats()
+    assert sa.packets_received >= 8 and sb.packets_received >= 8
+    assert sa.extra["bad_payloads"] == sb.extra["bad_payloads"] == 0
+    for s in (sa, sb):
+        assert all(s.extra.get(k, 0) == 0 for k in ("srtp_auth_failed", "srtp_replayed", "srtp_malformed",
+                                                     "srtp_protect_failed", "rtp_malformed"))
