@@ -203,12 +203,18 @@ def answer_largesc(
 
 
 def decline_largesc(text: str, offer: LargeScMedia) -> str | None:
-    """pjsua2's answer with the offered LargeSC line rejected (port 0, RFC 3264 6), or None if it lacks that line."""
+    """pjsua2's answer with the offered LargeSC line rejected (port 0, RFC 3264 6), or None if it lacks that line.
+
+    pjsua2's own line at that index is kept, port 0 and proto as offered, with its c= line (pjsip asserts
+    "Invalid local SDP" on an m= line without one).
+    """
     session = sdp.parse(text)
     if offer.index >= len(session.media):
         return None
     media = list(session.media)
-    media[offer.index] = sdp.Media("audio", 0, offer.proto, (str(offer.payload_type),))
+    line = media[offer.index]
+    connection = line.connection or session.connection or sdp.Connection("IN", "IP4", offer.address)
+    media[offer.index] = replace(line, port=0, proto=offer.proto, connection=line.connection or connection)
     return sdp.serialize(session.with_media(tuple(media)))
 
 

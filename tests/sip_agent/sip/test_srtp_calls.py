@@ -4,6 +4,7 @@ two agents (issue 14 item 3)."""
 from __future__ import annotations
 
 import base64
+import re
 import socket
 import struct
 import time
@@ -19,7 +20,7 @@ from sip_agent.media.raw import RawPayloadEngine, pattern
 from sip_agent.media.types import LargeScLink, SrtpPolicy
 from sip_agent.sip.negotiation import LargeScNegotiation
 
-from ..conftest import HOST, free_port
+from tests.sip_agent.conftest import HOST, free_port, only_call
 from .test_sdp_munge import PJSUA_OFFER
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(90)]
@@ -125,3 +126,56 @@ def test_two_engines_over_srtp_exchange_exact_payloads() -> None:
     for s in (sa, sb):
         assert all(s.extra.get(k, 0) == 0 for k in ("srtp_auth_failed", "srtp_replayed", "srtp_malformed",
                                                      "srtp_protect_failed", "rtp_malformed"))
+
+
+def _sdp_of(log: Path, first_line: str) -> str:
+    text = log.read_text(errors="replace")
+    found = [m for m in re.findall(r":\n(.*?)\n--end msg--", text, flags=re.S) if m.startswith(first_line)]
+    assert found, f"no {first_line!r} in {log}"
+    return found[0]
+
+
+def test_live_call_with_srtp_mandatory_on_both_sides(agent, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # --sdes-over-plain-sip: the explicit permission to send SDES keys over UDP SIP (TLS is tested elsewhere)
+    port = free_port()
+    srtp = ("--srtp", "mandatory", "--sdes-over-plain-sip")
+    answerer = agent("answer", "answer", "--port", str(port), "--calls", "1", "--timeout", "40", "--engine", "raw",
+                     *srtp, "--sip-log", str(tmp_path / "answer.log"))
+    answerer.wait_for("waiting for calls")
+    caller = agent("call", "call", f"sip:bob@{HOST}:{port}", "--engine", "raw", "--duration", "2.5", *srtp,
+                   "--sip-log", str(tmp_path / "call.log"))
+    rc_call, call_report = caller.finish()
+    rc_answer, answer_report = answerer.finish()
+    assert (rc_call, rc_answer) == (0, 0), caller.text() + answerer.text()
+    for run, side in ((caller, only_call(call_report)), (answerer, only_call(answer_report))):
+        assert side["connected"] and side["codec"] == "LargeSC/24000", run.text()
+        assert "SRTP AES_CM_128_HMAC_SHA1_80" in run.text()  # the suite, in the negotiated-codec line
+        media = side["media"]
+        assert media["packets_sent"] >= 20 and media["packets_received"] >= 20, media
+        extra = media["extra"]
+        assert extra["bad_payloads"] == 0  # the raw engine checks every payload byte for byte
+        for counter in ("srtp_auth_failed", "srtp_replayed", "srtp_malformed", "srtp_protect_failed",
+                        "rtp_malformed", "rtcp_malformed"):
+            assert extra.get(counter, 0) == 0, (counter, extra)
+    invite = _sdp_of(tmp_path / "call.log", "INVITE ")
+    ok = _sdp_of(tmp_path / "call.log", "SIP/2.0 200 OK")
+    assert re.search(r"m=audio [1-9]\d* RTP/SAVP \d+\r?\n", invite) and "a=crypto:1 AES_CM_128_HMAC_SHA1_80" in invite
+    assert re.search(r"m=audio [1-9]\d* RTP/SAVP \d+\r?\n", ok) and "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in ok
+
+
+def test_live_mandatory_answerer_declines_a_plain_largesc_offer(agent, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # The LargeSC line gets port 0 and no engine runs; what the call does next is pjsua2's own line's business
+    # (today it falls back to a standard codec: pjsua2's line has no SRTP policy of its own yet).
+    port = free_port()
+    answerer = agent("answer", "answer", "--port", str(port), "--calls", "1", "--timeout", "40", "--engine", "raw",
+                     "--srtp", "mandatory", "--sdes-over-plain-sip")
+    answerer.wait_for("waiting for calls")
+    caller = agent("call", "call", f"sip:bob@{HOST}:{port}", "--engine", "raw", "--duration", "1.5", "--srtp", "off",
+                   "--sip-log", str(tmp_path / "call.log"))
+    caller.finish()
+    answerer.finish()
+    assert "LargeSC line declined: no SRTP crypto suite in common" in answerer.text()
+    assert "negotiated codec: LargeSC" not in answerer.text() + caller.text()
+    ok = _sdp_of(tmp_path / "call.log", "SIP/2.0 200 OK")
+    lines = re.findall(r"m=audio (\d+) (\S+)", ok)
+    assert len(lines) == 2 and lines[1][0] == "0", ok  # the LargeSC line, declined

@@ -127,6 +127,8 @@ def test_defect_savp_offer_we_cannot_meet_is_declined_and_starts_nothing() -> No
         assert sdp_munge.find_largesc(offer) is not None
         answer, note = b.rewrite(PJSUA_LOCAL, offer)
         assert answer is not None and largesc_line(answer).port == 0 and note is not None
+        assert largesc_line(answer).connection is not None  # pjsip asserts "Invalid local SDP" without a c= line
+        assert largesc_line(answer).proto == "RTP/SAVP"
         assert not b.settled and b.link is None and b.remote is None  # the call never starts the engine
 
 
