@@ -9,9 +9,12 @@ STAMP := $(VENV)/.stamp-runtime
 TEST_STAMP := $(VENV)/.stamp-test
 APT_STAMP := $(VENV)/.stamp-apt
 APT_TEST_STAMP := $(VENV)/.stamp-apt-test
+# libopus 1.5.2 with deep PLC, DRED, NoLACE and lossgen, built from Debian trixie's source (.ci/build-opus15)
+OPUS15 := $(VENV)/opus-1.5.2
+OPUS15_STAMP := $(OPUS15)/.stamp-make
 WEIGHTS ?= hub
 
-.PHONY: demo test setup setup-test apt apt-test bench fuzz clean
+.PHONY: demo test setup setup-test apt apt-test opus15 bench fuzz clean
 
 apt: $(APT_STAMP)
 $(APT_STAMP): requirements/apt-runtime.txt
@@ -24,7 +27,12 @@ $(APT_TEST_STAMP): requirements/apt-test.txt $(APT_STAMP)
 	bash .ci/apt-install requirements/apt-test.txt
 	@touch $@
 
-setup: $(STAMP)
+opus15: $(OPUS15_STAMP)
+$(OPUS15_STAMP): .ci/build-opus15 .ci/lossgen_shim.c $(APT_STAMP)
+	bash .ci/build-opus15 $(OPUS15)
+	@touch $@
+
+setup: $(STAMP) $(OPUS15_STAMP)
 $(STAMP): requirements/runtime.txt pyproject.toml $(APT_STAMP)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -34,7 +42,7 @@ $(STAMP): requirements/runtime.txt pyproject.toml $(APT_STAMP)
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $@
 
-setup-test: $(TEST_STAMP)
+setup-test: $(TEST_STAMP) $(OPUS15_STAMP)
 $(TEST_STAMP): $(STAMP) requirements/test.txt $(APT_TEST_STAMP)
 	$(BIN)/pip install -q -r requirements/test.txt
 	@touch $@
