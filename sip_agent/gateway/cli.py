@@ -5,6 +5,8 @@
     largesc gateway --port P [--bind IP] --trunk sip:HOST:PORT --local 'sip:{user}@HOST:PORT'
                     [--weights W] [--plc lm|repeat|none] [--max-bps B] [--max-calls N] [--report-json FILE]
                     [--registrar URI --user U --password PW]
+                    [--transport udp,tcp,tls --tls-cert F --tls-key F --tls-ca F]
+                    [--allow CIDR ... --auth-user U --auth-password P | --auth-file F]
 
 The handler runs the agent like ``answer`` (sip/cli.py: cheap checks first,
 registration, orderly shutdown on Ctrl-C) with the B2BUA (b2bua.py) taking
@@ -21,7 +23,8 @@ from largesc_codec.cli.options import HelpFormatter
 from sip_agent.gateway.b2bua import Gateway
 from sip_agent.gateway.routing import TrunkPlan
 from sip_agent.sip.agent import Agent
-from sip_agent.sip.cli import NO_MEDIA, call_count, port_number, run_agent, sip_options
+from sip_agent.sip.cli import NO_MEDIA, call_count, media_security_options, port_number, run_agent, sip_options
+from sip_agent.sip.security_cli import auth_options
 from sip_agent.sip.endpoint import PJSUA_CALL_SLOTS
 
 MOST_CALLS = PJSUA_CALL_SLOTS // 2  # each bridged call holds two pjsua2 calls
@@ -46,7 +49,9 @@ def add_gateway(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--engine", default="largesc", choices=("largesc", "raw"),
                    help="the trunk's media engine: largesc (the codec) or raw (test payloads, no audio)")
     sip_options(p)
-    p.set_defaults(func=cmd_gateway, **{k: v for k, v in NO_MEDIA.items() if k != "engine"})
+    auth_options(p)
+    media_security_options(p)
+    p.set_defaults(func=cmd_gateway, **{k: v for k, v in NO_MEDIA.items() if k not in ("engine", "latch", "srtp")})
     return p
 
 

@@ -77,7 +77,7 @@ class RegistrationState:
         return f"registration of {aor} at {registrar} failed: {self.code} {self.reason} ({hint})"
 
 
-IncomingHandler = Callable[[int, str], None]  # (pjsua call id, whole INVITE text)
+IncomingHandler = Callable[[int, str, str], None]  # (pjsua call id, whole INVITE text, source "IP:port")
 
 
 class AgentAccount(pj.Account):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
@@ -130,6 +130,6 @@ class AgentAccount(pj.Account):  # type: ignore[misc]  # pjsua2 is untyped (SWIG
 
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         try:
-            self.on_incoming(prm.callId, prm.rdata.wholeMsg)
+            self.on_incoming(prm.callId, prm.rdata.wholeMsg, prm.rdata.srcAddress)
         except Exception as exc:
             self.report(f"internal error handling an incoming call: {exc!r}")

@@ -5,6 +5,10 @@ Everything runs on the thread that created the ``Agent`` (see
 is done, the deadline passes or ``stop`` is set (the command line sets it on
 SIGINT/SIGTERM, which then hangs up cleanly instead of aborting).
 
+Admission (``gate``, caller_auth.py): every new INVITE passes the gate
+first (source allow-list, digest); what it refuses is answered there (401
+with its challenges, 403, 400) and never reaches ``incoming``.
+
 Shutdown order (``close``): hang up live calls and wait (bounded) for them
 to end, drop every Call object, release media, un-REGISTER and drop the
 account, then ``libDestroy``. Dropping a pjsua2 object after libDestroy
@@ -13,6 +17,7 @@ aborts the process, so the agent keeps the only references.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 import time
@@ -23,6 +28,7 @@ import pjsua2 as pj
 from sip_agent.media.audio import CallAudio
 from sip_agent.sip.account import AccountSettings, AgentAccount, RegistrationState
 from sip_agent.sip.call import AgentCall, CallOptions
+from sip_agent.sip.caller_auth import Admission, CallerGate
 from sip_agent.sip.call_result import CallResult
 from sip_agent.sip.endpoint import AgentEndpoint, EndpointConfig
 from sip_agent.sip.legs import call_legs
@@ -42,17 +48,29 @@ class Agent:
     """
 
     def __init__(self, endpoint: EndpointConfig, account: AccountSettings, options: CallOptions,
-                 report: Report = print, stop: threading.Event | None = None, max_calls: int = 1) -> None:
-        self.options, self.report, self.max_calls = options, report, max_calls
+                 report: Report = print, stop: threading.Event | None = None, max_calls: int = 1,
+                 gate: CallerGate | None = None) -> None:
+        self.options, self.report, self.max_calls, self.gate = options, report, max_calls, gate
         self.stop = stop or threading.Event()
         self.endpoint = AgentEndpoint(endpoint)
         self.account: AgentAccount | None = AgentAccount(account, self._on_incoming, report)
+        # With TLS, a second local account of the other scheme: a sips: request gets a sips: Contact (pjsip
+        # peers refuse a sips: dialog without one) and a sip: request over TLS a sip: Contact (baresip 1.0
+        # cannot follow a sips: Contact).
+        self.other: AgentAccount | None = None
+        if "tls" in endpoint.transports:
+            twin = dataclasses.replace(account, registrar=None, sips=not account.sips)
+            self.other = AgentAccount(twin, self._on_incoming, report)
         self.calls: list[AgentCall] = []
         self.results: list[CallResult] = []
         self.incoming: IncomingHandler = self.answer_incoming
         self.answered = self.rejected_busy = 0
+        self.refused: dict[int, int] = {}  # status code -> INVITEs the gate answered with it
         try:
             self.account.open(self.endpoint.media_transport_config())
+            if self.other is not None:
+                self.other.open(self.endpoint.media_transport_config())
+                self.endpoint.select_account = self._select_account
         except Exception:
             self.close()
             raise
@@ -107,7 +125,7 @@ class Agent:
         """Call ``uri`` and run the call to its end; returns how it went."""
         assert self.account is not None
         self.report(f"calling {uri}")
-        call = AgentCall(self.account, self.options, self.report, uri)
+        call = AgentCall(self._account_for(uri), self.options, self.report, uri)
         self.calls.append(call)
         call.dial(uri)
         if not self.run_until(lambda: call.done, None):
@@ -124,14 +142,51 @@ class Agent:
         self.run_until(lambda: calls > 0 and len(self.results) >= calls and not self.calls, timeout_s)
         return list(self.results)
 
-    def _on_incoming(self, call_id: int, invite: str) -> None:
+    def _account_for(self, uri: str) -> AgentAccount:
+        """The account whose scheme matches ``uri`` (sips: or sip:), see ``__init__``."""
+        assert self.account is not None
+        secure = uri.strip().lower().startswith("sips:")
+        if self.other is not None and secure != self.account.settings.sips:
+            return self.other
+        return self.account
+
+    def _select_account(self, request: str) -> int | None:
+        """pjsua account id for an incoming request (the endpoint's onSelectAccount)."""
+        parts = request.split(" ", 2)
+        return self._account_for(parts[1]).getId() if len(parts) == 3 else None
+
+    def _on_incoming(self, call_id: int, invite: str, source: str) -> None:
+        if self.gate is not None:
+            admission = self.gate.decide(source, invite, time.monotonic())
+            if admission.code:
+                self.refuse(call_id, invite, source, admission)
+                return
         self.incoming(call_id, invite)
+
+    def refuse(self, call_id: int, invite: str, source: str, admission: Admission) -> None:
+        """Answer an INVITE the gate did not admit with its status and headers (WWW-Authenticate on a 401)."""
+        call = self.incoming_call(call_id, invite)
+        self.refused[admission.code] = self.refused.get(admission.code, 0) + 1
+        self.report(f"incoming call from {call.peer} ({source}): {admission.code} {admission.reason}, "
+                    f"{admission.why}")
+        prm = pj.CallOpParam(True)
+        prm.statusCode, prm.reason = admission.code, admission.reason
+        for name, value in admission.headers:
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            prm.txOption.headers.append(header)
+        try:
+            call.answer(prm)
+        except pj.Error as exc:
+            self.report(f"could not answer {admission.code} to {call.peer}: {exc.reason}")
+        call.done = True  # dropped on the next step
 
     def incoming_call(self, call_id: int, invite: str, audio: CallAudio | None = None,
                       standard: StandardLeg | None = None) -> AgentCall:
         """Take charge of an incoming call (not answered yet), with its own audio if given (see AgentCall)."""
         assert self.account is not None
-        call = AgentCall(self.account, self.options, self.report, _from_uri(invite), call_id, invite,
+        account = self._account_for(invite.split(" ", 2)[1] if invite.count(" ") >= 2 else "")
+        call = AgentCall(account, self.options, self.report, _from_uri(invite), call_id, invite,
                          audio=audio, standard=standard)
         self.calls.append(call)
         return call
@@ -140,7 +195,8 @@ class Agent:
                       options: CallOptions | None = None) -> AgentCall:
         """Dial ``uri`` without waiting (the caller runs the loop), with its own audio and options if given."""
         assert self.account is not None
-        call = AgentCall(self.account, options or self.options, self.report, uri, audio=audio, standard=standard)
+        call = AgentCall(self._account_for(uri), options or self.options, self.report, uri, audio=audio,
+                         standard=standard)
         self.calls.append(call)
         call.dial(uri)
         return call
@@ -180,12 +236,14 @@ class Agent:
         while self.calls:  # no reference may outlive libDestroy (not even a loop variable)
             self.calls.pop().release_media()  # a call the peer never let go: its media goes now too
         gc.collect()
-        if self.account is not None:
-            try:
-                self.account.shutdown()  # un-REGISTER; required before libDestroy
-            except pj.Error as exc:
-                self.report(f"account shutdown: {exc.reason}")
-            self.account = None
+        self.endpoint.select_account = None
+        for acc in (self.account, self.other):
+            if acc is not None:
+                try:
+                    acc.shutdown()  # un-REGISTER; required before libDestroy
+                except pj.Error as exc:
+                    self.report(f"account shutdown: {exc.reason}")
+        self.account = self.other = acc = None
         gc.collect()
         self.endpoint.destroy()
 

@@ -122,11 +122,6 @@ def sip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", default=None, help="domain of our address (default: the registrar's host or --bind)")
     p.add_argument("--registrar", type=registrar_uri, default=None,
                    help="register at this SIP URI first, e.g. sip:127.0.0.1:5060 (sips:HOST:PORT over TLS)")
-    p.add_argument("--latch", action="store_true",
-                   help="take the peer's LargeSC media address from its first packets (a peer behind a NAT); "
-                        "without it, media only from the address its SDP names")
-    p.add_argument("--srtp", type=srtp_policy, default=SrtpPolicy.OPTIONAL, metavar="{off,optional,mandatory}",
-                   help="encrypt media with SRTP: off, optional (when the peer agrees) or mandatory (else no call)")
     p.add_argument("--sip-log", default=None, help="write pjsip's log with every SIP message to this file")
     p.add_argument("--report-json", type=Path, default=None,
                    help="also write the registration and call results (codec, status, media figures) as JSON here")
@@ -136,7 +131,17 @@ def sip_options(p: argparse.ArgumentParser) -> None:
 _PARAMS = LargeScParams()
 # What ``register`` (no call, no media) runs with in place of the media options it does not list.
 NO_MEDIA = {"engine": "none", "play": None, "record": None, "duration": None, "sound_device": None,
-             "maxcodebooks": _PARAMS.maxcodebooks, "maxbps": _PARAMS.maxbps, "maxred": _PARAMS.maxred}
+             "maxcodebooks": _PARAMS.maxcodebooks, "maxbps": _PARAMS.maxbps, "maxred": _PARAMS.maxred,
+             "latch": False, "srtp": SrtpPolicy.OPTIONAL}
+
+
+def media_security_options(p: argparse.ArgumentParser) -> None:
+    """Where media may come from and whether it is encrypted (call, answer, gateway)."""
+    p.add_argument("--latch", action="store_true",
+                   help="take the peer's LargeSC media address from its first packets (a peer behind a NAT); "
+                        "without it, media only from the address its SDP names")
+    p.add_argument("--srtp", type=srtp_policy, default=SrtpPolicy.OPTIONAL, metavar="{off,optional,mandatory}",
+                   help="encrypt media with SRTP: off, optional (when the peer agrees) or mandatory (else no call)")
 
 
 def _media_options(p: argparse.ArgumentParser) -> None:
@@ -145,7 +150,8 @@ def _media_options(p: argparse.ArgumentParser) -> None:
                         "codecs only) or 'auto' (largesc when available, else none)")
     p.add_argument("--maxcodebooks", type=int, default=_PARAMS.maxcodebooks,
                    help="LargeSC: most codebooks we accept per frame")
-    p.add_argument("--maxbps", type=float, default=_PARAMS.maxbps, help="LargeSC: most token bit/s we accept")
+    p.add_argument("--maxbps", type=float, default=_PARAMS.maxbps,
+                   help="LargeSC: most payload bit/s we accept (every byte: ToC, tokens, padding)")
     p.add_argument("--maxred", type=int, default=_PARAMS.maxred, help="LargeSC: largest redundancy distance we use")
     p.add_argument("--record", type=Path, default=None, help="write what the peer sends to this WAV file")
     p.add_argument("--play", type=Path, default=None,
@@ -156,6 +162,7 @@ def _media_options(p: argparse.ArgumentParser) -> None:
                    help="talk through a sound card instead of --play/--record, for LargeSC and standard calls "
                         "alike (PortAudio: 'default' when NAME is left out, an index, or part of a name; "
                         "`largesc devices` lists them); one call at a time")
+    media_security_options(p)
 
 
 def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
@@ -185,6 +192,7 @@ def register_subcommands(subparsers: "argparse._SubParsersAction[argparse.Argume
                             "them a caller gets 486 Busy Here. With --record NAME.wav the n-th call records "
                             "NAME-n.wav (the first NAME.wav)")
         sip_options(p)
+        security_cli.auth_options(p)
         _media_options(p)
         p.set_defaults(func=cmd_answer)
     if "register" in commands:
@@ -242,7 +250,7 @@ def _setup(ns: argparse.Namespace, sip_port: int,
                               log_file=ns.sip_log)
     device = getattr(ns, "sound_device", None)
     account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password,
-                              sips="tls" in names)
+                              sips=bool(ns.registrar) and ns.registrar.lower().startswith("sips:"))
     params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
                           answer_timeout_s=ns.answer_timeout if ns.command in ("call", "gateway") else None,
@@ -267,7 +275,8 @@ def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int
         with tempfile.TemporaryDirectory(prefix="largesc-agent-") as scratch:
             endpoint, account, options = _setup(ns, sip_port, Path(scratch))
             most = 1 if options.sound is not None else getattr(ns, "max_calls", 1)  # a card: one conversation
-            with Agent(endpoint, account, options, report=_say, stop=stop, max_calls=most) as agent:
+            gate = security_cli.caller_gate(ns)
+            with Agent(endpoint, account, options, report=_say, stop=stop, max_calls=most, gate=gate) as agent:
                 _say(f"SIP on {endpoint.host}:{agent.sip_port} ({'/'.join(endpoint.transports)}), "
                      f"LargeSC {'offered/accepted' if options.engine else 'off'}")
                 registration = agent.wait_registration()
@@ -278,6 +287,7 @@ def run_agent(ns: argparse.Namespace, sip_port: int, body: Callable[[Agent], int
                 code = 1 if registration.failed else body(agent)
             report["calls"] = [asdict(r) for r in agent.results]  # after close: calls ended at shutdown included
             report["rejected_busy"] = agent.rejected_busy
+            report["refused"] = {str(code): n for code, n in sorted(agent.refused.items())}
             if options.sound is not None:
                 report["sound_device"] = options.sound.figures()
             report.update(extra or {})

@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pjsua2 as pj
 
@@ -102,14 +102,37 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+AccountSelector = Callable[[str], "int | None"]  # whole request text -> pjsua account id (None: pjsua's pick)
+
+
+class _Endpoint(pj.Endpoint):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
+    """pjsua2's Endpoint with the one callback we need: which account takes an incoming request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.select_account: AccountSelector | None = None
+
+    def onSelectAccount(self, prm: pj.OnSelectAccountParam) -> None:
+        try:
+            if self.select_account is not None:
+                found = self.select_account(prm.rdata.wholeMsg)
+                if found is not None:
+                    prm.accountIndex = found
+        except Exception:  # never unwind into pjsip: pjsua's own choice stands
+            pass
+
+
 class AgentEndpoint:
-    """Owns ``pj.Endpoint``: create, start, poll, destroy (see module docstring)."""
+    """Owns ``pj.Endpoint``: create, start, poll, destroy (see module docstring).
+
+    ``select_account``: set by the agent to choose the account of an incoming request.
+    """
 
     def __init__(self, config: EndpointConfig) -> None:
         if not _alive.acquire(blocking=False):
             raise RuntimeError("pjsua2 allows one Endpoint per process; run each agent in its own process")
         self.config = config
-        self.ep = pj.Endpoint()
+        self.ep = _Endpoint()
         self._destroyed = False
         self.sip_port = config.sip_port or free_sip_port(config.host, tcp_span=2 if "tls" in config.transports else 1)
         self.tls_port = tls_port(self.sip_port, config.transports)
@@ -186,6 +209,14 @@ class AgentEndpoint:
         tc.port = random.randrange(20000, 40000, 2)
         tc.portRange = 2000
         return tc
+
+    @property
+    def select_account(self) -> AccountSelector | None:
+        return self.ep.select_account
+
+    @select_account.setter
+    def select_account(self, selector: AccountSelector | None) -> None:
+        self.ep.select_account = selector
 
     def register_thread(self, name: str = "py-thread") -> None:
         """Register the calling thread with pjlib if it is not yet (required before any pjsua2 call)."""

@@ -11,13 +11,18 @@ says so) and ``--srtp mandatory`` refuses to start.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import os
 import re
 from pathlib import Path
 
 from sip_agent.media.types import SrtpPolicy
+from sip_agent.sip.caller_auth import CallerGate, Network, parse_credentials
+from sip_agent.sip.digest import Algorithm
 from sip_agent.sip.tls import TlsSettings, check_tls
 
-__all__ = ["check_security", "sdes_allowed", "security_options", "tls_settings", "uses_tls"]
+__all__ = ["auth_options", "caller_gate", "check_security", "sdes_allowed", "security_options", "tls_settings",
+           "uses_tls"]
 
 _TLS_URI = re.compile(r"^sips:|;transport=tls(;|$)", re.IGNORECASE)
 _SERVERS = ("answer", "gateway")
@@ -44,6 +49,85 @@ def security_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sdes-over-plain-sip", action="store_true",
                    help="let SRTP keys (SDES a=crypto) go over plain UDP/TCP SIP, readable by anyone on the path "
                         "(a warning says so); without it keys go only over TLS")
+
+
+def network(text: str) -> Network:
+    """argparse type of ``--allow``: an address or CIDR block (host bits may be set: 10.1.2.3/8 is 10.0.0.0/8)."""
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address or CIDR block: write e.g. 192.0.2.0/24, "
+                                         "10.1.2.3 or 2001:db8::/32") from None
+
+
+network.__name__ = "CIDR"
+
+
+def algorithms(text: str) -> tuple[Algorithm, ...]:
+    """argparse type of ``--auth-algorithms``: sha-256 and/or md5, comma-separated, each once."""
+    names = [t.strip().upper() for t in text.split(",") if t.strip()]
+    try:
+        found = tuple(Algorithm(n) for n in names)
+    except ValueError:
+        found = ()
+    if not found or len(set(found)) < len(found):
+        raise argparse.ArgumentTypeError(f"{text!r}: give sha-256,md5, sha-256 or md5")
+    return found
+
+
+algorithms.__name__ = "algorithms"
+
+
+def auth_options(p: argparse.ArgumentParser) -> None:
+    """Add the options that decide who may call (``answer`` and ``gateway``)."""
+    g = p.add_argument_group("Callers (who may call us)")
+    g.add_argument("--allow", type=network, action="append", default=None, metavar="CIDR",
+                   help="accept INVITEs only from these source addresses (repeat for more, e.g. --allow "
+                        "192.0.2.0/24 --allow ::1); others get 403 before anything else (default: any)")
+    g.add_argument("--auth-user", default=None, help="callers must authenticate (digest) as this user")
+    g.add_argument("--auth-password", default=None,
+                   help="the password of --auth-user (visible to other local users in the process list: "
+                        "prefer --auth-file)")
+    g.add_argument("--auth-file", type=Path, default=None,
+                   help="callers must authenticate as one of the users in FILE: one user:password a line "
+                        "(the password may hold ':'), blank lines and lines starting with # skipped")
+    g.add_argument("--auth-realm", default="largesc", help="the digest realm our challenges name")
+    g.add_argument("--auth-algorithms", type=algorithms, default=(Algorithm.SHA256, Algorithm.MD5),
+                   metavar="LIST", help="digest algorithms offered, most preferred first (RFC 8760): sha-256,md5 "
+                                        "(default), sha-256 or md5; md5 for clients that stop at the first "
+                                        "algorithm they do not know (baresip 1.0)")
+
+
+def _users(ns: argparse.Namespace) -> dict[str, str] | None:
+    """The credentials of ``--auth-user/--auth-password`` and ``--auth-file``; None without any."""
+    if (ns.auth_user is None) != (ns.auth_password is None):
+        raise ValueError("--auth-user and --auth-password go together: give both (or --auth-file FILE)")
+    users: dict[str, str] = {}
+    if ns.auth_file is not None:
+        try:
+            text = Path(ns.auth_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(f"--auth-file {ns.auth_file}: {why}; give a readable file of user:password "
+                             "lines") from None
+        users = parse_credentials(text, f"--auth-file {ns.auth_file}")
+    if ns.auth_user is not None:
+        if not ns.auth_user or not ns.auth_password:
+            raise ValueError("--auth-user and --auth-password must not be empty")
+        users[ns.auth_user] = ns.auth_password
+    return users or None
+
+
+def caller_gate(ns: argparse.Namespace) -> CallerGate | None:
+    """The admission rules of ``answer``/``gateway`` (caller_auth.py); None when anyone may call."""
+    if ns.command not in _SERVERS:
+        return None
+    users = _users(ns)
+    allow = tuple(ns.allow or ())
+    if users is None and not allow:
+        return None
+    return CallerGate(allow, users, ns.auth_realm, os.urandom(32),  # nonces die with the process
+                      algorithms=ns.auth_algorithms)
 
 
 def tls_settings(ns: argparse.Namespace) -> TlsSettings:
@@ -86,6 +170,8 @@ def check_security(ns: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
     for flag, uri in _targets(ns):
         if uses_tls(uri) and "tls" not in names:
             raise ValueError(f"{flag} {uri} asks for TLS: add tls to --transport (e.g. --transport tls)")
+    if ns.command in _SERVERS:
+        _users(ns)
     warnings: list[str] = []
     if "tls" in names:
         settings = tls_settings(ns)
