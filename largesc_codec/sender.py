@@ -38,12 +38,11 @@ class LargeSCSender:
     Args:
         mimi: a Mimi model this sender owns (``Models.new_mimi()``).
         sample_rate, channels: of the PCM pushed in (resampled to 24 kHz mono).
-        max_bps: payload budget in bit/s of tokens (550 .. 2062.5 for 4..15 tokens a
-            frame, as the research counts it; ToC bytes ride on top). It must carry a
-            speech frame's minimum, ``min(4, max_codebooks)`` tokens.
+        max_bps: payload budget in bit/s: every payload byte (ToC, tokens, padding), at
+            least ``types.MIN_PAYLOAD_BPS`` (300: one codebook a frame).
         max_codebooks: most codebooks encoded and sent per frame (1..32). Speech
-            frames get at least ``min(MIN_SPEECH_CODEBOOKS, max_codebooks)`` (the 550 bit/s floor,
-            ``types.MIN_PAYLOAD_BPS``, lowered when fewer codebooks are allowed).
+            frames get at least ``min(MIN_SPEECH_CODEBOOKS, max_codebooks)`` codebooks when
+            ``max_bps`` carries them (700 bit/s for 4), else what it carries.
         frames_per_packet: ptime / 80 ms.
     """
 

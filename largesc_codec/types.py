@@ -26,7 +26,7 @@ CARDINALITY = 2_048
 TOKEN_BITS = 11
 DEFAULT_MAX_BPS = 2_062.5
 MIN_SPEECH_CODEBOOKS = 4  # the research's floor for a speech frame
-MIN_PAYLOAD_BPS = MIN_SPEECH_CODEBOOKS * TOKEN_BITS * FRAME_RATE_HZ  # 550.0 bit/s of tokens
+MIN_PAYLOAD_BPS = 300.0  # the least payload a sender can send: 1 ToC byte + one 11-bit token, 12.5 times a second
 
 
 @dataclass(frozen=True)

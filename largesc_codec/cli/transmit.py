@@ -74,7 +74,8 @@ class TransmitReport:
     packets_sent: int
     packets_lost: int
     loss_rate: float
-    payload_bps: float
+    payload_bps: float  # every payload byte (what --max-bps caps)
+    token_bps: float  # 11 bits a token, primary and redundant (what the research counts)
     wire_bps: float
     mean_codebooks: float
     frames_primary: int
@@ -211,6 +212,7 @@ def make_report(args: argparse.Namespace, models: Any, sim: Simulation, warnings
         frames=sim.frames, duration_s=duration, output_frames=len(sim.pcm) // FRAME_SAMPLES,
         packets_sent=sim.sent, packets_lost=sim.lost, loss_rate=sim.lost / max(sim.sent, 1),
         payload_bps=sim.payload_bytes * 8 / duration if duration else 0.0,
+        token_bps=sim.tokens * TOKEN_BITS / duration if duration else 0.0,
         wire_bps=(sim.payload_bytes + WIRE_OVERHEAD_BYTES * sim.sent) * 8 / duration if duration else 0.0,
         mean_codebooks=float(np.mean(sim.codebooks)) if sim.codebooks else 0.0,
         frames_primary=src[FrameSource.PRIMARY], frames_recovered=src[FrameSource.RECOVERED],
@@ -233,7 +235,7 @@ def _summary(r: TransmitReport) -> None:
     print(f"{r.input} -> {r.output}{note}")
     print(f"  {r.frames} frames ({r.duration_s:.1f} s), channel {r.channel} seed {r.seed}: "
           f"{r.packets_lost}/{r.packets_sent} packets lost ({r.loss_rate:.1%})")
-    print(f"  payload {r.payload_bps:.0f} bit/s, on the wire {r.wire_bps:.0f} bit/s, "
+    print(f"  payload {r.payload_bps:.0f} bit/s (tokens {r.token_bps:.0f}), on the wire {r.wire_bps:.0f} bit/s, "
           f"{r.mean_codebooks:.2f} codebooks/frame on average")
     print(f"  frames: {r.frames_primary} primary, {r.frames_recovered} recovered whole by redundancy, "
           f"{r.frames_partial} partial, {r.frames_concealed} concealed ({r.plc}), {r.frames_comfort} comfort")

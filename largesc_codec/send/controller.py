@@ -27,22 +27,25 @@ pure function of its inputs and a little explicit state:
    greedily buys whatever adds the most expected delivered importance per bit:
    one more primary codebook, a new redundant block (the first j codebooks of
    the frame d back), or one more codebook in an existing block, as long as the
-   packet's TOKEN bits (11 per token, primary + copies, at 12.5 packets/s) stay
-   within ``max_bps``: the budget is counted as the research counts payload
-   (4 tokens = 550 bit/s .. 15 tokens = 2062.5 bit/s). The ToC bytes and
-   padding ride on top (``bits_per_second`` gives the full payload rate).
+   whole payload (``bits_per_second``: ToC bytes, 11-bit tokens, padding, at
+   12.5 packets/s) stays within ``max_bps``. The research counts only token
+   bits (``token_bits_per_second``: 4 tokens = 550 bit/s); a budget here caps
+   every byte, so a speech frame's 4 codebooks need 700 bit/s (1 ToC byte + 6
+   bytes of tokens) and a budget below that codes speech with what fits: 2
+   codebooks at 550 bit/s (4 bytes = 400 bit/s; 3 codebooks would be 600). The
+   floor is one codebook a frame, 300 bit/s.
 
 What it does in practice: at zero or negligible (< 0.5 %) loss no redundancy.
 A primary codebook is worth about 1 - L, a copy's about L, so the primary is
 filled first, up to ``max_codebooks``, and copies get what is left:
-* Budget above the capped primary (default 8 codebooks, 15 tokens): all spare
-  tokens go to copies once any loss is reported, flat over a wide range: 8 + 7
-  copy tokens from 0.5 % to ~30 % independent loss (split over distances 1, 2
-  from ~10 %); primary codebooks give way only near 50 % (7 + 8; 5 + 10 at
-  80 %). One 7-codebook copy rescues 7 of 8 codebooks: a PARTIAL frame.
-* Budget at or below the primary's wish (1100 bit/s = 8 tokens, or
-  ``max_codebooks`` 32): protection grows with L (1100 bit/s: 8 + 0 below
-  ~10 %, then 7 + 1, 6 + 2 at 30 %, 4 + 4 at 80 %).
+* Budget above the capped primary (default 8 codebooks, 2062.5 bit/s = 20
+  bytes a packet): the spare bytes go to copies once any loss is reported
+  (8 + 5 copy tokens: 2 ToC bytes and 18 bytes of 13 tokens); primary
+  codebooks give way only at heavy loss. A 5-codebook copy rescues 5 of 8
+  codebooks: a PARTIAL frame.
+* Budget at or below the primary's wish (1100 bit/s = 11 bytes: 1 ToC byte
+  and 7 tokens, or ``max_codebooks`` 32): protection grows with L, each copy
+  paying its own ToC byte.
 * Bursty loss: a copy at distance d < b is usually lost with its primary, so
   far distances (up to ``max_redundancy_distance``) win (burst 2: the 7 copy
   tokens are of the frame 3 back).
@@ -186,13 +189,16 @@ def plan_speech(
     Tries no redundancy and every set of up to ``MAX_COPIES`` copy distances in
     1..max_distance; each set is filled greedily (``_fill``) and the highest expected
     delivered importance wins (ties: the earlier, i.e. fewer and nearer copies).
-    The result always satisfies ``11 * tokens * 12.5 <= max_bps`` (token bits).
+    The result's whole payload (ToC, tokens, padding) always fits ``max_bps``.
     """
     loss, burst = _model(loss, burst)
-    budget = int(max_bps / (TOKEN_BITS * FRAME_RATE_HZ) + 1e-9)  # tokens per packet
+    budget = int(max_bps / (8 * FRAME_RATE_HZ) + 1e-9)  # payload bytes per packet
 
     def fits(c: int, blocks: dict[int, int]) -> bool:
-        return c + sum(blocks.values()) <= budget
+        return payload_size([(0, c), *blocks.items()]) <= budget
+
+    while min_codebooks > 1 and not fits(min_codebooks, {}):
+        min_codebooks -= 1  # below the speech floor: speech gets what the budget carries
 
     c, blocks = _fill(min_codebooks, {}, fits, max_codebooks, loss, burst)
     best = (_utility(c, blocks, loss, burst), c, blocks)
@@ -218,6 +224,11 @@ def token_bits_per_second(decision: Decision) -> float:
     return tokens * TOKEN_BITS * FRAME_RATE_HZ
 
 
+def speech_floor_bps(codebooks: int) -> float:
+    """Payload bit/s a speech frame of ``codebooks`` codebooks needs (4: 700, what 550 bit/s of tokens costs)."""
+    return bits_per_second(Decision(codebooks))
+
+
 def bits_per_second(decision: Decision) -> float:
     """Payload bit rate of the packet ``decision`` implies (primary + its redundant blocks)."""
     if not isinstance(decision, Decision):
@@ -230,12 +241,12 @@ class AdaptiveController:
     """Per-frame codebook and in-band redundancy choice (see the module header).
 
     Args:
-        max_bps: payload budget in bit/s of tokens (as the research counts it: 4 tokens
-            a frame = 550, 15 = 2062.5); every packet's tokens stay within it, the ToC
-            and padding (``bits_per_second``) ride on top. Must carry ``min_speech_codebooks``.
+        max_bps: payload budget in bit/s: every payload byte (ToC, tokens, padding) of
+            every packet stays within it. At least 300 (one codebook a frame).
         max_codebooks: most primary codebooks per frame, 1..32.
         min_speech_codebooks: fewest codebooks of a speech frame (4 = the research's
-            550 bit/s of tokens), 1..max_codebooks.
+            floor), 1..max_codebooks; lowered to what ``max_bps`` carries when it is
+            below that (``speech_floor_bps``: 700 bit/s for 4).
         max_redundancy_distance: farthest frame a copy may come from, 0..8 (0 = never).
     """
 
@@ -263,18 +274,14 @@ class AdaptiveController:
             )
         if not (isinstance(max_bps, (int, float)) and math.isfinite(max_bps)):
             raise ValueError(f"max_bps must be a finite number of bit/s, got {max_bps!r}")
-        one = token_bits_per_second(Decision(1))
-        floor = token_bits_per_second(Decision(min_speech_codebooks))
+        one = bits_per_second(Decision(1))
         if max_bps < one:
-            raise ValueError(f"max_bps={max_bps:g} is below {one:g} bit/s, the cost of one token a frame")
-        if max_bps < floor:
-            raise ValueError(
-                f"max_bps={max_bps:g} cannot carry speech: {min_speech_codebooks} codebooks a frame "
-                f"are {floor:g} bit/s of tokens; raise max_bps to >= {floor:g} or lower min_speech_codebooks"
-            )
+            raise ValueError(f"max_bps={max_bps:g} is below {one:g} bit/s, the payload of one codebook a frame "
+                             f"(1 ToC byte + 2 bytes of token); raise max_bps to >= {one:g}")
         self.max_bps = float(max_bps)
         self.max_codebooks = max_codebooks
-        self.min_speech_codebooks = min_speech_codebooks
+        self.min_speech_codebooks = max(c for c in range(1, min_speech_codebooks + 1)
+                                        if bits_per_second(Decision(c)) <= max_bps)
         self.max_redundancy_distance = max_redundancy_distance
         self.reset()
 

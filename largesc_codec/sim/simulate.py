@@ -135,6 +135,7 @@ class Simulation:
     sent: int  # packets
     lost: int  # packets
     payload_bytes: int
+    tokens: int  # tokens sent, primary and redundant (what the research's bit rates count)
     codebooks: list[int]  # per frame sent
     sources: Counter[FrameSource]  # played frames by how the receiver made them
     skipped: int  # frames never heard
@@ -178,7 +179,7 @@ def simulate(pcm: NDArray[Any], rate: int, models: Any, channel: Any, concealer:
                                codebooks=max_codebooks)
     truth = Truth()
     t0 = time.perf_counter()
-    sent, n_lost, payload_bytes, codebooks = 0, 0, 0, []
+    sent, n_lost, payload_bytes, tokens, codebooks = 0, 0, 0, 0, []
     in_flight: list[tuple[float, int, int, bytes]] = []  # (arrival_ms, seq, first frame, payload)
     feedback = LossStats(window=FEEDBACK_WINDOW)
     next_seq = 0
@@ -200,6 +201,7 @@ def simulate(pcm: NDArray[Any], rate: int, models: Any, channel: Any, concealer:
         for pkt in sender.pull():
             payload_bytes += len(pkt.payload)
             codebooks += [d.codebooks for d in pkt.decisions]
+            tokens += sum(d.codebooks + sum(r.codebooks for r in d.redundancy) for d in pkt.decisions)
             seq = sent & 0xFFFF
             sent += 1
             lost = channel.lost()
@@ -243,5 +245,5 @@ def simulate(pcm: NDArray[Any], rate: int, models: Any, channel: Any, concealer:
         raise RuntimeError(f"the simulated clock ran out at {now:.0f} ms with {last + 1} of {frames} frames "
                            "played or skipped (a bug: the clock limit covers the delays)")
     out = np.concatenate(heard) if heard else np.zeros(0, dtype=np.float32)
-    return Simulation(out, frames, sent, n_lost, payload_bytes, codebooks, sources, skipped, held,
+    return Simulation(out, frames, sent, n_lost, payload_bytes, tokens, codebooks, sources, skipped, held,
                       time.perf_counter() - t0, receiver, truth)

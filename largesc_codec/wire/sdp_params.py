@@ -1,8 +1,8 @@
 """LargeSC media type parameters in SDP (docs/payload-format.md, sections 7 and 8).
 
 Every parameter says what its *sender* wishes to receive:
-``maxcodebooks`` (1..32, default 8), ``maxbps`` (token bit/s, >= 137.5,
-default 2062.5), ``maxred`` (redundancy distance 0..255, default 3) and
+``maxcodebooks`` (1..32, default 8), ``maxbps`` (payload bit/s, every byte
+of ToC, tokens and padding, >= 300: one codebook a frame; default 2062.5), ``maxred`` (redundancy distance 0..255, default 3) and
 ``version`` (default 1) travel in ``a=fmtp`` (unknown parameters ignored,
 omitted ones take defaults); ``ptime`` (default 80) and ``maxptime``
 (default 1280) are the media-level ``a=ptime`` / ``a=maxptime`` attributes,
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from largesc_codec.types import DEFAULT_MAX_BPS, FRAME_MS, FRAME_RATE_HZ, MAX_CODEBOOKS, TOKEN_BITS
 
 MAX_PTIME = 16 * FRAME_MS  # a LargeSC payload holds at most 16 blocks
-MIN_MAXBPS = TOKEN_BITS * FRAME_RATE_HZ  # 137.5: one token per frame
+MIN_MAXBPS = 300.0  # one codebook a frame: 1 ToC byte + 2 bytes of token, 12.5 times a second
 MAX_BLOCKS = 16  # blocks a payload holds (payload.MAX_BLOCKS)
 MAX_MAXBPS = MAX_BLOCKS * MAX_CODEBOOKS * TOKEN_BITS * FRAME_RATE_HZ  # 70,400: every block full, every packet
 MAX_MAXRED = 255

@@ -52,9 +52,9 @@ class CodecOptions:
         """ValueError naming the option and the fix when the options cannot work together."""
         plc.check_concealer(self.plc, adapter=self.adapter is not None)
         if self.max_bps is not None and not (math.isfinite(self.max_bps) and self.max_bps >= MIN_PAYLOAD_BPS):
-            raise ValueError(f"--max-bps {self.max_bps:g}: LargeSC speech needs at least {MIN_PAYLOAD_BPS:g} bit/s "
-                             f"of tokens ({MIN_SPEECH_CODEBOOKS} codebooks a frame); give --max-bps between "
-                             f"{MIN_PAYLOAD_BPS:g} and {DEFAULT_MAX_BPS:g}")
+            raise ValueError(f"--max-bps {self.max_bps:g}: a LargeSC payload needs at least {MIN_PAYLOAD_BPS:g} bit/s "
+                             f"(one codebook a frame; speech gets {MIN_SPEECH_CODEBOOKS} codebooks from 700); give "
+                             f"--max-bps between {MIN_PAYLOAD_BPS:g} and {DEFAULT_MAX_BPS:g}")
 
     @property
     def uses_lm(self) -> bool:
@@ -85,9 +85,9 @@ class SendPlan:
         except ValueError as exc:
             raise ValueError(
                 f"cannot send LargeSC within what the peer accepts (maxbps={peer.maxbps:g}, "
-                f"maxcodebooks={peer.maxcodebooks}; our --max-bps {options.max_bps}): {exc}. Speech needs "
-                f"at least {MIN_SPEECH_CODEBOOKS} codebooks and {MIN_PAYLOAD_BPS:g} bit/s; the peer must accept "
-                "that much") from exc
+                f"maxcodebooks={peer.maxcodebooks}; our --max-bps {options.max_bps}): {exc}. A payload needs "
+                f"at least {MIN_PAYLOAD_BPS:g} bit/s (speech {MIN_SPEECH_CODEBOOKS} codebooks from 700); the peer "
+                "must accept that much") from exc
         return plan
 
     def build_sender(self, mimi: Any, sample_rate: int, channels: int) -> LargeSCSender:

@@ -68,7 +68,7 @@ def test_uniform_loss_report_is_consistent(tmp_path: Path, test_weights: Path, s
     assert r["truth_frames_primary_lost"] == r["packets_lost"]
     assert r["frames_recovered"] + r["frames_partial"] > 0  # feedback reached the sender, copies rescued
     assert r["frames_concealed"] > 0
-    assert 550 <= r["payload_bps"] <= 2062.5 + 400  # token budget + ToC/padding
+    assert 300 <= r["payload_bps"] <= 2062.5  # the budget caps every payload byte
     assert r["wire_bps"] == pytest.approx(r["payload_bps"] + 40 * 8 * 12.5, rel=0.01)
     assert 1 <= r["mean_codebooks"] <= 8
     assert r["realtime_factor"] > 0 and r["late_used"] >= 0
@@ -111,7 +111,19 @@ def test_bursty_loss_and_zero_loss(tmp_path: Path, test_weights: Path, short_spe
                       "--max-bps", "1100")
     assert clean["packets_lost"] == 0 and clean["frames_concealed"] == 0
     assert clean["frames_skipped_missing"] == 0 and clean["frames_skipped"] <= 2
-    assert clean["payload_bps"] <= 1100 + 300
+    assert clean["payload_bps"] <= 1100
+
+
+@pytest.mark.parametrize("budget", ["550", "1100", "2062.5"])
+def test_the_budget_caps_the_whole_payload(tmp_path: Path, test_weights: Path, short_speech: Path,
+                                           budget: str) -> None:
+    """Issue 15: --max-bps caps ToC, padding and redundancy too; token_bps is what the research counts."""
+    r = _transmit(tmp_path, test_weights, short_speech, "--channel", "uniform:0.15", "--seed", "4", "--plc",
+                  "repeat", "--max-bps", budget)
+    assert r["payload_bps"] <= float(budget), r["payload_bps"]
+    assert 0 < r["token_bps"] < r["payload_bps"]
+    if budget == "2062.5":  # room for copies within the cap (at 1100 a copy's ToC costs 2 primary codebooks)
+        assert r["frames_recovered"] + r["frames_partial"] > 0
 
 
 @pytest.mark.parametrize("delay", ["250", "10000"])

@@ -60,9 +60,8 @@ def test_bits_per_second_uses_the_payload_format() -> None:
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(max_bps=137.0), "one token a frame"),
-        (dict(max_bps=549.9), "raise max_bps to >= 550"),
-        (dict(max_bps=412.5), "cannot carry speech"),
+        (dict(max_bps=137.5), "one codebook a frame"),
+        (dict(max_bps=299.9), "raise max_bps to >= 300"),
         (dict(max_bps=float("nan")), "finite"),
         (dict(max_codebooks=0), "max_codebooks"),
         (dict(max_codebooks=33), "max_codebooks"),
@@ -80,9 +79,19 @@ def test_bad_configuration_raises(kwargs: dict[str, object], match: str) -> None
 
 
 def test_low_budget_allowed_with_fewer_speech_codebooks() -> None:
-    ctl = AdaptiveController(max_bps=300.0, min_speech_codebooks=2)
+    ctl = AdaptiveController(max_bps=400.0, min_speech_codebooks=2)
     d = warm(ctl, None)
-    assert d.codebooks == 2 and token_bits_per_second(d) <= 300.0
+    assert d.codebooks == 2 and bits_per_second(d) <= 400.0
+
+
+@pytest.mark.parametrize("max_bps, speech_codebooks", [(300.0, 1), (550.0, 2), (699.9, 3), (700.0, 4)])
+def test_a_budget_below_the_speech_floor_codes_speech_with_what_fits(max_bps: float, speech_codebooks: int) -> None:
+    """Issue 15: the budget caps every payload byte; 4 codebooks and their ToC need 700 bit/s."""
+    ctl = AdaptiveController(max_bps=max_bps)
+    assert ctl.min_speech_codebooks == speech_codebooks
+    for loss in (None, LossReport(0.2, 2.0)):
+        d = warm(ctl, loss)
+        assert d.speech and d.codebooks >= speech_codebooks and bits_per_second(d) <= max_bps
 
 
 @pytest.mark.parametrize(
@@ -121,7 +130,7 @@ def test_no_redundancy_at_zero_or_negligible_loss(loss: LossReport | None) -> No
         d = warm(AdaptiveController(max_bps=max_bps, max_codebooks=cb), loss)
         assert d.redundancy == ()
         # all the budget to primary codebooks: one more would not fit (or the cap is reached)
-        assert d.codebooks == cb or (d.codebooks + 1) * 137.5 > max_bps
+        assert d.codebooks == cb or bits_per_second(Decision(d.codebooks + 1)) > max_bps
 
 
 def test_budget_and_invariants_hold_over_a_grid() -> None:
@@ -134,9 +143,9 @@ def test_budget_and_invariants_hold_over_a_grid() -> None:
                rng.random(), rng.uniform(0, 12)) for _ in range(150)]
     for bps, cb, lo, dist, loss, burst in cases:
         c, red = plan_speech(bps, cb, lo, dist, loss, burst)
-        tokens = c + sum(s.codebooks for s in red)
-        assert tokens * 11 * 12.5 <= bps, (bps, cb, dist, loss, burst, c, red)
-        assert lo <= c <= cb
+        assert payload_size(blocks_of(c, red)) * 100 <= bps, (bps, cb, dist, loss, burst, c, red)
+        floor = max(k for k in range(1, lo + 1) if payload_size([(0, k)]) * 100 <= bps)
+        assert floor <= c <= cb
         ds = [s.distance for s in red]
         assert ds == sorted(set(ds)) and all(1 <= d <= dist for d in ds)
         assert all(1 <= s.codebooks <= c for s in red)
@@ -152,10 +161,8 @@ def test_budget_holds_through_decide_with_noisy_inputs() -> None:
             f = rng.choice([SPEECH, FRICATIVE, QUIET, noise(rng.uniform(-80, -10))])
             loss = None if rng.random() < 0.1 else LossReport(rng.random() * 0.6, rng.uniform(0, 10))
             d = ctl.decide(f, loss)
-            assert token_bits_per_second(d) <= max_bps
-            far = sum(1 for r in d.redundancy if r.distance >= 3)  # ToC extension bytes
-            assert bits_per_second(d) <= max_bps + 100 * (2 + len(d.redundancy) + far)  # ToC + padding
-            assert d.codebooks >= (4 if d.speech else 1) and d.reason
+            assert bits_per_second(d) <= max_bps and token_bits_per_second(d) < bits_per_second(d)
+            assert d.codebooks >= (min(4, ctl.min_speech_codebooks) if d.speech else 1) and d.reason
 
 
 # ---- redundancy versus loss and burstiness -------------------------------------------------
@@ -175,20 +182,21 @@ def test_protection_grows_with_loss(max_bps: float, cb: int, burst: float) -> No
     assert high[0] <= low[0]
 
 
-def test_default_budget_spends_every_spare_token_on_copies_once_loss_is_seen() -> None:
-    """The header's claim: default 8 codebooks / 15 tokens is flat at 8 + 7 from 0.5 % to 30 %."""
-    for loss in (0.005, 0.01, 0.05, 0.1, 0.2, 0.3):
+def test_default_budget_spends_every_spare_byte_on_copies_once_loss_is_seen() -> None:
+    """The header's claim: the default 20 bytes a packet hold 8 codebooks + a 5-codebook copy at light loss."""
+    for loss in (0.005, 0.01, 0.05):
         c, red = plan_speech(2062.5, 8, 4, 3, loss, 1.0)
-        assert c == 8 and sum(s.codebooks for s in red) == 7, (loss, c, red)
-        assert max(s.codebooks for s in red) < 8  # so a rescue from copies is PARTIAL, never whole
-    c, red = plan_speech(2062.5, 8, 4, 3, 0.5, 1.0)
-    assert c < 8 and c + sum(s.codebooks for s in red) == 15
+        assert c == 8 and sum(s.codebooks for s in red) == 5, (loss, c, red)
+        assert payload_size(blocks_of(c, red)) == 20
+    for loss in (0.1, 0.2, 0.3, 0.5):
+        c, red = plan_speech(2062.5, 8, 4, 3, loss, 1.0)
+        assert red and max(s.codebooks for s in red) < 8 and payload_size(blocks_of(c, red)) <= 20
 
 
 def test_tight_budget_trades_primary_codebooks_for_protection() -> None:
-    c_clean, red_clean = plan_speech(1100.0, 8, 4, 3, 0.02, 1.0)  # exactly 8 tokens a frame
+    c_clean, red_clean = plan_speech(1100.0, 8, 4, 3, 0.02, 1.0)  # 11 bytes: 1 ToC + 7 tokens
     c_lossy, red_lossy = plan_speech(1100.0, 8, 4, 3, 0.4, 1.0)
-    assert red_clean == () and c_clean == 8
+    assert red_clean == () and c_clean == 7
     assert c_lossy < c_clean and red_lossy and red_lossy[0].codebooks >= 1
 
 
@@ -223,7 +231,7 @@ def test_min_speech_codebooks_respected_under_heavy_loss() -> None:
         ctl = AdaptiveController(max_bps=1000.0, max_codebooks=8, min_speech_codebooks=min_cb)
         d = warm(ctl, LossReport(0.6, 2.0))
         assert d.speech and d.codebooks >= min_cb
-        assert token_bits_per_second(d) <= 1000.0
+        assert bits_per_second(d) <= 1000.0
 
 
 def test_no_redundancy_when_distance_zero() -> None:
