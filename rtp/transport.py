@@ -23,7 +23,8 @@ in ``send``, the one way out: what cannot be protected is dropped and counted
 (``srtp_protect_failed``), never sent in the clear. Inbound, after the
 address filter and before the session, datagrams are unprotected; those that
 fail authentication, are replays or are not SRTP are dropped and counted
-(``srtp_auth_failed``, ``srtp_replayed``, ``srtp_malformed``).
+(``srtp_auth_failed``, ``srtp_replayed``, ``srtp_malformed``). While a latch
+is pending, unprotect comes first, so only an authenticated datagram latches.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class RtpTransport:
             remote_rtcp = remote if rtcp_mux else (remote[0], remote[1] + 1)
         self.peer = PeerFilter(remote, remote_rtcp, latch=latch or remote is None)
         self.srtp = SrtpContext(srtp) if srtp is not None else None
+        self._admitted = {False: False, True: False}  # has PeerFilter seen an RTP / RTCP datagram yet
         self._rtp: asyncio.DatagramTransport | None = None
         self._rtcp: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
@@ -217,8 +219,9 @@ class RtpTransport:
         now = monotonic_ms()
         if self.rtcp_mux:
             rtcp = len(data) >= 2 and 192 <= data[1] <= 223  # RFC 5761 demultiplexing
-        if self.peer.admit(addr, rtcp) is Verdict.REFUSED_SOURCE:
-            self.session.counters["rtcp_refused_source" if rtcp else "rtp_refused_source"] += 1
+        # With SRTP, a latch is won only by an authenticated datagram: a stranger's garbage cannot take it.
+        latching = self.srtp is not None and self.peer.latch and not self._admitted[rtcp]
+        if not latching and not self._admit(addr, rtcp):
             return
         if self.srtp is not None:
             try:
@@ -226,11 +229,20 @@ class RtpTransport:
             except SrtpError as exc:
                 self.session.counters[exc.failure.value] += 1
                 return
+        if latching and not self._admit(addr, rtcp):
+            return
         self.last_received_ms = now
         if rtcp:
             self.session.receive_rtcp(data, now)
         else:
             self.session.receive_rtp(data, now)
+
+    def _admit(self, addr: Address, rtcp: bool) -> bool:
+        self._admitted[rtcp] = True  # PeerFilter latches (when it may) on the first datagram it sees
+        if self.peer.admit(addr, rtcp) is Verdict.REFUSED_SOURCE:
+            self.session.counters["rtcp_refused_source" if rtcp else "rtp_refused_source"] += 1
+            return False
+        return True
 
     async def _run(self) -> None:
         while True:

@@ -114,3 +114,33 @@ async def _unprotectable() -> None:
 
 def test_what_cannot_be_protected_is_dropped_not_sent_plain() -> None:
     asyncio.run(asyncio.wait_for(_unprotectable(), timeout=5.0))
+
+
+async def _latch() -> None:
+    suite = Suite.AES_CM_128_HMAC_SHA1_80
+    a_key, b_key = generate_key(suite), generate_key(suite)
+    received: list[RtpPacket] = []
+    recv = RtpSession(_config(4), on_rtp=lambda p, now: received.append(p))
+    recv_t = RtpTransport(recv, remote=("127.0.0.1", 9), rtcp_mux=True, latch=True, srtp=SrtpKeys(suite, b_key, a_key))
+    await recv_t.start()
+    to_recv = ("127.0.0.1", recv_t.local_rtp_port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:  # first to send: must not win the latch
+        stranger.sendto(serialize(RtpPacket(96, 1, 0, 0x5757, MARK + b"stranger")), to_recv)
+        stranger.sendto(b"\x80\xc9\x00\x01" + bytes(4), to_recv)  # and RTCP
+        await asyncio.sleep(0.1)
+        send = RtpSession(_config(5), source=lambda first, n: MARK + b"%05d" % first)
+        send_t = RtpTransport(send, remote=to_recv, rtcp_mux=True, srtp=SrtpKeys(suite, a_key, b_key))
+        await send_t.start()
+        await asyncio.sleep(0.6)
+        stranger.sendto(serialize(RtpPacket(96, 2, 0, 0x5757, MARK + b"stranger")), to_recv)
+        await asyncio.sleep(0.1)
+    await send_t.stop(bye=False)
+    await recv_t.stop(bye=False)
+    assert recv_t.remote == ("127.0.0.1", send_t.local_rtp_port)  # latched on the authenticated peer
+    assert received and all(p.payload.startswith(MARK) and b"stranger" not in p.payload for p in received)
+    assert recv.counters["srtp_auth_failed"] + recv.counters["srtp_malformed"] >= 2
+    assert recv.counters["rtp_refused_source"] == 1  # the stranger after the latch: refused before unprotect
+
+
+def test_with_srtp_only_an_authenticated_datagram_wins_the_latch() -> None:
+    asyncio.run(asyncio.wait_for(_latch(), timeout=5.0))
