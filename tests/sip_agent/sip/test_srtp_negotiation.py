@@ -185,3 +185,17 @@ def test_without_permission_to_send_keys() -> None:
     answer, note = m.rewrite(PJSUA_LOCAL, peer_offer("RTP/SAVP", [f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}"]))
     assert answer is not None and largesc_line(answer).port == 0 and not m.settled
     assert note is not None and "TLS" in note
+
+
+def test_find_largesc_reads_proto_and_at_most_16_crypto_lines() -> None:
+    many = [f"{i} AES_CM_128_HMAC_SHA1_80 inline:{KEY30}" for i in range(1, 40)]
+    found = sdp_munge.find_largesc(peer_offer("RTP/SAVP", many))
+    assert found is not None and found.proto == "RTP/SAVP" and [c.tag for c in found.crypto] == list(range(1, 17))
+
+
+def test_crypto_lines_round_trip_through_our_line() -> None:
+    a = neg(MAND)
+    text, _ = a.rewrite(PJSUA_OFFER, "")
+    assert text is not None
+    found = sdp_munge.find_largesc(text)
+    assert found is not None and a._offer is not None and found.crypto == a._offer[1]
