@@ -19,6 +19,11 @@ from typing import Callable
 
 import pjsua2 as pj
 
+from sip_agent.media.types import SrtpPolicy
+
+_SRTP_USE = {SrtpPolicy.OFF: pj.PJMEDIA_SRTP_DISABLED, SrtpPolicy.OPTIONAL: pj.PJMEDIA_SRTP_OPTIONAL,
+             SrtpPolicy.MANDATORY: pj.PJMEDIA_SRTP_MANDATORY}
+
 _REG_HINTS = {
     401: "the registrar did not accept the credentials: check the user name and password",
     403: "the registrar refused the credentials or the user: check the user name, password and domain",
@@ -40,7 +45,9 @@ class AccountSettings:
     address is ``sips:`` (with a TLS transport): pjsip writes a ``sips:``
     Contact only for such an account, and a ``sips:`` dialog without one is
     refused by the peer (480, Warning 381 "SIPS Required"); over UDP/TCP the
-    Contact stays ``sip:``.
+    Contact stays ``sip:``. ``srtp``: pjsua2's own (standard-codec) line, SDES
+    keys; ``srtp_plain_sip``: pjsua2 may send them over a plain UDP/TCP hop
+    (else it refuses SRTP calls whose signalling is not TLS: 488).
     """
 
     user: str = "largesc"
@@ -51,6 +58,8 @@ class AccountSettings:
     expires_s: int = 300
     timeout_s: float = 10.0
     sips: bool = False
+    srtp: SrtpPolicy = SrtpPolicy.OFF
+    srtp_plain_sip: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,17 @@ class AgentAccount(pj.Account):  # type: ignore[misc]  # pjsua2 is untyped (SWIG
         cfg = pj.AccountConfig()
         cfg.idUri = self.aor
         cfg.mediaConfig.transportConfig = media
+        cfg.mediaConfig.srtpUse = _SRTP_USE[s.srtp]
+        cfg.mediaConfig.srtpSecureSignaling = 0 if s.srtp_plain_sip else 1  # 1: keys only over a TLS hop
+        srtp = cfg.mediaConfig.srtpOpt
+        srtp.keyings.clear()
+        srtp.keyings.append(pj.PJMEDIA_SRTP_KEYING_SDES)  # the policy is about SDES keys
+        # One suite (RFC 4568's mandatory one): pjsua2's four a=crypto lines per audio line pushed an offer with
+        # the LargeSC line past the 1024 bytes its Python SDP hook sees, and LargeSC was left out.
+        crypto = pj.SrtpCrypto()
+        crypto.name = "AES_CM_128_HMAC_SHA1_80"
+        srtp.cryptos.clear()
+        srtp.cryptos.append(crypto)
         if s.registrar:
             cfg.regConfig.registrarUri = s.registrar
             cfg.regConfig.registerOnAdd = True

@@ -62,6 +62,9 @@ class CallOptions:
     ``sound``: a sound card for every call in place of the files (sip/legs.py).
     ``latch``: the LargeSC line takes the peer's media address from its first packets (NAT).
     ``srtp``: the media encryption policy of both lines.
+    ``sdes_allowed``: SDES keys (``a=crypto``) may go into this call's SDP: its signalling is TLS, or the user
+    asked for plain SIP explicitly (``--sdes-over-plain-sip``). False: offer and accept no keys whatever ``srtp``
+    says (``srtp`` mandatory then refuses the call); sip/security_cli.py sets it.
     """
 
     host: str = "127.0.0.1"
@@ -75,6 +78,7 @@ class CallOptions:
     teardown_timeout_s: float = 3.0
     latch: bool = False
     srtp: SrtpPolicy = SrtpPolicy.OPTIONAL
+    sdes_allowed: bool = False
 
 
 class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)

@@ -249,14 +249,16 @@ def _setup(ns: argparse.Namespace, sip_port: int,
     endpoint = EndpointConfig(host=host, sip_port=sip_port, transports=names, tls=security_cli.tls_settings(ns),
                               log_file=ns.sip_log)
     device = getattr(ns, "sound_device", None)
+    sdes = security_cli.sdes_allowed(ns, names)
     account = AccountSettings(user=ns.user, domain=domain, registrar=ns.registrar, password=ns.password,
-                              sips=bool(ns.registrar) and ns.registrar.lower().startswith("sips:"))
+                              sips=bool(ns.registrar) and ns.registrar.lower().startswith("sips:"),
+                              srtp=ns.srtp if sdes else SrtpPolicy.OFF, srtp_plain_sip=ns.sdes_over_plain_sip)
     params = LargeScParams(maxcodebooks=ns.maxcodebooks, maxbps=ns.maxbps, maxred=ns.maxred)
     options = CallOptions(host=host, audio=AudioFiles(ns.play, ns.record), engine=_engine(ns.engine), params=params,
                           answer_timeout_s=ns.answer_timeout if ns.command in ("call", "gateway") else None,
                           max_duration_s=duration, sound=None if device is None else SoundCard(find_device(device)),
                           standard_audio=_standard_audio(ns.play, ns.record, scratch),
-                          latch=ns.latch, srtp=ns.srtp)
+                          latch=ns.latch, srtp=ns.srtp, sdes_allowed=sdes)
     return endpoint, account, options
 
 
