@@ -109,7 +109,7 @@ class AgentCall(pj.Call):  # type: ignore[misc]  # pjsua2 is untyped (SWIG)
         self._gave_up: tuple[int, str] | None = None  # the status of a call we gave up on
         self._error: str | None = None
         self.largesc = LargeScNegotiation(options.host, options.params, latch=options.latch, srtp=options.srtp,
-                                          sdes_allowed=getattr(options, "sdes_allowed", True))  # TLS work adds it
+                                          sdes_allowed=options.sdes_allowed)
         default_audio, default_std = call_legs(options)
         self.media = CallMedia(options.engine, audio or default_audio, standard or default_std, report)
         self._stats_at = 0.0
