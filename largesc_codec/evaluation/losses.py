@@ -11,6 +11,12 @@ state): p = P(good -> bad), r = P(bad -> good). Stationary loss = p / (p + r); m
 packets. For a target loss L and mean burst B: r = 1 / B, p = r * L / (1 - L).
 The default GE profiles all have 10 % stationary loss with mean bursts of 2, 4
 and 8 packets, so they compare with ``uniform:0.1`` (mean burst 1 / 0.9 = 1.11).
+
+``lossgen:P`` is Opus 1.5's loss generator learned from real call traces
+(``largesc_codec.sim.lossgen``; needs the set-up's libopus 1.5.2 build):
+``lossgen_losses()`` gives the 5 / 10 / 20 % rows. They are not in
+``default_losses`` (each profile adds a run per condition, clip and seed, and
+the paper table adds them itself); pass ``--loss lossgen:0.1`` to get one.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ import numpy.typing as npt
 UNIFORM_RATES = (0.0, 0.05, 0.10, 0.20, 0.30, 0.40)
 GE_BURSTS = (2, 4, 8)
 GE_LOSS = 0.10
+LOSSGEN_RATES = (0.05, 0.10, 0.20)
 
 
 @dataclass(frozen=True)
 class LossProfile:
-    """``spec`` for parse_channel; ``family`` "uniform" or "ge"; rates per packet."""
+    """``spec`` for parse_channel; ``family`` "uniform", "ge" or "lossgen"; rates per packet."""
 
     spec: str
     family: str
@@ -39,6 +46,8 @@ class LossProfile:
     def label(self) -> str:
         if self.family == "ge":
             return f"GE {100 * self.loss_rate:g}% burst {self.mean_burst:g}"
+        if self.family == "lossgen":
+            return f"lossgen {100 * self.loss_rate:g}%"
         return f"uniform {100 * self.loss_rate:g}%"
 
 
@@ -66,14 +75,27 @@ def default_losses() -> list[LossProfile]:
     return [uniform(r) for r in UNIFORM_RATES] + [gilbert_elliott(GE_LOSS, b) for b in GE_BURSTS]
 
 
+def lossgen(rate: float) -> LossProfile:
+    """lossgen (real-trace) loss at target ``rate``; OSError if the 1.5.2 build is missing."""
+    return parse_profile(f"lossgen:{rate:g}")
+
+
+def lossgen_losses() -> list[LossProfile]:
+    """lossgen at 5, 10 and 20 % (OSError if the 1.5.2 build is missing)."""
+    return [lossgen(r) for r in LOSSGEN_RATES]
+
+
 def parse_profile(text: str) -> LossProfile:
     """Any ``largesc_codec.sim.channel.parse_channel`` spec -> LossProfile.
 
     Loss rate and mean burst are the model's own stationary values
     (``expected_loss_rate``, ``expected_mean_burst``); ``none`` is uniform 0.
     """
+    from largesc_codec.sim.lossgen import LossGen  # the class only: no library loads here
+
     model = _channel_module().parse_channel(text, seed=0)
-    family = "ge" if isinstance(model, _channel_module().GilbertElliott) else "uniform"
+    family = ("ge" if isinstance(model, _channel_module().GilbertElliott)
+              else "lossgen" if isinstance(model, LossGen) else "uniform")
     return LossProfile(text, family, float(model.expected_loss_rate), float(model.expected_mean_burst))
 
 

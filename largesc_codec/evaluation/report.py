@@ -94,6 +94,8 @@ def _channel_label(s: dict[str, Any]) -> str:
     if s["loss_model"] == "none":
         return "none"
     rate = f"{100 * _num(s['loss_rate']):g}%"
+    if s["loss_model"] == "lossgen":
+        return f"lossgen {rate}"
     return f"GE {rate} b={_num(s['mean_burst']):g}" if s["loss_model"] == "ge" else f"uniform {rate}"
 
 
