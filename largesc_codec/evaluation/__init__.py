@@ -1,4 +1,4 @@
-"""Evaluation toolkit: speech data, Opus baseline, quality metrics, reports.
+"""Evaluation toolkit: speech data, baselines (Opus 1.3.1 / 1.5.2, Codec 2), quality metrics, reports.
 
 No torch here: the LargeSC codec plugs in as a condition whose callable
 ``(pcm, sample_rate, channel) -> CodecOutput`` the runner calls like Opus's.
@@ -19,6 +19,7 @@ from largesc_codec.evaluation.report import summarize, write_report
 from largesc_codec.evaluation.runner import (
     CodecOutput,
     Condition,
+    baseline_conditions,
     default_conditions,
     opus_conditions,
     reference_condition,
@@ -30,6 +31,6 @@ __all__ = [
     "Clip", "load_asterisk", "load_clips", "load_librispeech", "load_librivox", "resample",
     "LossProfile", "default_losses", "gilbert_elliott", "parse_profile", "uniform",
     "OPUS_BITRATES", "OpusCodec", "opus_over_channel", "summarize", "write_report",
-    "CodecOutput", "Condition", "default_conditions", "opus_conditions", "reference_condition",
+    "CodecOutput", "Condition", "baseline_conditions", "default_conditions", "opus_conditions", "reference_condition",
     "run_condition", "run_conditions",
 ]

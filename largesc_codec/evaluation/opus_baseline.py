@@ -57,12 +57,16 @@ class OpusRun:
 
 def encode_packets(pcm16k: npt.NDArray[Any], bitrate: int, loss_percent: int,
                    inband_fec: bool = True) -> tuple[list[bytes], int]:
-    """float32 mono (n,) at 16 kHz -> (one Opus packet per 20 ms, encoder look-ahead in samples).
+    """float32 mono (n,) at 16 kHz -> (one Opus packet per 20 ms, encoder look-ahead in samples)."""
+    return encode_with(OpusEncoder(OPUS_RATE, bitrate, loss_percent, inband_fec=inband_fec), pcm16k)
+
+
+def encode_with(enc: OpusEncoder, pcm16k: npt.NDArray[Any]) -> tuple[list[bytes], int]:
+    """``encode_packets`` with an encoder set up by the caller (any libopus, any CTLs).
 
     The input is padded with the look-ahead plus zeros up to a whole frame so the
     decoded output can cover every input sample.
     """
-    enc = OpusEncoder(OPUS_RATE, bitrate, loss_percent, inband_fec=inband_fec)
     fs = enc.frame_samples
     need = len(pcm16k) + enc.lookahead
     padded = np.zeros(-(-need // fs) * fs, dtype=np.float32)
@@ -110,7 +114,13 @@ def opus_over_channel(pcm: npt.NDArray[Any], sample_rate: int, bitrate: int,
     packets, lookahead = encode_packets(x, bitrate, loss_percent, inband_fec=use_fec)
     lost = np.asarray(lost_fn(len(packets)), dtype=bool)
     decoded, concealed, rebuilt = decode_packets(packets, lost, use_fec=use_fec)
-    y = decoded[lookahead: lookahead + len(x)].astype(np.float32) / 32768.0
+    return make_run(packets, lost, decoded, lookahead, len(x), concealed, rebuilt)
+
+
+def make_run(packets: list[bytes], lost: npt.NDArray[np.bool_], decoded: npt.NDArray[np.int16],
+             lookahead: int, n_samples: int, concealed: int, rebuilt: int) -> OpusRun:
+    """The OpusRun of decoded int16 16 kHz output (trimmed by ``lookahead`` to ``n_samples``)."""
+    y = decoded[lookahead: lookahead + n_samples].astype(np.float32) / 32768.0
     seconds = len(packets) * OPUS_FRAME_MS / 1000.0
     payload_bytes = sum(len(p) for p in packets)
     n = max(len(packets), 1)

@@ -41,13 +41,26 @@ METRICS = ("plcmos", "visqol", "wer")
 
 
 def opus_conditions(bitrates: Sequence[int] = OPUS_BITRATES, use_fec: bool = True) -> list[Condition]:
-    """Opus at each bitrate (bit/s), named e.g. ``opus-6k``."""
-    return [Condition(f"opus-{b // 1000}k", OpusCodec(b, use_fec), "opus", float(b)) for b in bitrates]
+    """Opus 1.3.1 (the system's libopus) at each bitrate (bit/s), named e.g. ``opus13-6k``."""
+    return [Condition(f"opus13-{b // 1000}k", OpusCodec(b, use_fec), "opus", float(b)) for b in bitrates]
 
 
 def default_conditions() -> list[Condition]:
-    """The built-in baseline: clean reference + Opus at 6, 9, 12, 16, 24 kbit/s."""
+    """The built-in baseline: clean reference + Opus 1.3.1 at 6, 9, 12, 16, 24 kbit/s."""
     return [reference_condition(), *opus_conditions()]
+
+
+def baseline_conditions(names: Sequence[str] | None = None) -> list[Condition]:
+    """Baselines by name or fnmatch pattern (``opus15-*``); None: every one this installation can run.
+
+    Names: ``opus13-{6,9,12,16,24}k``, ``opus15-{6,9,12,16,24}k``,
+    ``opus15-dred-{16,24,32}k``, ``codec2-{3200,2400,1600,1300,700c}``
+    (``largesc_codec.evaluation.baselines``). With None, Opus 1.5.2 rows need
+    the set-up's build and Codec 2 rows pycodec2; named ones raise if missing.
+    """
+    from largesc_codec.evaluation.baselines import available_baselines, select_baselines
+
+    return available_baselines() if names is None else select_baselines(names)
 
 
 def channel_seed(seed: int, clip_index: int) -> int:

@@ -24,7 +24,7 @@ def test_eval_command_writes_table_csv_plots(tmp_path: Path, test_weights: Path)
     assert "largesc eval" in md and "(untrained weights)" in md
     rows = list(csv.DictReader((out / "results.csv").open()))
     conditions = {r["condition"] for r in rows}
-    assert {"reference", "opus-12k", "largesc-1100-repeat (untrained weights)",
+    assert {"reference", "opus13-12k", "largesc-1100-repeat (untrained weights)",
             "largesc-1100-none (untrained weights)"} <= conditions
 
     def mean(cond: str, loss: float, key: str) -> float:
@@ -33,7 +33,7 @@ def test_eval_command_writes_table_csv_plots(tmp_path: Path, test_weights: Path)
         return sum(vals) / len(vals)
 
     # Opus quality falls as loss rises; LargeSC stays within its token budget and reports loss.
-    assert mean("opus-12k", 0.3, "plcmos") < mean("opus-12k", 0.0, "plcmos") - 0.2
+    assert mean("opus13-12k", 0.3, "plcmos") < mean("opus13-12k", 0.0, "plcmos") - 0.2
     lsc = "largesc-1100-none (untrained weights)"
     assert mean(lsc, 0.0, "payload_bps") < 1100 + 300
     assert mean(lsc, 0.3, "lost_fraction") > 0.1

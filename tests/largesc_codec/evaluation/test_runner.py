@@ -50,18 +50,18 @@ def test_rows_cover_every_condition_clip_and_loss(opus_run: tuple[list[dict[str,
     for clip in {r["clip"] for r in rows}:
         lost = {r["condition"]: r["lost_fraction"] for r in rows
                 if r["clip"] == clip and r["channel"] == "uniform:0.3"}
-        assert lost["opus-12k"] == lost["opus-24k"] > 0.1
+        assert lost["opus13-12k"] == lost["opus13-24k"] > 0.1
 
 
 def test_quality_falls_as_loss_rises(opus_run: tuple[list[dict[str, Any]], Path]) -> None:
     rows, _ = opus_run
-    for cond in ("opus-12k", "opus-24k"):
+    for cond in ("opus13-12k", "opus13-24k"):
         for metric in ("plcmos", "visqol"):
             clean, lossy = _mean(rows, cond, "uniform:0", metric), _mean(rows, cond, "uniform:0.3", metric)
             assert lossy < clean - 0.2, (cond, metric, clean, lossy)
         assert _mean(rows, cond, "uniform:0.3", "wer") >= _mean(rows, cond, "uniform:0", "wer") - 0.05
     # The clean reference beats Opus at 12 kbit/s without loss.
-    assert _mean(rows, "reference", "none", "visqol") > _mean(rows, "opus-12k", "uniform:0", "visqol")
+    assert _mean(rows, "reference", "none", "visqol") > _mean(rows, "opus13-12k", "uniform:0", "visqol")
 
 
 def test_report_files_have_the_rows(opus_run: tuple[list[dict[str, Any]], Path]) -> None:
@@ -71,7 +71,7 @@ def test_report_files_have_the_rows(opus_run: tuple[list[dict[str, Any]], Path])
     with (out / "summary.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 1 + 2 * len(LOSSES)
     md = (out / "results.md").read_text()
-    assert "| opus-24k | uniform 30% |" in md and "| reference | none |" in md
+    assert "| opus13-24k | uniform 30% |" in md and "| reference | none |" in md
     for png in ("quality_vs_loss_uniform.png", "quality_vs_bitrate.png"):
         assert (out / png).stat().st_size > 10_000
     assert not (out / "quality_vs_burst_ge.png").exists()  # uniform loss only: no GE figure
@@ -122,8 +122,8 @@ def test_command_line(tmp_path: Path) -> None:
     assert main(argv) == 0
     md = (out / "results.md").read_text()
     assert "Command: `python -m largesc_codec.evaluation --max-clips 1" in md
-    assert "| opus-9k | uniform 20% |" in md
-    assert md.startswith("## Evaluation: reference, Opus\n")  # default --title names what ran
+    assert "| opus13-9k | uniform 20% |" in md
+    assert md.startswith("## Evaluation: reference, Opus 1.3.1\n")  # default --title names what ran
     assert main(["--speech", str(tmp_path / "missing")]) == 2
 
 
