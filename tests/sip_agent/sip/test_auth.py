@@ -117,3 +117,23 @@ def test_auth_option_problems_are_named(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         _parse("answer", "--port", "5062", "--allow", "10.0.0.0/33")
     assert "'10.0.0.0/33' is not an address or CIDR block" in capsys.readouterr().err
+
+
+def test_a_gateway_challenges_the_peer_gateway_which_answers_with_its_credentials(tmp_path: Path) -> None:
+    from tests.sip_agent.gateway.sites import Sites
+
+    sites = Sites.make(tmp_path)
+    try:
+        # gateway A answers challenges as gwA (--user/--password); gateway B challenges its callers
+        sites.start_gateways("--engine", "raw", "--calls", "1", "--timeout", "40", "--user", "gwA",
+                             "--password", "trunk-secret",
+                             only_b=("--auth-user", "gwA", "--auth-password", "trunk-secret", "--allow", HOST))
+        sites.phone_b.start(20.0)
+        sites.phone_a.start(6.0, dial=f"sip:bs@{HOST}:{sites.gw_a.port}")
+        (rc_a, rep_a), (rc_b, rep_b) = sites.gw_a.finish(), sites.gw_b.finish()
+    finally:
+        sites.stop()
+    assert (rc_a, rc_b) == (0, 0), sites.gw_a.text() + sites.gw_b.text()
+    assert rep_b["refused"] == {"401": 1} and rep_a["refused"] == {}  # B challenged A's trunk INVITE once
+    legs = rep_b["calls"][0]["legs"]
+    assert any(leg["codec"] == "LargeSC/24000" and leg["packets_received"] >= 20 for leg in legs), legs

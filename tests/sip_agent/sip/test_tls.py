@@ -171,3 +171,39 @@ def test_baresip_calls_over_tls_with_digest_and_audio_flows_both_ways(agent, pki
     freq_bs, rms_bs = dominant(Path(dumps[0]))
     assert abs(freq_us - 660) < 5 and rms_us > 1000, (freq_us, rms_us)  # baresip's tone reached us
     assert abs(freq_bs - 440) < 5 and rms_bs > 1000, (freq_bs, rms_bs)  # ours reached baresip
+
+
+def test_mutual_tls_refuses_a_caller_without_a_certificate(agent, pki: Pki) -> None:
+    port = free_port()
+    answerer = agent("answer", "answer", "--port", str(port), "--transport", "tls", *_tls_server(pki),
+                     "--tls-ca", str(pki.ca), "--tls-verify-client", "--calls", "1", "--timeout", "30",
+                     "--engine", "raw")
+    answerer.wait_for("waiting for calls")
+    target = (f"sips:bob@{HOST}:{port}", "--transport", "tls", "--tls-ca", str(pki.ca), "--engine", "raw",
+              "--duration", "1")
+    rc, report = agent("anon", "call", *target).finish()
+    assert rc == 1 and not only_call(report)["connected"] and only_call(report)["status_code"] == 503, report
+    rc, report = agent("client", "call", *target, "--tls-cert", str(pki.client_cert), "--tls-key",
+                       str(pki.client_key)).finish()
+    assert rc == 0 and only_call(report)["connected"], report
+    assert answerer.finish()[0] == 0
+
+
+def test_gateway_takes_the_tls_and_caller_options(pki: Pki, tmp_path: Path) -> None:
+    from sip_agent.gateway.cli import add_gateway
+    from sip_agent.sip import security_cli
+
+    parser = argparse.ArgumentParser(prog="largesc")
+    add_gateway(parser.add_subparsers(dest="command", required=True))
+    users = tmp_path / "users"
+    users.write_text("peer:gw-secret\n")
+    ns = parser.parse_args(["gateway", "--port", str(free_port()), "--trunk", "sips:127.0.0.1:5071",
+                            "--local", "sip:{user}@127.0.0.1:5080", "--transport", "udp,tls", *_tls_server(pki),
+                            "--auth-file", str(users), "--allow", "127.0.0.0/8"])
+    cli.check_options(ns)
+    gate = security_cli.caller_gate(ns)
+    assert gate is not None and gate.users == {"peer": "gw-secret"} and len(gate.allow) == 1
+    assert not security_cli.sdes_allowed(ns, ("udp", "tls"))  # phones may come over UDP
+    ns.transport, ns.tls_cert, ns.tls_key = "udp", None, None
+    with pytest.raises(ValueError, match="--trunk sips:127.0.0.1:5071 asks for TLS"):
+        cli.check_options(ns)
