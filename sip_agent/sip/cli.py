@@ -7,7 +7,8 @@ failed, 2 the agent could not start (port in use, bad file, bad option).
 ``python -m sip_agent ...`` runs them stand-alone.
 
 ``check_options`` makes the cheap checks (preflight.py: ``--play``,
-``--record``, ``--transport``, the SIP port on ``--bind``) before anything
+``--record``, ``--transport``, the SIP port on ``--bind``; security_cli.py:
+the TLS files, SDES policy and callers' credentials) before anything
 else starts; ``largesc call/answer`` run it before they load the models.
 ``--play`` takes any audio file ``largesc transmit`` takes; for a call that
 ends on a standard codec (pjsua2's own media, which plays only 16-bit PCM
