@@ -36,10 +36,10 @@ def uses_tls(uri: str) -> bool:
 def security_options(p: argparse.ArgumentParser) -> None:
     """Add the TLS and SDES options (every SIP command)."""
     g = p.add_argument_group("SIP over TLS (--transport tls)")
-    g.add_argument("--tls-cert", type=Path, default=None,
+    g.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
                    help="our certificate (PEM), shown to TLS peers; answer and gateway need one")
-    g.add_argument("--tls-key", type=Path, default=None, help="the private key of --tls-cert (PEM, unencrypted)")
-    g.add_argument("--tls-ca", type=Path, default=None,
+    g.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="the private key of --tls-cert (PEM, unencrypted)")
+    g.add_argument("--tls-ca", type=Path, default=None, metavar="FILE",
                    help="the CA certificates (PEM) we trust: servers we call must show a certificate they signed")
     g.add_argument("--tls-verify", action=argparse.BooleanOptionalAction, default=None,
                    help="check the certificate of a TLS server we connect to, name or IP included "
@@ -84,14 +84,14 @@ def auth_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--allow", type=network, action="append", default=None, metavar="CIDR",
                    help="accept INVITEs only from these source addresses (repeat for more, e.g. --allow "
                         "192.0.2.0/24 --allow ::1); others get 403 before anything else (default: any)")
-    g.add_argument("--auth-user", default=None, help="callers must authenticate (digest) as this user")
-    g.add_argument("--auth-password", default=None,
+    g.add_argument("--auth-user", default=None, metavar="USER", help="callers must authenticate (digest) as this user")
+    g.add_argument("--auth-password", default=None, metavar="PASSWORD",
                    help="the password of --auth-user (visible to other local users in the process list: "
                         "prefer --auth-file)")
-    g.add_argument("--auth-file", type=Path, default=None,
+    g.add_argument("--auth-file", type=Path, default=None, metavar="FILE",
                    help="callers must authenticate as one of the users in FILE: one user:password a line "
                         "(the password may hold ':'), blank lines and lines starting with # skipped")
-    g.add_argument("--auth-realm", default="largesc", help="the digest realm our challenges name")
+    g.add_argument("--auth-realm", default="largesc", metavar="REALM", help="the digest realm our challenges name")
     g.add_argument("--auth-algorithms", type=algorithms, default=(Algorithm.SHA256, Algorithm.MD5),
                    metavar="LIST", help="digest algorithms offered, most preferred first (RFC 8760): sha-256,md5 "
                                         "(default), sha-256 or md5; md5 for clients that stop at the first "
