@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_weights_argument(p)
     p.add_argument("--out", required=True, help="output directory: adapters in OUT/<regime>/, and report.json")
     p.add_argument("--channel", action="append", default=None,
-                   help="training loss regime(s), e.g. uniform:0.2 or ge:0.1,0.3 (repeatable; default: "
+                   help="training loss regime(s), e.g. uniform:0.2, ge:0.1,0.3 or lossgen:0.2 (repeatable; default: "
                         f"{' and '.join(DEFAULT_CHANNELS)})")
     p.add_argument("--rank", type=int, default=16, help="LoRA rank")
     p.add_argument("--alpha", type=int, default=32, help="LoRA alpha (scale = alpha / rank)")
