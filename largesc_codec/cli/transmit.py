@@ -111,7 +111,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                  "or stereo)")
     p.add_argument("output", help="output WAV (24 kHz mono): what the listener hears, in play order")
     add_weights_argument(p)
-    p.add_argument("--channel", default="uniform:0.1", help="loss channel: none, uniform:P, ge:P,R[,H,K] or lossgen:P (Opus 1.5 real-trace loss)")
+    p.add_argument("--channel", default="uniform:0.1",
+                   help="loss channel: none, uniform:P, ge:P,R[,H,K] or lossgen:P (Opus 1.5 real-trace loss)")
     p.add_argument("--seed", type=int, default=0, help="channel seed")
     p.add_argument("--max-bps", type=float, default=2062.5,
                    help="payload token budget in bit/s (2062.5 = 15 tokens a frame; at least "
