@@ -5,6 +5,11 @@ reference, Opus at 6..24 kbit/s through libopus (its own PLC and in-band FEC),
 and LargeSC at several payload budgets with LM, repeat and no concealment. With
 untrained test weights the LargeSC rows are labelled "untrained weights"; with
 the hub weights the same command gives the real comparison.
+
+``--paper`` runs the whole table of the research (evaluation/paper.py: LargeSC
+at 550 / 1100 / 2062.5 bit/s with every concealer, every baseline this
+installation has, uniform, bursty and real-trace loss, all three metrics);
+``--jobs N`` runs conditions in N processes.
 """
 
 from __future__ import annotations
@@ -61,25 +66,93 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--plc", nargs="+", choices=list(DEFAULT_PLC), default=list(DEFAULT_PLC),
                    help="LargeSC concealers to compare (default: lm repeat none)")
     p.add_argument("--adapter", default=None, help="LoRA adapter from `largesc finetune` for --plc lm")
+    p.add_argument("--paper", action="store_true",
+                   help="the research's table: LargeSC at 550/1100/2062.5 bit/s x lm/repeat/none, every baseline "
+                        "(Opus 1.3.1, Opus 1.5.2 with deep PLC/NoLACE and DRED, Codec 2, as installed), uniform "
+                        "0-40 %%, GE bursts 2/4/8 and lossgen 5/10/20 %%, PLCMOS + ViSQOL + WER")
+    p.add_argument("--jobs", type=int, default=1, help="run the conditions in this many processes (default 1)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from largesc_codec.evaluation.cli import run as run_eval
-    from largesc_codec.evaluation.runner import Condition
     from largesc_codec.neural.model import load_models
 
+    if args.jobs < 1:
+        raise SystemExit(f"largesc eval: error: --jobs {args.jobs}: give 1 or more processes")
     if args.losses:
         args.loss = (args.loss or []) + list(args.losses)
+    if args.paper:
+        return run_paper(args)
     conditions = []
     if args.largesc_bps:
-        models = load_models(args.weights)
-        tag = " (untrained weights)" if models.untrained else ""
-        for bps in args.largesc_bps:
-            for plc in args.plc:
-                name = f"largesc-{bps:g}-{plc}{tag}"
-                conditions.append(Condition(name, LargeSCCodec(models, bps, plc, args.adapter), "largesc", bps))
+        conditions = largesc_conditions(load_models(args.weights), args.largesc_bps, args.plc, args.adapter)
     run_eval(args, extra_conditions=conditions, command="largesc eval " + " ".join(_argv_tail()))
+    return 0
+
+
+def largesc_conditions(models: Any, budgets: Any, plcs: Any, adapter: str | None) -> list[Any]:
+    """One condition per budget x concealer, labelled when the weights are untrained."""
+    from largesc_codec.evaluation.runner import Condition
+
+    tag = " (untrained weights)" if models.untrained else ""
+    return [Condition(f"largesc-{bps:g}-{plc}{tag}", LargeSCCodec(models, bps, plc, adapter), "largesc", bps)
+            for bps in budgets for plc in plcs]
+
+
+def paper_command(args: argparse.Namespace) -> str:
+    """The ``--paper`` command line that makes this report (from the parsed options, however they came)."""
+    import shlex
+
+    parts = ["largesc", "eval", "--paper", "--weights", str(args.weights), "--speech", str(args.speech)]
+    if args.max_clips is not None:
+        parts += ["--max-clips", str(args.max_clips)]
+    parts += ["--seeds", *map(str, args.seeds)]
+    if args.loss:
+        parts += ["--losses", *args.loss]
+    if list(args.metrics) != ["plcmos", "visqol", "wer"]:
+        parts += ["--metrics", *args.metrics]
+    parts += ["--jobs", str(args.jobs), "--out", str(args.out)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_paper(args: argparse.Namespace) -> int:
+    """``--paper``: the whole table, in ``--jobs`` processes, written to ``--out``."""
+    import time
+
+    from largesc_codec.evaluation.data import load_clips
+    from largesc_codec.evaluation.losses import parse_profile
+    from largesc_codec.evaluation.metrics import metric_versions
+    from largesc_codec.evaluation.paper import PAPER_BPS, baselines, paper_losses, run_parallel
+    from largesc_codec.evaluation.report import write_report
+    from largesc_codec.evaluation.runner import reference_condition
+    from largesc_codec.neural.model import load_models
+
+    clips = load_clips(args.speech, args.max_clips)  # cheap checks before the models load
+    losses = [parse_profile(spec) for spec in args.loss] if args.loss else paper_losses()
+    if args.jobs > 1:
+        import torch
+
+        torch.set_num_threads(1)  # no OpenMP pool before the workers fork (libgomp hangs in a forked child)
+    models = load_models(args.weights)
+    conds = [reference_condition(), *baselines(), *largesc_conditions(models, PAPER_BPS, DEFAULT_PLC, args.adapter)]
+    start = time.time()
+    rows = run_parallel(clips, conds, losses, args.seeds, jobs=args.jobs, metrics=args.metrics,
+                        progress=not args.quiet)
+    elapsed = time.time() - start
+    weights = "UNTRAINED test weights: the LargeSC rows are not speech" if models.untrained else f"weights {args.weights}"
+    notes = "\n".join([
+        f"Command: `{paper_command(args)}`",
+        "",
+        f"{len(clips)} clips ({sum(c.seconds for c in clips):.1f} s of speech, source `{args.speech}`), "
+        f"{len(conds)} conditions, {len(losses)} loss profiles, seeds {list(args.seeds)}: {len(rows)} runs in "
+        f"{elapsed / 60:.1f} min wall-clock on {args.jobs} process(es); {weights}.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in metric_versions().items()),
+    ])
+    title = args.title or ("Paper table" + (" (untrained test weights)" if models.untrained else ""))
+    paths = write_report(rows, args.out, title=title, notes=notes)
+    print(f"wrote {', '.join(str(p) for p in paths.values())} ({elapsed / 60:.1f} min)")
     return 0
 
 

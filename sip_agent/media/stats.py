@@ -62,7 +62,8 @@ def media_stats(rtp: RtpThread, snap: CodecSnapshot, max_bps: float, recorded_s:
         "rtcp_sent": counters.get("rtcp_sent", 0), "rtcp_received": counters.get("rtcp_received", 0),
         # refused by rtp/peer.py and rtp/sources.py: never in the loss, jitter or frame figures above
         **{k: counters.get(k, 0) for k in ("rtp_refused_source", "rtcp_refused_source", "rtp_refused_ssrc",
-                                            "rtcp_refused_report")},
+                                            "rtcp_refused_report", "srtp_auth_failed", "srtp_replayed",
+                                            "srtp_malformed", "srtp_protect_failed")},
     }
     report = rtp.session.peer_loss_report
     if report is not None:

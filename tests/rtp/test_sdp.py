@@ -176,7 +176,7 @@ def test_answer_direction_and_rtcp_mux() -> None:
         ("maxcodebooks=0", "maxcodebooks 0"),
         ("maxcodebooks=eight", "maxcodebooks='eight'"),
         ("maxred=2.5", "maxred=2.5 must be an integer"),
-        ("maxbps=100", "maxbps 100.0 is outside 137.5..70400"),
+        ("maxbps=100", "maxbps 100.0 is outside 300.0..70400"),
         ("version", "not key=value"),
     ],
 )
