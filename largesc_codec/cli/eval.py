@@ -100,6 +100,13 @@ def largesc_conditions(models: Any, budgets: Any, plcs: Any, adapter: str | None
             for bps in budgets for plc in plcs]
 
 
+def _one_torch_thread() -> None:
+    """In each --jobs worker: one core per process."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def paper_command(args: argparse.Namespace) -> str:
     """The ``--paper`` command line that makes this report (from the parsed options, however they came)."""
     import shlex
@@ -138,7 +145,7 @@ def run_paper(args: argparse.Namespace) -> int:
     conds = [reference_condition(), *baselines(), *largesc_conditions(models, PAPER_BPS, DEFAULT_PLC, args.adapter)]
     start = time.time()
     rows = run_parallel(clips, conds, losses, args.seeds, jobs=args.jobs, metrics=args.metrics,
-                        progress=not args.quiet)
+                        progress=not args.quiet, worker_init=_one_torch_thread)
     elapsed = time.time() - start
     weights = "UNTRAINED test weights: the LargeSC rows are not speech" if models.untrained else f"weights {args.weights}"
     notes = "\n".join([

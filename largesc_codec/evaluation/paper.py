@@ -11,10 +11,10 @@ PLCMOS, ViSQOL and WER; tables and plots through ``report.write_report``.
 ``run_parallel`` spreads the runs over ``jobs`` processes. Workers are forked
 after the conditions (and the models they hold) are built, so each inherits
 them copy-on-write and receives only job indices; rows come back in job
-order, so the report does not depend on ``jobs``. Torch computes on one
-thread in the parent before the fork and in every worker (GNU OpenMP hangs
-in a child forked after its thread pool started). Progress shows runs done
-and an estimate of the time left.
+order, so the report does not depend on ``jobs``. A caller whose codecs use
+torch keeps it on one thread before the fork and in each worker
+(``worker_init``): GNU OpenMP hangs in a child forked after its thread pool
+started. Progress shows runs done and an estimate of the time left.
 """
 
 from __future__ import annotations
@@ -70,15 +70,6 @@ def plan_jobs(clips: Sequence[Clip], conditions: Sequence[Condition], losses: Se
     return jobs
 
 
-def _one_thread() -> None:
-    """Each worker computes on one core: ``jobs`` processes use ``jobs`` cores."""
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(1)
-
-
 def _run(job: Job) -> dict[str, Any]:
     assert _CONTEXT is not None, "the worker was not forked from run_parallel"
     clips, conditions, losses, metrics = _CONTEXT
@@ -88,8 +79,11 @@ def _run(job: Job) -> dict[str, Any]:
 
 def run_parallel(clips: Sequence[Clip], conditions: Sequence[Condition], losses: Sequence[LossProfile],
                  seeds: Sequence[int], jobs: int = 1, metrics: Sequence[str] = METRICS,
-                 progress: bool = True) -> list[dict[str, Any]]:
-    """Run every job (``plan_jobs``) on ``jobs`` processes; rows in job order."""
+                 progress: bool = True, worker_init: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Run every job (``plan_jobs``) on ``jobs`` processes; rows in job order.
+
+    ``worker_init`` runs first in each worker (the caller's: e.g. one torch thread each).
+    """
     global _CONTEXT
     if jobs < 1:
         raise ValueError(f"--jobs {jobs}: give 1 or more processes")
@@ -103,7 +97,7 @@ def run_parallel(clips: Sequence[Clip], conditions: Sequence[Condition], losses:
                 rows.append(_run(job))
                 show.step()
             return rows
-        with multiprocessing.get_context("fork").Pool(jobs, initializer=_one_thread) as pool:
+        with multiprocessing.get_context("fork").Pool(jobs, initializer=worker_init) as pool:
             rows = []
             for row in pool.imap(_run, work, chunksize=1):
                 rows.append(row)
