@@ -131,23 +131,13 @@ def test_tls_port_in_use_is_named(pki: Pki) -> None:
 # -- baresip (requirements/apt-test.txt) over TLS, with digest --------------------------------------------------
 def test_baresip_calls_over_tls_with_digest_and_audio_flows_both_ways(agent, pki: Pki, tmp_path: Path) -> None:
     import glob
-    import random
     import subprocess
 
     from tests.sip_agent.conftest import dominant, tone_wav, tool
     from tests.sip_agent.kamailio import stop
+    from tests.sip_agent.sip.baresip_tls import baresip_tls
 
-    work = tmp_path / "baresip"
-    work.mkdir()
-    (work / "tls.pem").write_text(pki.cert.read_text() + pki.key.read_text())  # baresip: certificate + key in one
-    rtp = random.randrange(30000, 59000, 100)
-    (work / "config").write_text(
-        f"sip_listen {HOST}:{free_port()}\nnet_interface {HOST}\nmodule_path /usr/lib/baresip/modules\n"
-        "module g711.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\nmodule account.so\nmodule menu.so\n"
-        f"audio_source aufile,{tone_wav(work / '660.wav', 660, 6.0, rate=8000)}\naudio_player alsa,null\n"
-        f"audio_alert alsa,null\nsnd_path {work}\nrtp_ports {rtp}-{rtp + 99}\n"
-        f"sip_certificate {work / 'tls.pem'}\nsip_cafile {pki.ca}\n")
-    (work / "accounts").write_text(f"<sip:alice@{HOST};transport=tls>;auth_user=alice;auth_pass=pw;regint=0\n")
+    work = baresip_tls(tmp_path / "baresip", pki, ";auth_user=alice;auth_pass=pw")
     port, heard = free_port(), tmp_path / "heard.wav"
     # baresip 1.0's libre stops at a SHA-256 challenge (ENOSYS) instead of reading on to MD5: offer MD5 only
     answerer = agent("answer", "answer", "--port", str(port), "--transport", "tls", *_tls_server(pki),
