@@ -79,17 +79,21 @@ def _bindable(port: int) -> bool:
             return False
 
 
-@contextmanager
-def running_kamailio(work: Path, user: str = "alice") -> Iterator[int]:
-    """Start kamailio on 127.0.0.1 with its state in ``work``, ``user`` its one user; yields its SIP port."""
-    binary = tool("kamailio")
-    port = free_port()
-    work.mkdir(parents=True, exist_ok=True)
-    cfg = work / "kamailio.cfg"
+def module_dir() -> Path:
+    """Where kamailio's modules are installed (fails with the fix when they are not)."""
     modules = sorted(glob.glob("/usr/lib/*/kamailio/modules/auth.so") + glob.glob("/usr/lib/kamailio/modules/auth.so"))
     if not modules:
         pytest.fail("kamailio's modules (auth.so) not found under /usr/lib: `make setup-test` installs kamailio")
-    cfg.write_text(KAMAILIO_CFG.format(host=HOST, port=port, password=PASSWORD, user=user, modules=Path(modules[0]).parent))
+    return Path(modules[0]).parent
+
+
+@contextmanager
+def kamailio_with(work: Path, config: str, port: int) -> Iterator[int]:
+    """Run kamailio with ``config`` (listening on ``port``) and its state in ``work``; yields ``port``."""
+    binary = tool("kamailio")
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = work / "kamailio.cfg"
+    cfg.write_text(config)
     check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, timeout=30)
     assert check.returncode == 0, check.stderr.decode(errors="replace")[-2000:]
     with open(work / "kamailio.out", "wb") as out:
@@ -103,6 +107,15 @@ def running_kamailio(work: Path, user: str = "alice") -> Iterator[int]:
         yield port
     finally:
         stop(proc)
+
+
+@contextmanager
+def running_kamailio(work: Path, user: str = "alice") -> Iterator[int]:
+    """The registrar/proxy of the module doc on 127.0.0.1, ``user`` its one user; yields its SIP port."""
+    port = free_port()
+    config = KAMAILIO_CFG.format(host=HOST, port=port, password=PASSWORD, user=user, modules=module_dir())
+    with kamailio_with(work, config, port):
+        yield port
 
 
 @pytest.fixture(scope="module")

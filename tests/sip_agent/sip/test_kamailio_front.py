@@ -8,16 +8,13 @@ a caller that goes around the proxy binds 127.0.0.2, which the agent's
 
 from __future__ import annotations
 
-import glob
-import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.sip_agent.conftest import HOST, free_port, only_call, tool
-from tests.sip_agent.kamailio import stop
+from tests.sip_agent.conftest import HOST, free_port, only_call
+from tests.sip_agent.kamailio import kamailio_with, module_dir
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
 
@@ -88,26 +85,9 @@ def front(tmp_path: Path) -> Iterator[tuple[int, int]]:
     db.mkdir()
     for name, text in TABLES.items():
         (db / name).write_text(text)
-    modules = sorted(glob.glob("/usr/lib/*/kamailio/modules/auth_db.so"))
-    assert modules, "kamailio's modules not found: `make setup-test` installs kamailio (requirements/apt-test.txt)"
-    cfg = tmp_path / "kamailio.cfg"
-    cfg.write_text(FRONT_CFG.format(host=HOST, port=port, agent=agent_port, db=db, modules=Path(modules[0]).parent))
-    binary = tool("kamailio")
-    check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, timeout=30)
-    assert check.returncode == 0, check.stderr.decode(errors="replace")[-2000:]
-    log = tmp_path / "kamailio.out"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, "-f", str(cfg), "-DD", "-E", "-Y", str(tmp_path), "-P",
-                                 str(tmp_path / "pid"), "-m", "32", "-M", "8"], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        end = time.monotonic() + 15
-        while b"INFO: <core>" not in log.read_bytes():
-            assert proc.poll() is None and time.monotonic() < end, log.read_text(errors="replace")[-2000:]
-            time.sleep(0.1)
-        time.sleep(0.5)
+    config = FRONT_CFG.format(host=HOST, port=port, agent=agent_port, db=db, modules=module_dir())
+    with kamailio_with(tmp_path / "kamailio", config, port):
         yield port, agent_port
-    finally:
-        stop(proc)
 
 
 def test_kamailio_authenticates_and_the_agent_takes_only_its_calls(agent, front: tuple[int, int]) -> None:
