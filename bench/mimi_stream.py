@@ -11,6 +11,13 @@ the product classes (MimiEncoder / MimiDecoder), one frame at a time:
   fast-bf16     fastmimi, precision="bf16" in encoder and decoder (transformer
                 linears with bf16 weights)
   fast-bf16dec  fp32 encoder (tokens as fast), bf16 decoder
+  rustymimi     anchor: Kyutai's own Rust Mimi (PyPI rustymimi 0.4.1, candle, f32),
+                Tokenizer.encode_step / decode_step on the same random weights,
+                written to a temporary safetensors file in the released key
+                layout (largesc_codec/train/testweights.py); threads through
+                RAYON_NUM_THREADS (candle's CPU pool), set to --threads. An
+                optional test dependency (requirements/test.txt): when it is
+                not installed the bench says how to install it and skips it.
 
 Timing: variants are interleaved within each run (the order rotates per run)
 so load from other jobs hits them alike. Per 80 ms frame it prints wall time
@@ -22,9 +29,10 @@ same error relative to what redrawing all tokens at random changes in the
 stock output (random weights make the decoder insensitive to tokens, so a
 raw SNR alone flatters).
 
-    .venv/bin/python bench/mimi_stream.py [--variants stock,fast,fast-bf16] [--threads 2]
+    .venv/bin/python bench/mimi_stream.py [--variants stock,fast,fast-bf16,rustymimi] [--threads 2]
         [--frames 100] [--runs 3] [--codebooks 8] [--accuracy-frames 150]
-(--variants also takes fast-bf16dec.)
+(--variants also takes fast-bf16dec.) The last line compares the medians of
+encode + decode of this run: "fast / stock = x.xx, fast / rustymimi = y.yy".
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +59,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # (encoder optio
     "fast-bf16": (_BF16, _BF16),
     "fast-bf16dec": (_FP32, _BF16),
 }
+RUSTY = "rustymimi"  # the anchor variant, not a MimiEncoder/MimiDecoder option set
+RUSTY_INSTALL = "pip install rustymimi==0.4.1 (or: make setup-test)"
 
 
 def speech_frames() -> list[np.ndarray]:
@@ -111,6 +122,73 @@ class Codec:
         return np.concatenate([self.dec.decode(t.tolist()) for t in tokens])
 
 
+class RustyMimi:
+    """Kyutai's Rust Mimi (rustymimi, candle on CPU, f32) on a checkpoint file; same interface as Codec.
+
+    One ``rustymimi.Tokenizer`` for encode and one for decode (each its own
+    streaming state, as in a call), fed one 1920-sample frame at a time through
+    ``encode_step`` ((1, 1, 1920) float32 -> (1, codebooks, 1) uint32) and
+    ``decode_step`` (back to (1, 1, 1920)). Each pass starts on new tokenizers:
+    rustymimi 0.4.1's ``Tokenizer.reset()`` leaves some streaming state behind
+    (the first frame encoded after a reset differed from a fresh tokenizer's
+    and from stock, here).
+    """
+
+    def __init__(self, checkpoint: Path, codebooks: int) -> None:
+        self.name = RUSTY
+        self._checkpoint, self._codebooks = str(checkpoint), codebooks
+        self.enc, self.dec = self._new(), self._new()
+        self.enc_ms: list[float] = []
+        self.dec_ms: list[float] = []
+        self.cpu_ms: list[float] = []
+
+    def _new(self) -> Any:
+        import rustymimi
+
+        return rustymimi.Tokenizer(self._checkpoint, num_codebooks=self._codebooks)
+
+    @staticmethod
+    def _pcm(frame: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(frame, dtype=np.float32).reshape(1, 1, -1)
+
+    def _decode_step(self, codes: np.ndarray) -> np.ndarray:
+        pcm = self.dec.decode_step(codes)
+        if pcm is None:
+            raise RuntimeError("rustymimi returned no samples for a frame")
+        return np.asarray(pcm, dtype=np.float32).reshape(-1)
+
+    def timed_run(self, frames: list[np.ndarray]) -> None:
+        self.enc, self.dec = self._new(), self._new()
+        for i, f in enumerate(frames):
+            c0, w0 = time.process_time(), time.perf_counter()
+            codes = self.enc.encode_step(self._pcm(f))
+            w1 = time.perf_counter()
+            self._decode_step(codes)
+            w2, c2 = time.perf_counter(), time.process_time()
+            if i >= WARM:
+                self.enc_ms.append((w1 - w0) * 1e3)
+                self.dec_ms.append((w2 - w1) * 1e3)
+                self.cpu_ms.append((c2 - c0) * 1e3)
+
+    def tokens(self, frames: list[np.ndarray]) -> np.ndarray:
+        self.enc = self._new()
+        return np.stack([np.asarray(self.enc.encode_step(self._pcm(f)))[0, :, 0] for f in frames]).astype(np.int64)
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        self.dec = self._new()
+        return np.concatenate([self._decode_step(np.asarray(t, dtype=np.uint32).reshape(1, -1, 1)) for t in tokens])
+
+
+def write_released_mimi(base: Any, directory: Path) -> Path:
+    """``base``'s weights as a Mimi checkpoint in the released key layout (as make-test-weights writes it)."""
+    from largesc_codec.neural.model import MIMI_NAME
+    from largesc_codec.train.testweights import _save
+
+    path = directory / MIMI_NAME
+    _save(base.state_dict(), path)
+    return path
+
+
 def _stat(ms: list[float]) -> str:
     a = np.asarray(ms)
     return f"{np.median(a):6.1f} {np.percentile(a, 95):6.1f}"
@@ -121,7 +199,7 @@ def snr_db(ref: np.ndarray, x: np.ndarray) -> float:
     return float("inf") if err == 0 else 10 * np.log10(float((ref ** 2).sum()) / err)
 
 
-def accuracy(base: Any, codebooks: int, codecs: dict[str, Codec], frames: list[np.ndarray], seed: int = 1) -> None:
+def accuracy(base: Any, codebooks: int, codecs: dict[str, Codec | RustyMimi], frames: list[np.ndarray], seed: int = 1) -> None:
     stock = codecs.get("stock") or Codec(base, "stock", codebooks)
     ref_tok = stock.tokens(frames)
     ref_pcm = stock.decode(ref_tok)
@@ -149,7 +227,8 @@ def accuracy(base: Any, codebooks: int, codecs: dict[str, Codec], frames: list[n
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", default="stock,fast,fast-bf16", help=f"comma list of {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default="stock,fast,fast-bf16,rustymimi",
+                    help=f"comma list of {', '.join([*VARIANTS, RUSTY])}")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=100, help="timed frames per run and variant")
     ap.add_argument("--runs", type=int, default=3, help="0: accuracy only")
@@ -157,21 +236,42 @@ def main() -> None:
     ap.add_argument("--accuracy-frames", type=int, default=150, help="0: skip the accuracy pass")
     args = ap.parse_args()
     names = args.variants.split(",")
-    bad = [n for n in names if n not in VARIANTS]
+    bad = [n for n in names if n not in (*VARIANTS, RUSTY)]
     if bad:
-        ap.error(f"unknown variant {bad[0]!r}; choose from {', '.join(VARIANTS)}")
+        ap.error(f"unknown variant {bad[0]!r}; choose from {', '.join([*VARIANTS, RUSTY])}")
     torch.set_num_threads(args.threads)
+    if RUSTY in names:
+        # candle's CPU work runs on rayon's global pool, sized from this variable when it is first used.
+        os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+        try:
+            import rustymimi  # noqa: F401
+        except ImportError:
+            print(f"rustymimi is not installed: skipping the rustymimi variant; to run it: {RUSTY_INSTALL}")
+            names.remove(RUSTY)
+    with tempfile.TemporaryDirectory(prefix="mimi-stream-") as tmp:
+        run(args, names, Path(tmp))
+
+
+def run(args: argparse.Namespace, names: list[str], tmp: Path) -> None:
     from largesc_codec.fast.mimi import cpu_has_native_bf16
 
     base = build_base(args.codebooks)
     frames = speech_frames()
-    codecs = {n: Codec(base, n, args.codebooks) for n in names}
+    codecs: dict[str, Codec | RustyMimi] = {}
+    for n in names:
+        codecs[n] = (RustyMimi(write_released_mimi(base, tmp), args.codebooks) if n == RUSTY
+                     else Codec(base, n, args.codebooks))
     params = sum(p.numel() for p in base.parameters()) / 1e6
     print(f"full-size Mimi, random weights ({params:.1f} M params), calibrated codebooks, {args.threads} threads, "
           f"{args.codebooks} codebooks, {args.frames} speech frames x {args.runs} runs per variant (interleaved), "
           f"torch {torch.__version__}, native bf16: {cpu_has_native_bf16()}; load average before: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if RUSTY in codecs:
+        print(f"  {RUSTY}: candle CPU, f32, the same random weights through a safetensors file in the released key "
+              f"layout, RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}")
     for n, c in codecs.items():
+        if not isinstance(c, Codec):
+            continue
         for side, a in (("encoder", c.enc.acceleration), ("decoder", c.dec.acceleration)):
             if a is not None:
                 print(f"  {n} {side}: {a.precision}, {a.convs} convs as GEMMs, {a.transformers} fused transformers, "
@@ -188,7 +288,7 @@ def main() -> None:
         accuracy(base, args.codebooks, codecs, frames[: args.accuracy_frames])
 
 
-def report(codecs: dict[str, Codec], runs: int, frames: int) -> None:
+def report(codecs: dict[str, Codec | RustyMimi], runs: int, frames: int) -> None:
     print(f"\nper 80 ms frame, ms ({runs} x {frames} frames):")
     print(f"{'variant':12s} | encode med  p95 | decode med  p95 |   both med  p95 | both CPU med | RTF both")
     for n, c in codecs.items():
@@ -197,6 +297,11 @@ def report(codecs: dict[str, Codec], runs: int, frames: int) -> None:
               f" | {np.median(both) / FRAME_MS:.2f}")
         per_run = [np.median(both[i * frames:(i + 1) * frames]) for i in range(runs)]
         print(f"{'':12s}   both median per run: {' '.join(f'{x:.1f}' for x in per_run)}")
+    both_med = {n: float(np.median([a + b for a, b in zip(c.enc_ms, c.dec_ms)])) for n, c in codecs.items()}
+    if "fast" in both_med:
+        ratios = [f"fast / {n} = {both_med['fast'] / both_med[n]:.2f}" for n in ("stock", RUSTY) if n in both_med]
+        if ratios:
+            print(", ".join(ratios) + " (medians of encode + decode per frame, this run)")
 
 
 if __name__ == "__main__":
