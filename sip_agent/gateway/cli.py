@@ -51,7 +51,7 @@ def add_gateway(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]
     sip_options(p)
     auth_options(p)
     media_security_options(p)
-    p.set_defaults(func=cmd_gateway, **{k: v for k, v in NO_MEDIA.items() if k not in ("engine", "latch", "srtp")})
+    p.set_defaults(func=cmd_gateway, **{k: v for k, v in NO_MEDIA.items() if k not in ("engine", "latch", "srtp", "sdes_over_plain_sip")})
     return p
 
 

@@ -133,7 +133,7 @@ _PARAMS = LargeScParams()
 # What ``register`` (no call, no media) runs with in place of the media options it does not list.
 NO_MEDIA = {"engine": "none", "play": None, "record": None, "duration": None, "sound_device": None,
              "maxcodebooks": _PARAMS.maxcodebooks, "maxbps": _PARAMS.maxbps, "maxred": _PARAMS.maxred,
-             "latch": False, "srtp": SrtpPolicy.OPTIONAL}
+             "latch": False, "srtp": SrtpPolicy.OPTIONAL, "sdes_over_plain_sip": False}
 
 
 def media_security_options(p: argparse.ArgumentParser) -> None:
@@ -143,6 +143,9 @@ def media_security_options(p: argparse.ArgumentParser) -> None:
                         "without it, media only from the address its SDP names")
     p.add_argument("--srtp", type=srtp_policy, default=SrtpPolicy.OPTIONAL, metavar="{off,optional,mandatory}",
                    help="encrypt media with SRTP: off, optional (when the peer agrees) or mandatory (else no call)")
+    p.add_argument("--sdes-over-plain-sip", action="store_true",
+                   help="let SRTP keys (SDES a=crypto) go over plain UDP/TCP SIP, readable by anyone on the path "
+                        "(a warning says so); without it keys go only over TLS")
 
 
 def _media_options(p: argparse.ArgumentParser) -> None:

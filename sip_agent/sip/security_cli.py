@@ -46,9 +46,6 @@ def security_options(p: argparse.ArgumentParser) -> None:
                         "(default: on when --tls-ca is given)")
     g.add_argument("--tls-verify-client", action="store_true",
                    help="mutual TLS: callers must show a certificate signed by --tls-ca")
-    g.add_argument("--sdes-over-plain-sip", action="store_true",
-                   help="let SRTP keys (SDES a=crypto) go over plain UDP/TCP SIP, readable by anyone on the path "
-                        "(a warning says so); without it keys go only over TLS")
 
 
 def network(text: str) -> Network:

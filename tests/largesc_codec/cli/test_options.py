@@ -77,7 +77,8 @@ def test_register_lists_only_the_options_it_uses() -> None:
     register = next(s for n, _, s in _subcommands(build_parser(["register"])) if n == "register")
     options = {o for a in register._actions for o in a.option_strings}
     assert options == {"-h", "--help", "--sip-port", "--bind", "--transport", "--user", "--password", "--domain",
-                       "--registrar", "--sip-log", "--report-json"}
+                       "--registrar", "--sip-log", "--report-json", "--tls-cert", "--tls-key", "--tls-ca",
+                       "--tls-verify", "--no-tls-verify", "--tls-verify-client"}
     call = next(s for n, _, s in _subcommands(build_parser(["call"])) if n == "call")
     assert {"--play", "--record", "--duration", "--maxbps", "--weights"} <= {
         o for a in call._actions for o in a.option_strings}
