@@ -84,6 +84,20 @@ def build_base(codebooks: int) -> Any:
     return mimi
 
 
+def time_frames(v: Any, frames: list[np.ndarray], encode: Any, decode: Any) -> None:
+    """Encode and decode ``frames`` one at a time; append wall ms (encode, decode) and CPU ms past WARM to ``v``."""
+    for i, f in enumerate(frames):
+        c0, w0 = time.process_time(), time.perf_counter()
+        tokens = encode(f)
+        w1 = time.perf_counter()
+        decode(tokens)
+        w2, c2 = time.perf_counter(), time.process_time()
+        if i >= WARM:
+            v.enc_ms.append((w1 - w0) * 1e3)
+            v.dec_ms.append((w2 - w1) * 1e3)
+            v.cpu_ms.append((c2 - c0) * 1e3)
+
+
 class Codec:
     """One variant: its own encoder and decoder (each owns a Mimi copy, as in a call)."""
 
@@ -102,16 +116,7 @@ class Codec:
     def timed_run(self, frames: list[np.ndarray]) -> None:
         self.enc.reset()
         self.dec.reset()
-        for i, f in enumerate(frames):
-            c0, w0 = time.process_time(), time.perf_counter()
-            tokens = self.enc.encode(f)
-            w1 = time.perf_counter()
-            self.dec.decode(tokens)
-            w2, c2 = time.perf_counter(), time.process_time()
-            if i >= WARM:
-                self.enc_ms.append((w1 - w0) * 1e3)
-                self.dec_ms.append((w2 - w1) * 1e3)
-                self.cpu_ms.append((c2 - c0) * 1e3)
+        time_frames(self, frames, self.enc.encode, self.dec.decode)
 
     def tokens(self, frames: list[np.ndarray]) -> np.ndarray:
         self.enc.reset()
@@ -159,16 +164,7 @@ class RustyMimi:
 
     def timed_run(self, frames: list[np.ndarray]) -> None:
         self.enc, self.dec = self._new(), self._new()
-        for i, f in enumerate(frames):
-            c0, w0 = time.process_time(), time.perf_counter()
-            codes = self.enc.encode_step(self._pcm(f))
-            w1 = time.perf_counter()
-            self._decode_step(codes)
-            w2, c2 = time.perf_counter(), time.process_time()
-            if i >= WARM:
-                self.enc_ms.append((w1 - w0) * 1e3)
-                self.dec_ms.append((w2 - w1) * 1e3)
-                self.cpu_ms.append((c2 - c0) * 1e3)
+        time_frames(self, frames, lambda f: self.enc.encode_step(self._pcm(f)), self._decode_step)
 
     def tokens(self, frames: list[np.ndarray]) -> np.ndarray:
         self.enc = self._new()

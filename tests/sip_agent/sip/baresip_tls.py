@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+import subprocess
 from pathlib import Path
+from typing import Any
 
-from tests.sip_agent.conftest import HOST, free_port, tone_wav
+from tests.sip_agent.conftest import HOST, AgentRun, free_port, tone_wav, tool
+from tests.sip_agent.kamailio import stop
 from tests.sip_agent.sip.certs import Pki
 
 
@@ -26,3 +29,15 @@ def baresip_tls(work: Path, pki: Pki, account: str, modules: tuple[str, ...] = (
         f"sip_certificate {work / 'tls.pem'}\nsip_cafile {pki.ca}\n")
     (work / "accounts").write_text(f"<sip:alice@{HOST};transport=tls>{account};regint=0\n")
     return work
+
+
+def dial_over_tls(work: Path, port: int, answerer: AgentRun) -> tuple[int, dict[str, Any]]:
+    """baresip (config in ``work``) dials bob at 127.0.0.1:``port`` over TLS; the answerer's exit code and report."""
+    with open(work / "baresip.out", "wb") as out:
+        baresip = subprocess.Popen([tool("baresip"), "-f", str(work), "-t", "8", "-e",
+                                    f"/dial bob@{HOST}:{port};transport=tls"], stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=work)
+        try:
+            return answerer.finish()
+        finally:
+            stop(baresip)

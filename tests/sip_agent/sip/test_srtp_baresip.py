@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import glob
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.sip_agent.conftest import HOST, dominant, free_port, only_call, tone_wav, tool
-from tests.sip_agent.kamailio import stop
-from tests.sip_agent.sip.baresip_tls import baresip_tls
+from tests.sip_agent.conftest import dominant, free_port, only_call, tone_wav
+from tests.sip_agent.sip.baresip_tls import baresip_tls, dial_over_tls
 from tests.sip_agent.sip.certs import Pki, pki  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.sip, pytest.mark.timeout(120)]
@@ -32,14 +30,7 @@ def test_baresip_srtp_call_over_tls_carries_audio_both_ways(agent, pki: Pki, tmp
                      "--engine", "none", "--duration", "3", "--play", str(tone_wav(tmp_path / "440.wav", 440, 4.0)),
                      "--record", str(heard), "--sip-log", str(log))
     answerer.wait_for("waiting for calls")
-    with open(work / "baresip.out", "wb") as out:
-        baresip = subprocess.Popen([tool("baresip"), "-f", str(work), "-t", "8", "-e",
-                                    f"/dial bob@{HOST}:{port};transport=tls"], stdout=out, stderr=subprocess.STDOUT,
-                                   cwd=work)
-        try:
-            rc, report = answerer.finish()
-        finally:
-            stop(baresip)
+    rc, report = dial_over_tls(work, port, answerer)
     text = log.read_text(errors="replace")
     assert rc == 0 and only_call(report)["connected"], answerer.text() + (work / "baresip.out").read_text()[-2000:]
     assert re.search(r"m=audio \d+ RTP/SAVP", text) and "a=crypto:" in text, text[-3000:]  # offer and answer

@@ -131,11 +131,9 @@ def test_tls_port_in_use_is_named(pki: Pki) -> None:
 # -- baresip (requirements/apt-test.txt) over TLS, with digest --------------------------------------------------
 def test_baresip_calls_over_tls_with_digest_and_audio_flows_both_ways(agent, pki: Pki, tmp_path: Path) -> None:
     import glob
-    import subprocess
 
-    from tests.sip_agent.conftest import dominant, tone_wav, tool
-    from tests.sip_agent.kamailio import stop
-    from tests.sip_agent.sip.baresip_tls import baresip_tls
+    from tests.sip_agent.conftest import dominant, tone_wav
+    from tests.sip_agent.sip.baresip_tls import baresip_tls, dial_over_tls
 
     work = baresip_tls(tmp_path / "baresip", pki, ";auth_user=alice;auth_pass=pw")
     port, heard = free_port(), tmp_path / "heard.wav"
@@ -145,14 +143,7 @@ def test_baresip_calls_over_tls_with_digest_and_audio_flows_both_ways(agent, pki
                      "--timeout", "30", "--engine", "none", "--duration", "3",
                      "--play", str(tone_wav(tmp_path / "440.wav", 440, 4.0)), "--record", str(heard))
     answerer.wait_for("waiting for calls")
-    with open(work / "baresip.out", "wb") as out:
-        baresip = subprocess.Popen([tool("baresip"), "-f", str(work), "-t", "8", "-e",
-                                    f"/dial bob@{HOST}:{port};transport=tls"], stdout=out, stderr=subprocess.STDOUT,
-                                   cwd=work)
-        try:
-            rc, report = answerer.finish()
-        finally:
-            stop(baresip)
+    rc, report = dial_over_tls(work, port, answerer)
     assert rc == 0 and only_call(report)["connected"], answerer.text()
     assert report["refused"] == {"401": 1}  # challenged once, then admitted
     freq_us, rms_us = dominant(heard)
