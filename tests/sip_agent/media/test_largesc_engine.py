@@ -274,7 +274,13 @@ def test_a_stalled_codec_skips_ahead_and_keeps_call_time(engine_env: Any, tmp_pa
     b.start(b_port, HOST, a_port, link)
     a.start(a_port, HOST, b_port, link)
     try:
-        time.sleep(2.5)
+        # Wait for the stall itself (model loading may delay a's first tick on a loaded machine),
+        # then ~1.6 s more: the call is then about 2.5 s old.
+        deadline = time.monotonic() + 30.0
+        while calls[0] < 12 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert calls[0] >= 12, "a's source never reached its 12th tick"
+        time.sleep(1.6)
     finally:
         a.stop()
         b.stop()
