@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from largesc_codec.neural.concealers import Concealer
-from largesc_codec.neural.decoder import MimiDecoder
+from largesc_codec.neural.decoder import FrameDecoder, MimiDecoder
 from largesc_codec.playout.buffer import JitterBuffer
 from largesc_codec.playout.decision import JitterStats, PlayoutKind
 from largesc_codec.types import FRAME_SAMPLES, FrameSource, ReceivedFrame
@@ -75,10 +75,13 @@ class LargeSCReceiver:
         concealer: a Concealer (``neural.plc.build_concealer(name, ...)``).
         jitter: the jitter buffer (default settings if omitted).
         codebooks: codebooks the concealer fills a frame up to.
+        decoder: decodes instead of a ``MimiDecoder`` of ``mimi`` (then None): e.g. one call's row
+            of a batch shared by several calls.
     """
 
-    def __init__(self, mimi: Any, concealer: Concealer, jitter: JitterBuffer | None = None, codebooks: int = 8) -> None:
-        self.decoder = MimiDecoder(mimi)
+    def __init__(self, mimi: Any, concealer: Concealer, jitter: JitterBuffer | None = None, codebooks: int = 8,
+                 decoder: FrameDecoder | None = None) -> None:
+        self.decoder: FrameDecoder = decoder if decoder is not None else MimiDecoder(mimi)
         self.concealer = concealer
         self.jitter = jitter or JitterBuffer()
         self.codebooks = codebooks

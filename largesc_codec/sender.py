@@ -14,7 +14,7 @@ from typing import Any
 
 from numpy.typing import NDArray
 
-from largesc_codec.neural.encoder import MimiEncoder
+from largesc_codec.neural.encoder import FrameEncoder, MimiEncoder
 from largesc_codec.neural.framing import Framer
 from largesc_codec.send.controller import AdaptiveController
 from largesc_codec.send.features import frame_features
@@ -44,6 +44,8 @@ class LargeSCSender:
             frames get at least ``min(MIN_SPEECH_CODEBOOKS, max_codebooks)`` codebooks when
             ``max_bps`` carries them (700 bit/s for 4), else what it carries.
         frames_per_packet: ptime / 80 ms.
+        encoder: encodes the frames instead of a ``MimiEncoder`` of ``mimi`` (then None): e.g. one
+            call's row of a batch shared by several calls; it makes ``max_codebooks`` a frame.
     """
 
     def __init__(
@@ -55,11 +57,15 @@ class LargeSCSender:
         max_codebooks: int = 8,
         frames_per_packet: int = 1,
         max_redundancy_distance: int = 3,
+        encoder: FrameEncoder | None = None,
     ) -> None:
         if frames_per_packet < 1:
             raise ValueError(f"frames_per_packet must be >= 1, got {frames_per_packet}")
         self.framer = Framer(sample_rate, channels)
-        self.encoder = MimiEncoder(mimi, max_codebooks)
+        if encoder is not None and encoder.num_codebooks != max_codebooks:
+            raise ValueError(f"the encoder makes {encoder.num_codebooks} codebooks a frame, the sender sends "
+                             f"up to {max_codebooks}: give both the same count")
+        self.encoder: FrameEncoder = encoder if encoder is not None else MimiEncoder(mimi, max_codebooks)
         self.controller = AdaptiveController(
             max_bps=max_bps,
             max_codebooks=max_codebooks,

@@ -104,6 +104,10 @@ def _codec_options(parser: argparse.ArgumentParser, *checks: Callable[[argparse.
                    help="most token bit/s WE send (default: all the peer's maxbps allows; "
                         "--maxbps is what we accept)")
     g.add_argument("--adapter", default=None, help="LoRA adapter directory from `largesc finetune` (--plc lm)")
+    if any(a.dest == "max_calls" for a in parser._actions):  # several calls at once: answer, gateway
+        g.add_argument("--no-batch", action="store_true",
+                       help="run each call's Mimi on its own codec thread (default: all calls' Mimi steps "
+                            "batched on one thread)")
     parser.set_defaults(func=partial(_with_engine, parser.get_default("func"), checks))
 
 
@@ -142,7 +146,9 @@ def prepare_engine(ns: argparse.Namespace) -> str | None:
     from sip_agent.media.largesc import register as register_largesc
     from sip_agent.media.setup import CodecOptions, preload
 
-    options = CodecOptions(weights=ns.weights, plc=ns.plc, max_bps=ns.max_bps, adapter=ns.adapter)
+    streams = 0 if getattr(ns, "no_batch", True) else ns.max_calls  # batch rows: one per call at once
+    options = CodecOptions(weights=ns.weights, plc=ns.plc, max_bps=ns.max_bps, adapter=ns.adapter,
+                           batch_streams=streams)
     try:
         options.check()
     except ValueError as exc:

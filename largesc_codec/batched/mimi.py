@@ -106,3 +106,70 @@ class BatchedMimiDecoder:
         mask[stream] = True
         with torch.inference_mode():  # as MimiEncoder.reset
             self._mimi.reset_streaming(mask)
+
+
+class BatchedMimiEncoder:
+    """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call.
+
+    Each stream keeps its own convolution and attention state (moshi's execution
+    mask: an idle row does not move). ``encode`` produces the most codebooks any
+    active stream asks for and cuts each row to its own count: residual
+    quantisation makes the first n codebooks the same whatever the total.
+    ``fast`` and ``precision`` as for ``MimiEncoder``.
+    """
+
+    def __init__(self, mimi: Any, streams: int, *, fast: bool = True, precision: str = "fp32") -> None:
+        if streams < 1:
+            raise ValueError(f"streams must be at least 1, got {streams}")
+        resolve_precision(precision)
+        self.acceleration: Acceleration | None = accelerate(mimi, precision, side="encode") if fast else None
+        self._mimi = mimi
+        self.streams = streams
+        self._total = int(mimi.total_codebooks)
+        self._device = next(mimi.parameters()).device
+        slow_batch1 = self._device.type == "cpu" and (self.acceleration is None or self.acceleration.precision == "stock")
+        self._rows = max(streams, 2) if slow_batch1 else streams  # as BatchedMimiDecoder
+        self._mimi.streaming_forever(self._rows)
+        silence = np.zeros(FRAME_SAMPLES, np.float32)
+        self.encode([(silence, 1)] * streams)  # first step of a new copy is slow: as MimiEncoder
+        with torch.inference_mode():
+            self._mimi.reset_streaming()
+
+    @torch.inference_mode()
+    def encode(self, frames: Sequence[tuple[np.ndarray, int] | None]) -> list[np.ndarray | None]:
+        """One entry per stream: (float32 PCM (1920,) at 24 kHz, codebooks wanted 1..32), or None (idle).
+
+        Returns per stream int64 tokens (codebooks,) each in 0..2047, or None for an idle stream
+        (whose encoder state did not move).
+        """
+        if len(frames) != self.streams:
+            raise ValueError(f"encode takes one entry per stream ({self.streams}), got {len(frames)}")
+        live = [f is not None for f in frames]
+        if not any(live):
+            return [None] * self.streams
+        x = np.zeros((self._rows, 1, FRAME_SAMPLES), dtype=np.float32)
+        most = 1
+        for b, f in enumerate(frames):
+            if f is None:
+                continue
+            pcm, wanted = np.asarray(f[0], dtype=np.float32), int(f[1])
+            if pcm.shape != (FRAME_SAMPLES,):
+                raise ValueError(f"stream {b}: the encoder takes one frame of shape ({FRAME_SAMPLES},), got {pcm.shape}")
+            if not 1 <= wanted <= self._total:
+                raise ValueError(f"stream {b}: codebooks must be in 1..{self._total}, got {wanted}")
+            x[b, 0] = pcm
+            most = max(most, wanted)
+        mimi = self._mimi
+        mimi.set_num_codebooks(most)
+        mimi.set_exec_mask(torch.tensor(live + [False] * (self._rows - self.streams), device=self._device))
+        codes = mimi.encode(torch.from_numpy(x).to(self._device)).cpu().numpy().astype(np.int64)
+        return [codes[b, : int(f[1]), 0] if f is not None else None for b, f in enumerate(frames)]
+
+    def reset(self, stream: int) -> None:
+        """Restart one stream's encoder state (new call); the others go on."""
+        if not 0 <= stream < self.streams:
+            raise ValueError(f"stream must be in 0..{self.streams - 1}, got {stream}")
+        mask = torch.zeros(self._rows, dtype=torch.bool, device=self._device)
+        mask[stream] = True
+        with torch.inference_mode():  # as MimiEncoder.reset
+            self._mimi.reset_streaming(mask)

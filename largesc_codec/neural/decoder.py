@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
 
 from largesc_codec.fast.mimi import Acceleration, accelerate, resolve_precision
 from largesc_codec.types import CARDINALITY, FRAME_SAMPLES
+
+
+class FrameDecoder(Protocol):
+    """What a receiver needs: one frame's tokens in, 80 ms of PCM out (``MimiDecoder``, a batch row)."""
+
+    def decode(self, tokens: Sequence[int] | np.ndarray) -> np.ndarray: ...
 
 
 class MimiDecoder:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from largesc_codec.fast.mimi import Acceleration, accelerate, resolve_precision
 from largesc_codec.types import FRAME_SAMPLES, MAX_CODEBOOKS
+
+
+class FrameEncoder(Protocol):
+    """What a sender needs: one 80 ms frame in, ``num_codebooks`` tokens out (``MimiEncoder``, a batch row)."""
+
+    num_codebooks: int
+
+    def encode(self, frame: np.ndarray) -> np.ndarray: ...
 
 
 class MimiEncoder:

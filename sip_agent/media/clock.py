@@ -1,7 +1,6 @@
 """The LargeSC engine's two 80 ms schedules: send and pull, and the pull's phase.
 
-The codec thread (``largesc.LargeSCEngine``) runs one event at a time, whichever is
-due first (a pull on a tie: it is the listener's deadline): send k at
+The engine (``largesc.LargeSCEngine``) runs them on two threads: send k at
 start() + k x 80 ms, pull p at start() + p x 80 ms + ``phase``. This module
 holds the pure parts: the counters, the phase and when it may move.
 
@@ -28,9 +27,8 @@ the phase moves, except once at a start: ``start_slot``.
 
 The concealer's work-ahead (``prepare_next()``, 30-50 ms with the test LM
 here) runs on its own thread, started after each pull that played a frame
-and joined before the receiver is touched again: on the codec thread it held
-up the next send (at a call's start one such packet reached the peer ~80 ms
-late and was concealed there) or the next pull.
+and joined before the receiver is touched again: on the pull thread it
+would hold up the next pull.
 """
 
 from __future__ import annotations
@@ -58,9 +56,18 @@ class CodecState:
         self.last_report: LossReport | None = None
 
 
-def pull_phase_ms(due_ms: float, origin_ms: float, margin_ms: float = PULL_MARGIN_MS) -> float:
-    """The phase in [0, 80) of a pull grid ``origin + k x 80 + phase`` that has a pull ``margin`` after ``due``."""
-    return (due_ms + margin_ms - origin_ms) % FRAME_MS
+def pull_time_ms(due_ms: float, origin_ms: float, quantum_ms: float = 0.0) -> float:
+    """When to pull a frame due at ``due_ms``: a margin later, rounded up to a multiple of ``quantum_ms``
+    past ``origin_ms`` (0: not rounded; a batch shares steps between calls whose pulls meet)."""
+    at = due_ms + PULL_MARGIN_MS
+    if quantum_ms > 0:
+        at = origin_ms + math.ceil((at - origin_ms) / quantum_ms) * quantum_ms
+    return at
+
+
+def pull_phase_ms(due_ms: float, origin_ms: float, quantum_ms: float = 0.0) -> float:
+    """The phase in [0, 80) of a pull grid ``origin + k x 80 + phase`` that has a pull at ``pull_time_ms``."""
+    return (pull_time_ms(due_ms, origin_ms, quantum_ms) - origin_ms) % FRAME_MS
 
 
 def may_rephase(playing: bool, last_source: FrameSource | None, quiet: bool = False) -> bool:
@@ -69,7 +76,7 @@ def may_rephase(playing: bool, last_source: FrameSource | None, quiet: bool = Fa
     return not playing or last_source is FrameSource.COMFORT or quiet
 
 
-def start_slot(due_ms: float, origin_ms: float, pulls: int, last_pull_ms: float) -> int:
+def start_slot(due_ms: float, origin_ms: float, pulls: int, last_pull_ms: float, quantum_ms: float = 0.0) -> int:
     """The pull slot to go on from when playout starts: the one whose pull lands a margin after ``due_ms``.
 
     That slot may be one a silent (buffering) pull already used: the first
@@ -78,6 +85,6 @@ def start_slot(due_ms: float, origin_ms: float, pulls: int, last_pull_ms: float)
     re-using the slot costs one frame of recording (one frame longer than the
     call) instead. Never a slot whose time has passed, never an earlier one.
     """
-    at = due_ms + PULL_MARGIN_MS
+    at = pull_time_ms(due_ms, origin_ms, quantum_ms)
     slot = math.floor((at - origin_ms) / FRAME_MS)
     return slot if slot == pulls - 1 and at > last_pull_ms else pulls

@@ -11,9 +11,15 @@ RTCP loss reports, sockets bound on the negotiated port) and the codec
 thread. Neither thread touches pjlib, so neither needs registering with it.
 
 The codec thread builds its own sender (Mimi copy, adaptive controller) and
-receiver (Mimi copy, jitter buffer, concealer per ``--plc``), then runs two
-80 ms schedules on ``time.monotonic``, one event at a time, whichever is due
-first (a pull on a tie: it is the listener's deadline):
+receiver (Mimi copy, jitter buffer, concealer per ``--plc``), or, with
+``CodecOptions.batch_streams`` (``answer``/``gateway``: several calls at once),
+the same over one row of the process's ``batch.MimiBatch``: no Mimi of its
+own, its encode and decode steps run batched with the other calls', its
+clocks on the batch's grid. It then runs two 80 ms schedules on
+``time.monotonic``, each on its own thread (the send schedule on
+``largesc-engine-send``, the pull schedule on the codec thread): they share
+no state but counters, and an encode no longer holds up a decode (on two
+cores they run side by side; batched, each joins its own step):
 
 * send, at start() + k x 80 ms: the peer's latest loss report goes to the
   sender's controller; the next 80 ms of the play file (at its own rate;
@@ -25,8 +31,8 @@ first (a pull on a tie: it is the listener's deadline):
   ``prepare_next()`` lets the concealer work ahead, off the deadline path.
 
 The pull phase is aligned to the peer's packets (``clock``: when it
-may move, and why). A pull due while the sender encodes waits for it (one
-codec thread). After each event a snapshot (``stats.CodecSnapshot``: the
+may move, and why). A send that fails ends the pull schedule too, and the
+codec thread raises its error. After each pull-side event a snapshot (``stats.CodecSnapshot``: the
 receiver's ``status()`` and the clock's counters) is published for
 ``stats()`` (any thread, cheap). The engine reads the receiver only through
 ``status()``, never its jitter buffer.
@@ -70,6 +76,7 @@ if TYPE_CHECKING:  # both import torch: built on the codec thread, imported ther
     from largesc_codec.neural.model import Models
     from largesc_codec.receiver import LargeSCReceiver, ReceiverStatus
     from largesc_codec.sender import LargeSCSender
+    from sip_agent.media.batch import MimiBatch
 
 __all__ = ["CODEC_NAME", "LargeSCEngine", "register"]
 log = logging.getLogger(__name__)
@@ -112,6 +119,8 @@ class LargeSCEngine:
         self._frame_offset = 0  # RTP frames skipped on overload (added to the sender's frame index)
         self._snapshot = CodecSnapshot()
         self._started = 0.0  # time.monotonic() at start(): the recording's time zero
+        self._batch: MimiBatch | None = None  # the process's shared Mimi steps (options.batch_streams > 0)
+        self._pull_quantum_ms = 0.0  # pulls on multiples of this past the send grid (batched: see batch.py)
 
     # -- engine interface ----------------------------------------------------------
     def start(self, local_rtp_port: int, remote_addr: str, remote_rtp_port: int, link: LargeScLink) -> None:
@@ -120,6 +129,9 @@ class LargeSCEngine:
             raise RuntimeError("LargeSCEngine.start called twice; make one engine per call")
         self._link, self._started = link, time.monotonic()
         self._models = MODELS.models(self.options.weights)  # cached: the command line preloaded it
+        if self.options.batch_streams:
+            self._batch = MODELS.batch(self.options.weights, self.options.batch_streams)
+            self._pull_quantum_ms = self._batch.pull_quantum_ms
         self._plan = SendPlan.from_link(link, self.options, int(self._models.mimi.total_codebooks))
         rtp = RtpThread(link, self._say)
         try:
@@ -167,17 +179,25 @@ class LargeSCEngine:
     # -- codec thread ---------------------------------------------------------------------
     def _codec_main(self) -> None:
         release: Callable[[], None] | None = None
+        row: int | None = None
         try:
             assert self._plan is not None and self._source is not None and self._link is not None
             assert self._models is not None
             models, source = self._models, self._source
             from largesc_codec.receiver import LargeSCReceiver
 
-            sender = self._plan.build_sender(models.new_mimi(), source.rate, source.channels)
+            codebooks = min(self._link.receive.maxcodebooks, int(models.mimi.total_codebooks))
+            if self._batch is not None:  # one row of the process's batch; no Mimi of our own
+                encoder, decoder = self._batch.attach(self._plan.codebooks)
+                row = encoder.row
+                sender = self._plan.build_sender(None, source.rate, source.channels, encoder=encoder)
+            else:
+                decoder = None
+                sender = self._plan.build_sender(models.new_mimi(), source.rate, source.channels)
             concealer, release = build_concealer(self.options, self._lm)
             self._lm = None  # the concealer owns it now; release() gives it back
-            codebooks = min(self._link.receive.maxcodebooks, int(models.mimi.total_codebooks))
-            receiver = LargeSCReceiver(models.new_mimi(), concealer, codebooks=codebooks)
+            receiver = LargeSCReceiver(None if decoder else models.new_mimi(), concealer, codebooks=codebooks,
+                                       decoder=decoder)
             self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="largesc-prepare")
             try:
                 self._run_clock(sender, receiver)
@@ -189,6 +209,8 @@ class LargeSCEngine:
             self._say(f"LargeSC media engine: the codec stopped: {exc!r}")
             log.debug("codec thread failed", exc_info=True)
         finally:
+            if row is not None and self._batch is not None:
+                self._batch.detach(row)
             try:
                 if release is not None:
                     release()
@@ -199,30 +221,55 @@ class LargeSCEngine:
     def _run_clock(self, sender: LargeSCSender, receiver: LargeSCReceiver) -> None:
         assert self._sink is not None
         state = CodecState()
-        state.lead = int((time.monotonic() - self._started) / FRAME_S)
+        state.lead = int((time.monotonic() - self._started) / FRAME_S)  # (batched: origin <= start)
         state.startup_ms = (time.monotonic() - self._started) * 1000.0
         self._sink.silence(state.lead)
         origin = self._started * 1000.0  # send tick k is due at origin + k x 80 ms
+        if self._batch is not None:  # on the process's grid, so that the calls' steps meet
+            origin = self._batch.align(origin)
         state.ticks = state.pulls = state.lead
+        failed: list[BaseException] = []  # the send thread's error, raised here
+        sending = threading.Thread(target=self._send_loop, args=(sender, state, origin, failed),
+                                   name="largesc-engine-send", daemon=True)
+        sending.start()
+        try:
+            self._pull_loop(receiver, state, origin, failed)
+        finally:
+            failed.append(StopIteration())  # tells the send loop to end, if it has not failed itself
+            sending.join(_STOP_TIMEOUT_S)
+            self._publish(receiver.status(), state)
+        if not isinstance(failed[0], StopIteration):
+            raise failed[0]
+
+    def _pull_loop(self, receiver: LargeSCReceiver, state: CodecState, origin: float,
+                   failed: list[BaseException]) -> None:
         status = receiver.status()
-        while not self._stop.is_set():
-            send_at = origin + state.ticks * FRAME_MS
+        while not self._stop.is_set() and not failed:
             pull_at = origin + state.pulls * FRAME_MS + state.pull_phase_ms
-            at = min(send_at, pull_at)
-            admit = may_rephase(status.playing, state.last_source)
-            if admit:
+            at = pull_at
+            if may_rephase(status.playing, state.last_source):
                 at = min(at, monotonic_ms() + ADMIT_POLL_MS)
             wait = (at - monotonic_ms()) / 1000.0
             if wait > 0 and self._stop.wait(wait):
                 break
             if pull_at <= at:
                 self._pull(receiver, state, origin, pull_at)
-            elif send_at <= at:
-                self._send(sender, state, send_at)
             else:
                 self._admit(receiver, state, origin)
             status = receiver.status()
             self._publish(status, state)
+
+    def _send_loop(self, sender: LargeSCSender, state: CodecState, origin: float,
+                   failed: list[BaseException]) -> None:
+        try:
+            while not self._stop.is_set() and not failed:
+                send_at = origin + state.ticks * FRAME_MS
+                wait = (send_at - monotonic_ms()) / 1000.0
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                self._send(sender, state, send_at)
+        except Exception as exc:  # the pull loop raises it on the codec thread
+            failed.insert(0, exc)
 
     def _send(self, sender: LargeSCSender, state: CodecState, due: float) -> None:
         assert self._source is not None and self._rtp is not None
@@ -292,9 +339,9 @@ class LargeSCEngine:
         quiet = state.last_source is not None and status.between_quiet_frames  # not after a hold
         if expected is None or not may_rephase(status.playing, state.last_source, quiet):
             return False
-        state.pull_phase_ms = pull_phase_ms(expected, origin)
+        state.pull_phase_ms = pull_phase_ms(expected, origin, self._pull_quantum_ms)
         if not status.playing:
-            state.pulls = start_slot(expected, origin, state.pulls, state.last_pull_ms)
+            state.pulls = start_slot(expected, origin, state.pulls, state.last_pull_ms, self._pull_quantum_ms)
         return True
 
     def _publish(self, status: ReceiverStatus, state: CodecState) -> None:

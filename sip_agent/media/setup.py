@@ -16,7 +16,9 @@
   copies (``Models.new_mimi``) and borrows an LM that no other call holds
   (``take_lm`` / ``give_back_lm``; an LM comes back only after its concealer
   left streaming mode). Copies share the weights (``shared_weights_copy``):
-  each call adds only its streaming state, not another model.
+  each call adds only its streaming state, not another model. With
+  ``batch_streams`` the calls share one ``batch.MimiBatch`` instead (``batch``):
+  two Mimi copies in all, a row per call.
 
 torch and moshi are imported only inside functions (through
 ``largesc_codec``), so importing this module is cheap.
@@ -34,9 +36,10 @@ from largesc_codec.neural import concealers, plc
 from largesc_codec.types import DEFAULT_MAX_BPS, FRAME_SAMPLES, MIN_PAYLOAD_BPS, MIN_SPEECH_CODEBOOKS
 from sip_agent.media.types import LargeScLink
 
-if TYPE_CHECKING:  # both import torch: only inside functions
+if TYPE_CHECKING:  # all import torch: only inside functions
     from largesc_codec.neural.model import Models
     from largesc_codec.sender import LargeSCSender
+    from sip_agent.media.batch import MimiBatch
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class CodecOptions:
     plc: str = "lm"
     max_bps: float | None = None  # our own cap on what we send (None: the peer's maxbps)
     adapter: str | None = None
+    batch_streams: int = 0  # > 0: all calls' Mimi steps batched on one thread, rows for this many calls
 
     def check(self) -> None:
         """ValueError naming the option and the fix when the options cannot work together."""
@@ -55,6 +59,8 @@ class CodecOptions:
             raise ValueError(f"--max-bps {self.max_bps:g}: a LargeSC payload needs at least {MIN_PAYLOAD_BPS:g} bit/s "
                              f"(one codebook a frame; speech gets {MIN_SPEECH_CODEBOOKS} codebooks from 700); give "
                              f"--max-bps between {MIN_PAYLOAD_BPS:g} and {DEFAULT_MAX_BPS:g}")
+        if self.batch_streams < 0:
+            raise ValueError(f"batch_streams must be 0 (no batch) or a number of calls, got {self.batch_streams}")
 
     @property
     def uses_lm(self) -> bool:
@@ -90,8 +96,11 @@ class SendPlan:
                 "must accept that much") from exc
         return plan
 
-    def build_sender(self, mimi: Any, sample_rate: int, channels: int) -> LargeSCSender:
-        """A LargeSCSender within this plan, fed PCM at ``sample_rate`` / ``channels``."""
+    def build_sender(self, mimi: Any, sample_rate: int, channels: int, encoder: Any = None) -> LargeSCSender:
+        """A LargeSCSender within this plan, fed PCM at ``sample_rate`` / ``channels``.
+
+        ``encoder``: a batch row's (``batch.BatchEncoder``, ``self.codebooks`` a frame) instead of ``mimi``'s.
+        """
         from largesc_codec.send.controller import AdaptiveController
         from largesc_codec.sender import LargeSCSender
 
@@ -99,7 +108,7 @@ class SendPlan:
         # the controller then never asks for a copy.
         sender = LargeSCSender(mimi, sample_rate=sample_rate, channels=channels, max_bps=self.max_bps,
                                max_codebooks=self.codebooks, frames_per_packet=self.frames_per_packet,
-                               max_redundancy_distance=max(1, self.redundancy))
+                               max_redundancy_distance=max(1, self.redundancy), encoder=encoder)
         if self.redundancy == 0:
             sender.controller = AdaptiveController(max_bps=self.max_bps, max_codebooks=self.codebooks,
                                                    max_redundancy_distance=0)
@@ -114,6 +123,7 @@ class ModelCache:
         self._models: dict[str, Models] = {}
         self._idle_lms: dict[tuple[str, str | None], list[Any]] = {}
         self._prototypes: dict[tuple[str, str | None], Any] = {}  # loaded once, never streamed: copied per call
+        self._batches: dict[tuple[str, int], MimiBatch] = {}
 
     def models(self, weights: str) -> Models:
         """``largesc_codec.neural.model.Models`` for ``weights`` (loaded on first use; WeightsError if it cannot)."""
@@ -144,6 +154,20 @@ class ModelCache:
                 prototype = self._prototypes.setdefault(key, prototype)
         return shared_weights_copy(prototype)
 
+    def batch(self, weights: str, streams: int) -> MimiBatch:
+        """The process's ``batch.MimiBatch`` of ``streams`` rows for ``weights`` (made on first use)."""
+        key = (weights, streams)
+        with self._lock:
+            found = self._batches.get(key)
+        if found is None:
+            from sip_agent.media.batch import MimiBatch
+
+            models = self.models(weights)
+            made = MimiBatch(models.new_mimi(), models.new_mimi(), streams)
+            with self._lock:
+                found = self._batches.setdefault(key, made)
+        return found
+
     def give_back_lm(self, weights: str, adapter: str | None, lm: Any) -> None:
         """Return an LM whose concealer has left streaming mode, for the next call."""
         with self._lock:
@@ -167,6 +191,8 @@ def preload(options: CodecOptions) -> Models:
     from largesc_codec.neural.encoder import MimiEncoder
 
     models = MODELS.models(options.weights)
+    if options.batch_streams:
+        MODELS.batch(options.weights, options.batch_streams)  # its rows warm themselves
     codebooks = min(8, int(models.mimi.total_codebooks))
     silence = np.zeros(FRAME_SAMPLES, np.float32)
     tokens = tuple(int(t) for t in MimiEncoder(models.new_mimi(), codebooks).encode(silence))

@@ -268,3 +268,32 @@ def test_batched_mimi_equals_lone_decoders(models) -> None:  # type: ignore[no-u
         batched.decode([(1, 2)])
     with pytest.raises(ValueError, match="stream 1"):
         batched.decode([(1,), (4096,), None])
+
+
+def test_batched_mimi_encoder_equals_lone_encoders(models) -> None:  # type: ignore[no-untyped-def]
+    from largesc_codec.batched.mimi import BatchedMimiEncoder
+    from largesc_codec.neural.encoder import MimiEncoder
+
+    n, counts = 3, (8, 4, 1)
+    batched = BatchedMimiEncoder(models.new_mimi(), n)
+    lone = [MimiEncoder(models.new_mimi(), k) for k in counts]
+    rng = np.random.default_rng(5)
+    for t in range(6):
+        frames: list[tuple[np.ndarray, int] | None] = [
+            ((rng.standard_normal(1920) * 0.1).astype(np.float32), k) for k in counts]
+        if t == 2:
+            frames[1] = None  # stream 1 idle this tick: its state must not move
+        if t == 4:
+            batched.reset(2)
+            lone[2].reset()
+        out = batched.encode(frames)
+        for s in range(n):
+            f = frames[s]
+            if f is None:
+                assert out[s] is None
+            else:
+                np.testing.assert_array_equal(out[s], lone[s].encode(f[0]))
+    with pytest.raises(ValueError, match="one entry per stream"):
+        batched.encode([None])
+    with pytest.raises(ValueError, match="stream 0: codebooks"):
+        batched.encode([(np.zeros(1920, np.float32), 0), None, None])

@@ -272,6 +272,7 @@ def test_a_stalled_codec_skips_ahead_and_keeps_call_time(engine_env: Any, tmp_pa
     a = LargeSCEngine(AudioFiles(tone_wav(tmp_path / "a.wav", 440, 3.0), tmp_path / "a_rec.wav"), engine_env)
     b = LargeSCEngine(AudioFiles(None, tmp_path / "b_rec.wav"), engine_env)
     b.start(b_port, HOST, a_port, link)
+    began = time.monotonic()
     a.start(a_port, HOST, b_port, link)
     try:
         # Wait for the stall itself (model loading may delay a's first tick on a loaded machine),
@@ -283,10 +284,11 @@ def test_a_stalled_codec_skips_ahead_and_keeps_call_time(engine_env: Any, tmp_pa
         time.sleep(1.6)
     finally:
         a.stop()
+        call_s = time.monotonic() - began
         b.stop()
     sa, sb = a.stats(), b.stats()
     assert sa.extra["overruns"] >= 5, sa  # 0.5 s late: the missed ticks were skipped, not queued
-    assert 2.2 <= sa.extra["recorded_s"] <= 3.0, sa  # the recording still keeps call time
+    assert abs(sa.extra["recorded_s"] - call_s) <= 0.3, (call_s, sa)  # the recording still keeps call time
     assert sb.packets_lost == 0, sb  # sequence numbers stay contiguous: only the frame clock jumped
     invented = sb.frames_concealed + sb.extra["frames_comfort"] + sb.extra["jitter_buffer_skipped"]
     assert invented >= 3, sb  # b filled (or skipped) the frames a never sent
