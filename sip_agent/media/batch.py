@@ -43,7 +43,7 @@ from largesc_codec.types import CARDINALITY, FRAME_MS, FRAME_SAMPLES
 
 GATHER_MS = 30.0  # a round waits at most this long after its first request for the other calls' ones
 EXPECT_S = 0.2  # ... from calls whose last request to the lane came this recently (an idle call is not waited for)
-PULL_QUANTUM_MS = 20.0  # pull phases are multiples of this past the send grid
+PULL_QUANTUM_MS = 80.0  # pull phases are multiples of this past the send grid
 
 
 @dataclass

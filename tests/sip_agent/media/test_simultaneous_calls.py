@@ -33,10 +33,11 @@ def _seconds(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
-def _answerer(largesc: Any, tmp_path: Path, weights: Path, calls: int, record: Path) -> tuple[AgentRun, int]:
+def _answerer(largesc: Any, tmp_path: Path, weights: Path, calls: int, record: Path,
+              *extra: str) -> tuple[AgentRun, int]:
     port = free_port()
     run = largesc("answer", "answer", "--port", str(port), "--calls", str(calls), "--timeout", "150",
-                  "--max-calls", "4", "--weights", str(weights), "--plc", "repeat", "--record", str(record))
+                  "--max-calls", "4", "--weights", str(weights), "--plc", "repeat", "--record", str(record), *extra)
     run.wait_for("waiting for calls", timeout=90)
     return run, port
 
@@ -94,3 +95,25 @@ def test_a_call_starting_and_ending_does_not_disturb_two_running_ones(largesc: A
         # Overruns (ticks skipped when the CPU is short) are timing: 0 alone, 3 in a full CI run on 2
         # cores; the capacity figure belongs to a benchmark, not to this test.
         assert media["packets_lost"] == 0 and media["extra"]["frames_primary"] >= 100, media  # of ~124
+
+
+def test_batched_calls_carry_audio_both_ways_and_a_later_call_gets_a_fresh_row(largesc: Any, tmp_path: Path,
+                                                                               test_weights: Path) -> None:
+    """``answer --batch``: the calls' Mimi steps run batched (sip_agent/media/batch.py), audio flows as without."""
+    play = tone_wav(tmp_path / "tone.wav", 440, 9.0)
+    record = tmp_path / "heard.wav"
+    answerer, port = _answerer(largesc, tmp_path, test_weights, 3, record, "--batch")
+    first = [_caller(largesc, f"b{i}", port, test_weights, play, 8.0) for i in (1, 2)]
+    _wait_connected(first)
+    for run in first:
+        assert run.finish(timeout=90)[0] == 0, run.text()[-1500:]
+    later = _caller(largesc, "b3", port, test_weights, play, 4.0)  # joins rows the first two left
+    rc_later, later_report = later.finish(timeout=90)
+    rc, report = answerer.finish(timeout=60)
+    assert rc == 0 and rc_later == 0 and len(report["calls"]) == 3, report
+    for call in report["calls"] + [later_report["calls"][0]]:
+        media = call["media"]
+        assert call["connected"] and call["codec"] == "LargeSC/24000", call
+        assert media["packets_lost"] == 0 and media["extra"]["frames_primary"] >= 30, media
+    files = [record, record.with_name("heard-2.wav"), record.with_name("heard-3.wav")]
+    assert all(f.exists() and _seconds(f) >= 3.5 for f in files), [(f, f.exists()) for f in files]
