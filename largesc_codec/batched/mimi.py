@@ -1,4 +1,4 @@
-"""Mimi decoding for N concurrent streams in one batched streaming step.
+"""Mimi encoding and decoding for N concurrent streams, each in one batched streaming step.
 
 Theory of operation. One Mimi copy runs in streaming mode with batch N (one
 row per call). Every 80 ms tick each active stream brings one frame; idle
@@ -28,23 +28,39 @@ from largesc_codec.fast.mimi import Acceleration, accelerate, resolve_precision
 from largesc_codec.types import CARDINALITY, FRAME_SAMPLES
 
 
-class BatchedMimiDecoder:
-    """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call.
+class _BatchedMimi:
+    """One Mimi copy (one side accelerated) in streaming mode with a row per stream; resets one row."""
 
-    ``fast`` and ``precision`` as for ``MimiDecoder`` (the fast path keeps exec and reset masks).
-    """
-
-    def __init__(self, mimi: Any, streams: int, *, fast: bool = True, precision: str = "fp32") -> None:
+    def __init__(self, mimi: Any, streams: int, side: str, fast: bool, precision: str) -> None:
         if streams < 1:
             raise ValueError(f"streams must be at least 1, got {streams}")
         resolve_precision(precision)
-        self.acceleration: Acceleration | None = accelerate(mimi, precision, side="decode") if fast else None
+        self.acceleration: Acceleration | None = accelerate(mimi, precision, side=side) if fast else None
         self._mimi = mimi
         self.streams = streams
         self._total = int(mimi.total_codebooks)
         self._device = next(mimi.parameters()).device
         slow_batch1 = self._device.type == "cpu" and (self.acceleration is None or self.acceleration.precision == "stock")
         self._rows = max(streams, 2) if slow_batch1 else streams
+
+    def reset(self, stream: int) -> None:
+        """Restart one stream's state (new call); the others go on."""
+        if not 0 <= stream < self.streams:
+            raise ValueError(f"stream must be in 0..{self.streams - 1}, got {stream}")
+        mask = torch.zeros(self._rows, dtype=torch.bool, device=self._device)
+        mask[stream] = True
+        with torch.inference_mode():  # as MimiEncoder.reset
+            self._mimi.reset_streaming(mask)
+
+
+class BatchedMimiDecoder(_BatchedMimi):
+    """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call.
+
+    ``fast`` and ``precision`` as for ``MimiDecoder`` (the fast path keeps exec and reset masks).
+    """
+
+    def __init__(self, mimi: Any, streams: int, *, fast: bool = True, precision: str = "fp32") -> None:
+        super().__init__(mimi, streams, "decode", fast, precision)
         # Decoding more codebooks than the active count needs the full quantiser.
         self._mimi.set_num_codebooks(self._total)
         self._mimi.streaming_forever(self._rows)
@@ -98,17 +114,8 @@ class BatchedMimiDecoder:
         out[live] = pcm[live]
         return out
 
-    def reset(self, stream: int) -> None:
-        """Restart one stream's decoder state (new call); the others go on."""
-        if not 0 <= stream < self.streams:
-            raise ValueError(f"stream must be in 0..{self.streams - 1}, got {stream}")
-        mask = torch.zeros(self._rows, dtype=torch.bool, device=self._device)
-        mask[stream] = True
-        with torch.inference_mode():  # as MimiEncoder.reset
-            self._mimi.reset_streaming(mask)
 
-
-class BatchedMimiEncoder:
+class BatchedMimiEncoder(_BatchedMimi):
     """One Mimi copy in streaming mode with batch ``streams``; one frame per active stream per call.
 
     Each stream keeps its own convolution and attention state (moshi's execution
@@ -119,16 +126,7 @@ class BatchedMimiEncoder:
     """
 
     def __init__(self, mimi: Any, streams: int, *, fast: bool = True, precision: str = "fp32") -> None:
-        if streams < 1:
-            raise ValueError(f"streams must be at least 1, got {streams}")
-        resolve_precision(precision)
-        self.acceleration: Acceleration | None = accelerate(mimi, precision, side="encode") if fast else None
-        self._mimi = mimi
-        self.streams = streams
-        self._total = int(mimi.total_codebooks)
-        self._device = next(mimi.parameters()).device
-        slow_batch1 = self._device.type == "cpu" and (self.acceleration is None or self.acceleration.precision == "stock")
-        self._rows = max(streams, 2) if slow_batch1 else streams  # as BatchedMimiDecoder
+        super().__init__(mimi, streams, "encode", fast, precision)
         self._mimi.streaming_forever(self._rows)
         silence = np.zeros(FRAME_SAMPLES, np.float32)
         self.encode([(silence, 1)] * streams)  # first step of a new copy is slow: as MimiEncoder
@@ -164,12 +162,3 @@ class BatchedMimiEncoder:
         mimi.set_exec_mask(torch.tensor(live + [False] * (self._rows - self.streams), device=self._device))
         codes = mimi.encode(torch.from_numpy(x).to(self._device)).cpu().numpy().astype(np.int64)
         return [codes[b, : int(f[1]), 0] if f is not None else None for b, f in enumerate(frames)]
-
-    def reset(self, stream: int) -> None:
-        """Restart one stream's encoder state (new call); the others go on."""
-        if not 0 <= stream < self.streams:
-            raise ValueError(f"stream must be in 0..{self.streams - 1}, got {stream}")
-        mask = torch.zeros(self._rows, dtype=torch.bool, device=self._device)
-        mask[stream] = True
-        with torch.inference_mode():  # as MimiEncoder.reset
-            self._mimi.reset_streaming(mask)

@@ -12,14 +12,15 @@ thread. Neither thread touches pjlib, so neither needs registering with it.
 
 The codec thread builds its own sender (Mimi copy, adaptive controller) and
 receiver (Mimi copy, jitter buffer, concealer per ``--plc``), or, with
-``CodecOptions.batch_streams`` (``answer``/``gateway``: several calls at once),
+``CodecOptions.batch_streams`` (``answer``/``gateway --batch``),
 the same over one row of the process's ``batch.MimiBatch``: no Mimi of its
 own, its encode and decode steps run batched with the other calls', its
 clocks on the batch's grid. It then runs two 80 ms schedules on
-``time.monotonic``, each on its own thread (the send schedule on
-``largesc-engine-send``, the pull schedule on the codec thread): they share
-no state but counters, and an encode no longer holds up a decode (on two
-cores they run side by side; batched, each joins its own step):
+``time.monotonic`` (``schedules.CallSchedules``), each on its own thread
+(the send schedule on ``largesc-engine-send``, the pull schedule on the
+codec thread): they share no state but counters, and an encode no longer
+holds up a decode (on two cores they run side by side; batched, each joins
+its own step):
 
 * send, at start() + k x 80 ms: the peer's latest loss report goes to the
   sender's controller; the next 80 ms of the play file (at its own rate;
@@ -57,25 +58,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from largesc_codec.types import FRAME_MS, FrameSource
-from rtp.transport import monotonic_ms
-from sip_agent.media.clock import ADMIT_POLL_MS, MAX_LAG_FRAMES, CodecState, may_rephase, pull_phase_ms, start_slot
 from sip_agent.media.engine import register_engine
 from sip_agent.media.rtp_thread import RtpThread
+from sip_agent.media.schedules import CallSchedules
 from sip_agent.media.setup import MODELS, CodecOptions, SendPlan, build_concealer
 from sip_agent.media.stats import CODEC_NAME, CodecSnapshot, media_stats
 from sip_agent.media.audio import AudioIn, AudioOut, CallAudio
 from sip_agent.media.types import AudioFiles, LargeScLink, MediaStats
-from sip_agent.media.wav import FRAME_S
 
 if TYPE_CHECKING:  # both import torch: built on the codec thread, imported there
     from largesc_codec.neural.model import Models
-    from largesc_codec.receiver import LargeSCReceiver, ReceiverStatus
-    from largesc_codec.sender import LargeSCSender
     from sip_agent.media.batch import MimiBatch
 
 __all__ = ["CODEC_NAME", "LargeSCEngine", "register"]
@@ -108,19 +103,15 @@ class LargeSCEngine:
         self._codec_error: BaseException | None = None
         self._stopped = False
         self._rtp: RtpThread | None = None
-        self._prepare_pool: ThreadPoolExecutor | None = None  # the concealer's work-ahead (codec thread's helper)
-        self._prepare_job: Future[None] | None = None
         self._source: AudioIn | None = None
         self._sink: AudioOut | None = None
         self._plan: SendPlan | None = None
         self._link: LargeScLink | None = None
         self._models: Models | None = None
         self._lm: Any = None  # a moshi LMModel borrowed from MODELS
-        self._frame_offset = 0  # RTP frames skipped on overload (added to the sender's frame index)
         self._snapshot = CodecSnapshot()
         self._started = 0.0  # time.monotonic() at start(): the recording's time zero
         self._batch: MimiBatch | None = None  # the process's shared Mimi steps (options.batch_streams > 0)
-        self._pull_quantum_ms = 0.0  # pulls on multiples of this past the send grid (batched: see batch.py)
 
     # -- engine interface ----------------------------------------------------------
     def start(self, local_rtp_port: int, remote_addr: str, remote_rtp_port: int, link: LargeScLink) -> None:
@@ -131,7 +122,6 @@ class LargeSCEngine:
         self._models = MODELS.models(self.options.weights)  # cached: the command line preloaded it
         if self.options.batch_streams:
             self._batch = MODELS.batch(self.options.weights, self.options.batch_streams)
-            self._pull_quantum_ms = self._batch.pull_quantum_ms
         self._plan = SendPlan.from_link(link, self.options, int(self._models.mimi.total_codebooks))
         rtp = RtpThread(link, self._say)
         try:
@@ -198,12 +188,10 @@ class LargeSCEngine:
             self._lm = None  # the concealer owns it now; release() gives it back
             receiver = LargeSCReceiver(None if decoder else models.new_mimi(), concealer, codebooks=codebooks,
                                        decoder=decoder)
-            self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="largesc-prepare")
-            try:
-                self._run_clock(sender, receiver)
-            finally:  # the work-ahead ends before the LM is released (an error after the last join: call over)
-                self._prepare_pool.shutdown(wait=True)
-                self._prepare_pool = self._prepare_job = None
+            assert self._rtp is not None and self._sink is not None
+            schedules = CallSchedules(self._rtp, source, self._sink, self._stop, self._started, self._set_snapshot,
+                                      self._batch)
+            schedules.run(sender, receiver)  # its work-ahead has ended when it returns: the LM may go back
         except Exception as exc:  # reported by stop() and printed now; the call goes on without audio
             self._codec_error = exc
             self._say(f"LargeSC media engine: the codec stopped: {exc!r}")
@@ -218,135 +206,7 @@ class LargeSCEngine:
                 log.debug("LM concealer release failed: %r", exc)
             self._give_back_lm()
 
-    def _run_clock(self, sender: LargeSCSender, receiver: LargeSCReceiver) -> None:
-        assert self._sink is not None
-        state = CodecState()
-        state.lead = int((time.monotonic() - self._started) / FRAME_S)  # (batched: origin <= start)
-        state.startup_ms = (time.monotonic() - self._started) * 1000.0
-        self._sink.silence(state.lead)
-        origin = self._started * 1000.0  # send tick k is due at origin + k x 80 ms
-        if self._batch is not None:  # on the process's grid, so that the calls' steps meet
-            origin = self._batch.align(origin)
-        state.ticks = state.pulls = state.lead
-        failed: list[BaseException] = []  # the send thread's error, raised here
-        sending = threading.Thread(target=self._send_loop, args=(sender, state, origin, failed),
-                                   name="largesc-engine-send", daemon=True)
-        sending.start()
-        try:
-            self._pull_loop(receiver, state, origin, failed)
-        finally:
-            failed.append(StopIteration())  # tells the send loop to end, if it has not failed itself
-            sending.join(_STOP_TIMEOUT_S)
-            self._publish(receiver.status(), state)
-        if not isinstance(failed[0], StopIteration):
-            raise failed[0]
-
-    def _pull_loop(self, receiver: LargeSCReceiver, state: CodecState, origin: float,
-                   failed: list[BaseException]) -> None:
-        status = receiver.status()
-        while not self._stop.is_set() and not failed:
-            pull_at = origin + state.pulls * FRAME_MS + state.pull_phase_ms
-            at = pull_at
-            if may_rephase(status.playing, state.last_source):
-                at = min(at, monotonic_ms() + ADMIT_POLL_MS)
-            wait = (at - monotonic_ms()) / 1000.0
-            if wait > 0 and self._stop.wait(wait):
-                break
-            if pull_at <= at:
-                self._pull(receiver, state, origin, pull_at)
-            else:
-                self._admit(receiver, state, origin)
-            status = receiver.status()
-            self._publish(status, state)
-
-    def _send_loop(self, sender: LargeSCSender, state: CodecState, origin: float,
-                   failed: list[BaseException]) -> None:
-        try:
-            while not self._stop.is_set() and not failed:
-                send_at = origin + state.ticks * FRAME_MS
-                wait = (send_at - monotonic_ms()) / 1000.0
-                if wait > 0 and self._stop.wait(wait):
-                    break
-                self._send(sender, state, send_at)
-        except Exception as exc:  # the pull loop raises it on the codec thread
-            failed.insert(0, exc)
-
-    def _send(self, sender: LargeSCSender, state: CodecState, due: float) -> None:
-        assert self._source is not None and self._rtp is not None
-        rtp = self._rtp
-        late = int((monotonic_ms() - due) / FRAME_MS)
-        if late >= MAX_LAG_FRAMES:  # skip the missed ticks: the peer conceals them
-            self._source.skip(late)
-            self._frame_offset += late
-            state.overruns += late
-            state.ticks += late
-        report = rtp.loss_report
-        if report is not None and report is not state.last_report:
-            sender.on_loss_report(report)
-            state.last_report = report
-        sender.push(self._source.next_tick())
-        for packet in sender.pull():
-            state.frames_sent += len(packet.decisions)
-            state.codebooks_sent += sum(d.codebooks for d in packet.decisions)
-            rtp.hand_over(packet.payload, packet.first_index + self._frame_offset, packet.talkspurt_start)
-        state.ticks += 1
-
-    def _pull(self, receiver: LargeSCReceiver, state: CodecState, origin: float, due: float) -> None:
-        assert self._sink is not None
-        self._join_prepare()
-        now = monotonic_ms()
-        late = int((now - due) / FRAME_MS)
-        if late >= MAX_LAG_FRAMES:  # the missed pulls are silence: the recording keeps call time
-            self._sink.silence(late)
-            state.pulls += late
-        if self._admit(receiver, state, origin) and origin + state.pulls * FRAME_MS + state.pull_phase_ms > now:
-            return  # this slot's pull moved later; the clock loop waits for it
-        played = receiver.pull(now)
-        state.pulls += 1
-        state.last_pull_ms = now
-        if played is None:
-            self._sink.silence(1)
-            state.last_source = None
-            return
-        self._sink.write(played.pcm)
-        state.last_source = played.frame.source
-        if played.frame.source is FrameSource.PRIMARY:
-            state.codebooks_received += played.frame.received_codebooks
-        # The concealer works ahead while this frame plays, beside the sends (see clock.py).
-        assert self._prepare_pool is not None
-        self._prepare_job = self._prepare_pool.submit(receiver.prepare_next)
-
-    def _join_prepare(self) -> None:
-        """Wait for the concealer's work-ahead (before the receiver is used again); re-raise its error."""
-        job, self._prepare_job = self._prepare_job, None
-        if job is not None:
-            job.result()
-
-    def _admit(self, receiver: LargeSCReceiver, state: CodecState, origin: float) -> bool:
-        """Queued arrivals into the receiver; re-phase the pulls if allowed. True if the phase was set."""
-        assert self._rtp is not None
-        self._join_prepare()
-        rtp = self._rtp
-        while rtp.arrivals:
-            ssrc, seq, ts, payload, arrived = rtp.arrivals.popleft()
-            receiver.push(ssrc, seq, ts, payload, arrived)
-        status = receiver.status()
-        expected = status.due_ms
-        # While buffering this may move often (harmless: nothing plays); a frame already
-        # overdue moves the pull to the next frame's due time, which the buffer then starts from.
-        # Between quiet frames it may move too: the buffer sheds only whole frames, so after a
-        # disturbance up to 80 ms above target would otherwise stay for the rest of the call.
-        quiet = state.last_source is not None and status.between_quiet_frames  # not after a hold
-        if expected is None or not may_rephase(status.playing, state.last_source, quiet):
-            return False
-        state.pull_phase_ms = pull_phase_ms(expected, origin, self._pull_quantum_ms)
-        if not status.playing:
-            state.pulls = start_slot(expected, origin, state.pulls, state.last_pull_ms, self._pull_quantum_ms)
-        return True
-
-    def _publish(self, status: ReceiverStatus, state: CodecState) -> None:
-        snap = CodecSnapshot(status, state.ticks - state.lead, state.overruns, state.startup_ms, state.frames_sent,
-                             state.codebooks_sent, state.codebooks_received)
+    def _set_snapshot(self, snap: CodecSnapshot) -> None:
         with self._lock:
             self._snapshot = snap
 
