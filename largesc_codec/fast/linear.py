@@ -14,7 +14,8 @@ again on first use) and is rebuilt when the weight's storage or version
 changes (an in-place update such as ``load_state_dict``); after swapping in
 new weight tensors otherwise, run ``fastmimi.accelerate`` again (it repacks).
 Where the ops are missing (a torch build without oneDNN) ``linear`` is plain
-``F.linear``.
+``F.linear``; so is a bf16 product on a CPU where oneDNN packs no bf16
+weights (no avx512bw/vl/dq, no avx_ne_convert): the same rounding, slower.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ def onednn_available() -> bool:
         return False  # capability probe: callers fall back to F.linear (tested in tests/largesc_codec/fast/test_fastmimi.py)
 
 
+@lru_cache(maxsize=1)
+def onednn_bf16_available() -> bool:
+    """Whether oneDNN packs bf16 weights on this CPU (it wants avx512bw/vl/dq or avx_ne_convert)."""
+    if not onednn_available():
+        return False
+    try:
+        torch.ops.mkldnn._reorder_linear_weight(torch.ones(3, 2, dtype=torch.bfloat16), 2)
+        return True
+    except RuntimeError:  # capability probe: bf16 then runs through F.linear, same rounding, slower
+        return False
+
+
 def _key(w: torch.Tensor, dtype: torch.dtype) -> Any:
     return w.data_ptr(), None if torch.is_inference(w) else w._version, dtype
 
@@ -52,7 +65,7 @@ def packed(owner: nn.Module, slot: str, weight: Callable[[], torch.Tensor], dtyp
     ``weight()`` must return a view of (or the) module parameter, so that its data
     pointer and version say when to pack again. None when oneDNN is not available.
     """
-    if not onednn_available():
+    if not onednn_available() or (dtype == torch.bfloat16 and not onednn_bf16_available()):
         return None
     w = weight()
     key = _key(w, dtype)

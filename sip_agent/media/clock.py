@@ -1,6 +1,7 @@
 """The LargeSC engine's two 80 ms schedules: send and pull, and the pull's phase.
 
-The engine (``largesc.LargeSCEngine``) runs them on two threads: send k at
+The codec thread (``largesc.LargeSCEngine``) runs one event at a time, whichever is
+due first (a pull on a tie: it is the listener's deadline): send k at
 start() + k x 80 ms, pull p at start() + p x 80 ms + ``phase``. This module
 holds the pure parts: the counters, the phase and when it may move.
 
@@ -27,8 +28,9 @@ the phase moves, except once at a start: ``start_slot``.
 
 The concealer's work-ahead (``prepare_next()``, 30-50 ms with the test LM
 here) runs on its own thread, started after each pull that played a frame
-and joined before the receiver is touched again: on the pull thread it
-would hold up the next pull.
+and joined before the receiver is touched again: on the codec thread it held
+up the next send (at a call's start one such packet reached the peer ~80 ms
+late and was concealed there) or the next pull.
 """
 
 from __future__ import annotations

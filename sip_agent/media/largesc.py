@@ -16,11 +16,8 @@ receiver (Mimi copy, jitter buffer, concealer per ``--plc``), or, with
 the same over one row of the process's ``batch.MimiBatch``: no Mimi of its
 own, its encode and decode steps run batched with the other calls', its
 clocks on the batch's grid. It then runs two 80 ms schedules on
-``time.monotonic`` (``schedules.CallSchedules``), each on its own thread
-(the send schedule on ``largesc-engine-send``, the pull schedule on the
-codec thread): they share no state but counters, and an encode no longer
-holds up a decode (on two cores they run side by side; batched, each joins
-its own step):
+``time.monotonic`` (``schedules.CallSchedules``), one event at a time,
+whichever is due first (a pull on a tie: it is the listener's deadline):
 
 * send, at start() + k x 80 ms: the peer's latest loss report goes to the
   sender's controller; the next 80 ms of the play file (at its own rate;
@@ -32,8 +29,8 @@ its own step):
   ``prepare_next()`` lets the concealer work ahead, off the deadline path.
 
 The pull phase is aligned to the peer's packets (``clock``: when it
-may move, and why). A send that fails ends the pull schedule too, and the
-codec thread raises its error. After each pull-side event a snapshot (``stats.CodecSnapshot``: the
+may move, and why). A pull due while the sender encodes waits for it (one
+codec thread). After each event a snapshot (``stats.CodecSnapshot``: the
 receiver's ``status()`` and the clock's counters) is published for
 ``stats()`` (any thread, cheap). The engine reads the receiver only through
 ``status()``, never its jitter buffer.

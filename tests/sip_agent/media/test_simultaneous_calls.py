@@ -57,7 +57,10 @@ def test_four_calls_at_once_and_a_fifth_gets_486(largesc: Any, tmp_path: Path, t
     _wait_connected(callers)
     busy = largesc("busy", "call", f"sip:bob@{HOST}:{port}", "--engine", "none", "--answer-timeout", "15")
     rc_busy, busy_report = busy.finish(timeout=60)
-    assert rc_busy == 1 and busy_report["calls"][0]["status_code"] == 486, (busy_report, answerer.text()[-1500:])
+    # 486 when pjsua finds no call slot; 480 ("Media init error", pjsua_call.c) when it finds a slot but the
+    # media transports are all taken: on a loaded machine a slot can come free a moment before its transport.
+    assert rc_busy == 1 and busy_report["calls"][0]["status_code"] in (486, 480), (busy_report,
+                                                                                 answerer.text()[-1500:])
     for run in callers:
         rc, report = run.finish(timeout=120)
         assert rc == 0, run.text()[-1500:]
