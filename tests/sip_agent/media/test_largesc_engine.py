@@ -83,7 +83,11 @@ def test_two_largesc_agents_carry_codec_audio_both_ways(largesc: Any, tmp_path: 
     for side in (out, inc):
         assert side["connected"] and side["codec"] == "LargeSC/24000", side
         media = side["media"]
-        assert media["codec"] == "LargeSC/24000" and media["extra"]["overruns"] == 0, media
+        assert media["codec"] == "LargeSC/24000", media
+        # Every 80 ms tick either sent its frame or was counted as skipped. Skips are timing: 0 alone,
+        # 3 once in a full CI run on 2 cores (two agents' models beside the suite); capacity is a benchmark's.
+        ticks = media["packets_sent"] + media["extra"]["overruns"]
+        assert media["extra"]["overruns"] <= 5 and ticks >= media["duration_s"] * 12.5 - 3, media
         assert media["packets_sent"] >= 25 and media["packets_received"] >= 20, media  # ~3 s at 12.5 packets/s
         assert media["packets_lost"] == 0 and media["extra"]["malformed_payloads"] == 0, media
         assert media["extra"]["frames_primary"] >= 20, media  # decoded by the receiver, both ways

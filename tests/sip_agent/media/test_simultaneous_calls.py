@@ -6,6 +6,7 @@ the small test weights, one torch thread each (CI has 2 cores).
 
 from __future__ import annotations
 
+import signal
 import time
 import wave
 from pathlib import Path
@@ -49,20 +50,26 @@ def _caller(largesc: Any, name: str, port: int, weights: Path, play: Path, secon
 
 
 def test_four_calls_at_once_and_a_fifth_gets_486(largesc: Any, tmp_path: Path, test_weights: Path) -> None:
-    play = tone_wav(tmp_path / "tone.wav", 440, 13.0)
+    play = tone_wav(tmp_path / "tone.wav", 440, 30.0)
     record = tmp_path / "heard.wav"
     answerer, port = _answerer(largesc, tmp_path, test_weights, 4, record)
-    # 12 s each: with 7 s calls on 2 cores the 5th INVITE was once answered 200 (the 1st call had ended).
-    callers = [_caller(largesc, f"call{i}", port, test_weights, play, 12.0) for i in range(1, 5)]
+    # The four calls last until the test ends them: with fixed 7 s and 12 s calls the 5th INVITE was
+    # answered 200 on CI, the 1st caller having connected and ended before the 4th had loaded its models.
+    callers = [_caller(largesc, f"call{i}", port, test_weights, play, 90.0) for i in range(1, 5)]
     _wait_connected(callers)
-    busy = largesc("busy", "call", f"sip:bob@{HOST}:{port}", "--engine", "none", "--answer-timeout", "15")
+    busy = largesc("busy", "call", f"sip:bob@{HOST}:{port}", "--engine", "none", "--answer-timeout", "15",
+                   "--duration", "2")
     rc_busy, busy_report = busy.finish(timeout=60)
     # 486 when pjsua finds no call slot; 480 ("Media init error", pjsua_call.c) when it finds a slot but the
     # media transports are all taken: on a loaded machine a slot can come free a moment before its transport.
     assert rc_busy == 1 and busy_report["calls"][0]["status_code"] in (486, 480), (busy_report,
                                                                                  answerer.text()[-1500:])
+    assert all(run.proc.poll() is None for run in callers), [run.text()[-600:] for run in callers]
+    time.sleep(6.0)
     for run in callers:
-        rc, report = run.finish(timeout=120)
+        run.proc.send_signal(signal.SIGTERM)  # the caller hangs up and writes its report
+    for run in callers:
+        rc, report = run.finish(timeout=60)
         assert rc == 0, run.text()[-1500:]
     rc, report = answerer.finish(timeout=60)
     # The 5th INVITE found pjsua2's 4 call slots taken: pjsua answered 486 itself (sip/endpoint.py).
@@ -70,10 +77,12 @@ def test_four_calls_at_once_and_a_fifth_gets_486(largesc: Any, tmp_path: Path, t
     for call in report["calls"]:
         media = call["media"]
         assert call["connected"] and call["codec"] == "LargeSC/24000", call
-        assert media["packets_received"] >= 60 and media["extra"]["frames_primary"] >= 60, media  # ~12 s each
+        assert media["packets_received"] >= 60 and media["extra"]["frames_primary"] >= 60, media  # >= 6 s each
     # Each call recorded into its own file: heard.wav, heard-2.wav .. heard-4.wav, each the call's length.
     files = [record] + [record.with_name(f"heard-{n}.wav") for n in range(2, 5)]
-    assert all(f.exists() and 11.0 <= _seconds(f) <= 14.0 for f in files), [(f, f.exists()) for f in files]
+    assert all(f.exists() for f in files), [(f, f.exists()) for f in files]
+    lengths, durations = sorted(_seconds(f) for f in files), sorted(c["duration_s"] for c in report["calls"])
+    assert all(abs(a - b) <= 1.0 for a, b in zip(lengths, durations)), (lengths, durations)
 
 
 def test_a_call_starting_and_ending_does_not_disturb_two_running_ones(largesc: Any, tmp_path: Path,
