@@ -11,6 +11,9 @@ the product classes (MimiEncoder / MimiDecoder), one frame at a time:
   fast-bf16     fastmimi, precision="bf16" in encoder and decoder (transformer
                 linears with bf16 weights)
   fast-bf16dec  fp32 encoder (tokens as fast), bf16 decoder
+  fast-fp16     fastmimi, precision="fp16": fp16 weights (fbgemm) in the transformer
+                linears and the GEMM convs, fp32 arithmetic
+  fast-fp16dec  fp32 encoder (tokens as fast), fp16 decoder
   rustymimi     anchor: Kyutai's own Rust Mimi (PyPI rustymimi 0.4.1, candle, f32),
                 Tokenizer.encode_step / decode_step on the same random weights,
                 written to a temporary safetensors file in the released key
@@ -31,7 +34,7 @@ raw SNR alone flatters).
 
     .venv/bin/python bench/mimi_stream.py [--variants stock,fast,fast-bf16,rustymimi] [--threads 2]
         [--frames 100] [--runs 3] [--codebooks 8] [--accuracy-frames 150]
-(--variants also takes fast-bf16dec.) The last line compares the medians of
+(--variants also takes fast-bf16dec, fast-fp16, fast-fp16dec.) The last line compares the medians of
 encode + decode of this run: "fast / stock = x.xx, fast / rustymimi = y.yy".
 """
 
@@ -52,12 +55,14 @@ from largesc_codec.types import FRAME_MS
 
 WARM = 5
 SPEECH = Path("/usr/share/pocketsphinx/test/data/librivox")
-_STOCK, _FP32, _BF16 = {"fast": False}, {"precision": "fp32"}, {"precision": "bf16"}
+_STOCK, _FP32, _BF16, _FP16 = {"fast": False}, {"precision": "fp32"}, {"precision": "bf16"}, {"precision": "fp16"}
 VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {  # (encoder options, decoder options)
     "stock": (_STOCK, _STOCK),
     "fast": (_FP32, _FP32),
     "fast-bf16": (_BF16, _BF16),
     "fast-bf16dec": (_FP32, _BF16),
+    "fast-fp16": (_FP16, _FP16),
+    "fast-fp16dec": (_FP32, _FP16),
 }
 RUSTY = "rustymimi"  # the anchor variant, not a MimiEncoder/MimiDecoder option set
 RUSTY_INSTALL = "pip install rustymimi==0.4.1 (or: make setup-test)"

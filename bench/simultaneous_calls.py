@@ -76,6 +76,7 @@ sys.path.insert(0, str(REPO))
 
 from largesc_codec.neural.model import resolve_checkpoint  # noqa: E402
 from largesc_codec.train.testweights import make_test_weights  # noqa: E402
+from largesc_codec.types import MIMI_PRECISIONS  # noqa: E402
 from sip_agent.sip.endpoint import PJSUA_CALL_SLOTS, free_sip_port  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -203,7 +204,7 @@ def run_n(n: int, args: argparse.Namespace, answer_w: Path, caller_w: Path, work
         answerer = start(f"answer{n}", work, args.answer_threads, "answer", "--port", str(port), "--calls", str(n),
                          "--max-calls", str(n), "--timeout", str(int(args.seconds + 300)), "--weights",
                          str(answer_w), "--plc", args.plc, "--play", str(work / "answer_tone.wav"),
-                         *(["--batch"] if args.batch else []))
+                         *(["--batch"] if args.batch else []), "--mimi-precision", args.mimi_precision)
         agents.append(answerer)
         if not wait_until([answerer], "waiting for calls", 300):
             raise RuntimeError(f"the answerer did not get ready:\n{answerer.text()[-2000:]}")
@@ -314,6 +315,8 @@ def main() -> int:
     ap.add_argument("--answer-threads", type=int, default=None, help="torch threads of the answerer (default: --threads)")
     ap.add_argument("--batch", action="store_true",
                     help="the answerer batches all calls' Mimi steps (`answer --batch`; default: a Mimi pair per call)")
+    ap.add_argument("--mimi-precision", choices=MIMI_PRECISIONS, default="fp32",
+                    help="the answerer's Mimi arithmetic (`answer --mimi-precision`; fp16: fp16 weights)")
     ap.add_argument("--keep", help="keep outputs and reports in this directory (default: a temp dir, removed)")
     args = ap.parse_args()
     ns = [int(x) for x in args.calls_list.split(",")]
@@ -338,7 +341,7 @@ def main() -> int:
         print(f"answerer Mimi {'full-size (moshi config)' if full else 'NOT full-size'} from {answer_w}, callers "
               f"{caller_w}; tokens {a_fmt[0]} codebooks x {a_fmt[1]} at {a_fmt[2]} Hz on both; --plc {args.plc}, "
               f"{args.seconds:g} s calls, {args.threads or 'default'} torch thread(s) per caller, "
-              f"{args.answer_threads or 'default'} for the answerer ({'calls batched' if args.batch else 'a Mimi pair per call'}), {cores} cores; "
+              f"{args.answer_threads or 'default'} for the answerer ({'calls batched' if args.batch else 'a Mimi pair per call'}, Mimi {args.mimi_precision}), {cores} cores; "
               f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
         results = []
         for n in ns:

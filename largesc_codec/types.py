@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from rtp.feedback import LossReport  # re-exported: the codec's feedback type is the RTP layer's
 from rtp.packet import WIRE_OVERHEAD_BYTES  # re-exported: IPv4 + UDP + RTP header bytes per packet
 
-__all__ = ["CARDINALITY", "DEFAULT_MAX_BPS", "FRAME_MS", "FRAME_RATE_HZ", "FRAME_SAMPLES", "MAX_CODEBOOKS",
+__all__ = ["CARDINALITY", "DEFAULT_MAX_BPS", "FRAME_MS", "FRAME_RATE_HZ", "FRAME_SAMPLES", "MAX_CODEBOOKS", "MIMI_PRECISIONS",
            "MIN_PAYLOAD_BPS", "MIN_SPEECH_CODEBOOKS", "SAMPLE_RATE", "TOKEN_BITS", "WIRE_OVERHEAD_BYTES", "Decision", "FrameSource",
            "LossReport", "ReceivedFrame", "RedundancySpec", "TokenFrame"]
 
@@ -26,6 +26,8 @@ CARDINALITY = 2_048
 TOKEN_BITS = 11
 DEFAULT_MAX_BPS = 2_062.5
 MIN_SPEECH_CODEBOOKS = 4  # the research's floor for a speech frame
+# Mimi's fast-path arithmetic (largesc_codec/fast/mimi.py): fp32 exact; bf16 and fp16 faster, some tokens differ.
+MIMI_PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 MIN_PAYLOAD_BPS = 300.0  # the least payload a sender can send: 1 ToC byte + one 11-bit token, 12.5 times a second
 
 

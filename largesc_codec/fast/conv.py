@@ -72,13 +72,19 @@ def _convtr_matrix(convtr: nn.ConvTranspose1d) -> torch.Tensor:
     return w.reshape(w.shape[0], -1).t()  # [Cout*K, Cin]
 
 
+def _dtype(conv: nn.Module) -> torch.dtype:
+    """The GEMM precision ``convert_convs`` gave this conv (fp32 unless fp16 weights were asked for)."""
+    dtype: torch.dtype = conv.__dict__.get("_gemm_dtype", torch.float32)
+    return dtype
+
+
 def conv1d_mm(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """``conv(x)`` for x [B, Cin, L] -> [B, Cout, Tout] (a transposed view), as one GEMM."""
     B, cin, _ = x.shape
     K, S = conv.kernel_size[0], conv.stride[0]
     cols = x.transpose(1, 2) if K == 1 and S == 1 else x.unfold(2, K, S).permute(0, 2, 1, 3)
     tout = cols.shape[1]
-    y = linear(cols.reshape(B * tout, cin * K), conv, "w", lambda: _conv_matrix(conv), conv.bias)
+    y = linear(cols.reshape(B * tout, cin * K), conv, "w", lambda: _conv_matrix(conv), conv.bias, _dtype(conv))
     return y.view(B, tout, -1).transpose(1, 2)
 
 
@@ -86,7 +92,8 @@ def convtr1d_mm_nobias(x: torch.Tensor, convtr: nn.ConvTranspose1d) -> torch.Ten
     """``conv_transpose1d(x)`` without bias for x [B, Cin, T] -> [B, Cout, (T-1)*S+K], as GEMM + fold."""
     B, cin, T = x.shape
     cout, K, S = convtr.weight.shape[1], convtr.kernel_size[0], convtr.stride[0]
-    cols = linear(x.transpose(1, 2).reshape(B * T, cin), convtr, "w", lambda: _convtr_matrix(convtr), None)
+    cols = linear(x.transpose(1, 2).reshape(B * T, cin), convtr, "w", lambda: _convtr_matrix(convtr), None,
+                  _dtype(convtr))
     length = (T - 1) * S + K
     out = F.fold(cols.view(B, T, cout * K).transpose(1, 2), (1, length), (1, K), stride=(1, S))
     return out.view(B, cout, length)
@@ -146,9 +153,10 @@ class FastConvTranspose1d(StreamingConvTranspose1d):
         return y if bias is None else y + bias[:, None]
 
 
-def convert_convs(module: nn.Module) -> tuple[int, list[str]]:
+def convert_convs(module: nn.Module, dtype: torch.dtype = torch.float32) -> tuple[int, list[str]]:
     """Swap fitting streaming (transposed) convs under ``module`` to the GEMM versions, in place.
 
+    ``dtype``: the GEMMs' weights (fp32, or fp16 through fbgemm: see fastlinear).
     Returns (converted count, names left to moshi's code); weights are packed now, not on the first frame.
     """
     done, left = 0, []
@@ -165,12 +173,14 @@ def convert_convs(module: nn.Module) -> tuple[int, list[str]]:
                 left.append(name)
         if isinstance(mod, FastConv1d):
             conv = mod.conv.conv
+            conv.__dict__["_gemm_dtype"] = dtype
             drop(conv)  # pack afresh from the current weights
-            packed(conv, "w", lambda: _conv_matrix(conv), torch.float32)
+            packed(conv, "w", lambda: _conv_matrix(conv), dtype)
             done += 1
         elif isinstance(mod, FastConvTranspose1d):
             convtr = mod.convtr.convtr
+            convtr.__dict__["_gemm_dtype"] = dtype
             drop(convtr)
-            packed(convtr, "w", lambda: _convtr_matrix(convtr), torch.float32)
+            packed(convtr, "w", lambda: _convtr_matrix(convtr), dtype)
             done += 1
     return done, left

@@ -16,6 +16,13 @@ new weight tensors otherwise, run ``fastmimi.accelerate`` again (it repacks).
 Where the ops are missing (a torch build without oneDNN) ``linear`` is plain
 ``F.linear``; so is a bf16 product on a CPU where oneDNN packs no bf16
 weights (no avx512bw/vl/dq, no avx_ne_convert): the same rounding, slower.
+
+fp16 (``dtype=torch.float16``): fp16 weights, fp32 input and arithmetic, through
+fbgemm (``quantized.linear_prepack_fp16`` / ``linear_dynamic_fp16``, in every x86
+torch build). Mimi's streaming GEMMs have 1-16 rows, so reading the weights is
+most of their cost: at 1-2 rows half the bytes ran 1.7-2.4x faster on the AVX2
+CPU measured (1.1x at 96 rows; docs/performance.md), at a relative error of about 2e-4, where bf16
+(7-bit mantissa, and no fast kernel without avx512) rounds inputs too.
 """
 
 from __future__ import annotations
@@ -55,6 +62,17 @@ def onednn_bf16_available() -> bool:
         return False
 
 
+@lru_cache(maxsize=1)
+def fbgemm_fp16_available() -> bool:
+    """Whether this torch build runs fbgemm's fp16-weight linears (tried once on a tiny product)."""
+    try:
+        w = torch.ops.quantized.linear_prepack_fp16(torch.ones(3, 2), None)
+        y = torch.ops.quantized.linear_dynamic_fp16(torch.ones(2, 2), w)
+        return bool(torch.equal(y, torch.full((2, 3), 2.0)))
+    except (AttributeError, RuntimeError, NotImplementedError):  # capability probe: no fbgemm (e.g. an ARM build)
+        return False  # callers then run F.linear on fp16-rounded weights: same weights, slower
+
+
 def _key(w: torch.Tensor, dtype: torch.dtype) -> Any:
     return w.data_ptr(), None if torch.is_inference(w) else w._version, dtype
 
@@ -65,7 +83,10 @@ def packed(owner: nn.Module, slot: str, weight: Callable[[], torch.Tensor], dtyp
     ``weight()`` must return a view of (or the) module parameter, so that its data
     pointer and version say when to pack again. None when oneDNN is not available.
     """
-    if not onednn_available() or (dtype == torch.bfloat16 and not onednn_bf16_available()):
+    if dtype == torch.float16:
+        if not fbgemm_fp16_available():
+            return None
+    elif not onednn_available() or (dtype == torch.bfloat16 and not onednn_bf16_available()):
         return None
     w = weight()
     key = _key(w, dtype)
@@ -73,16 +94,25 @@ def packed(owner: nn.Module, slot: str, weight: Callable[[], torch.Tensor], dtyp
     hit = slots.get(slot)
     if hit is None or hit[0] != key:
         with torch.inference_mode():
-            mat = w.detach().to(dtype).contiguous()
-            hit = (key, torch.ops.mkldnn._reorder_linear_weight(mat, PACK_ROWS_HINT))
+            if dtype == torch.float16:  # fbgemm rounds the fp32 matrix to fp16 as it packs
+                hit = (key, torch.ops.quantized.linear_prepack_fp16(w.detach().float().contiguous(), None))
+            else:
+                mat = w.detach().to(dtype).contiguous()
+                hit = (key, torch.ops.mkldnn._reorder_linear_weight(mat, PACK_ROWS_HINT))
         slots[slot] = hit
     return hit[1]
 
 
 def linear(x: torch.Tensor, owner: nn.Module, slot: str, weight: Callable[[], torch.Tensor],
            bias: torch.Tensor | None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``F.linear(x, weight(), bias)`` via a packed copy; ``dtype`` bf16 rounds weight and input, output fp32."""
+    """``F.linear(x, weight(), bias)`` via a packed copy.
+
+    ``dtype`` bf16 rounds weight and input, fp16 the weight only; the output is fp32.
+    """
     w = packed(owner, slot, weight, dtype)
+    if dtype == torch.float16 and x.dtype == torch.float32:
+        y = F.linear(x, weight().half().float()) if w is None else torch.ops.quantized.linear_dynamic_fp16(x, w)
+        return y if bias is None else y + bias
     if w is None:
         if dtype == x.dtype:
             return F.linear(x, weight(), bias)

@@ -16,7 +16,11 @@ These are exact up to float rounding (tokens equal stock moshi's on the test
 weights and on 25 s of speech with full-size Mimi; waveforms within 1e-5).
 ``precision="bf16"`` (opt-in) also runs the transformer linears with bf16
 weights and bf16-rounded inputs: half their memory traffic, at the token and
-waveform cost measured in docs/performance.md.
+waveform cost measured in docs/performance.md. ``precision="fp16"`` (opt-in)
+stores the weights of the transformer linears and of the GEMM convs in fp16
+(fp32 inputs and arithmetic, fbgemm): Mimi's few-row GEMMs mostly read
+weights, so this halves their cost; tokens and waveforms move by the fp16
+rounding of the weights (measured in docs/performance.md).
 ``"auto"`` picks bf16 only where the CPU has native bf16 (avx512_bf16 or
 amx_bf16) and fp32 elsewhere. The default stays fp32: tokens are the wire
 format and the concealment LM was trained on stock Mimi's tokens.
@@ -42,8 +46,9 @@ from torch import nn
 from largesc_codec.fast import linear as fastlinear
 from largesc_codec.fast.conv import convert_convs
 from largesc_codec.fast.transformer import convert_transformer
+from largesc_codec.types import MIMI_PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = MIMI_PRECISIONS
 SIDES = ("encode", "decode", "both")
 
 
@@ -58,7 +63,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``fp32`` | ``bf16`` | ``auto`` -> ``fp32`` or ``bf16`` (auto: bf16 only on a native-bf16 CPU)."""
+    """``fp32`` | ``bf16`` | ``fp16`` | ``auto`` -> itself, ``auto`` -> ``fp32`` or ``bf16`` (bf16 on a native-bf16 CPU)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "auto":
@@ -146,10 +151,11 @@ def accelerate(mimi: Any, precision: str = "fp32", side: str = "both") -> Accele
     note = ""
     if dtype != torch.float32:  # the GEMM convs work in any dtype; the transformer step keeps moshi's code
         resolved, note = str(dtype).removeprefix("torch."), f"model is {dtype}: precision {precision!r} not applied"
-    lp = torch.bfloat16 if resolved == "bf16" else None
+    lp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(resolved)
+    conv_dtype = torch.float16 if resolved == "fp16" else torch.float32  # bf16 keeps the convs exact
     convs, transformers, left = 0, 0, []
     for name, part in _parts(mimi, side):
-        n, skipped = convert_convs(part)
+        n, skipped = convert_convs(part, conv_dtype)
         convs += n
         left += [f"{name}.{s}" for s in skipped]
         tr = getattr(part, "transformer", None)

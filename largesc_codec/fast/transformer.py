@@ -14,8 +14,8 @@ objects, so ``reset_streaming`` and exec masks behave as in moshi):
 - counters advance with ``add_`` when every row runs (``torch.where`` otherwise).
 The linears run through oneDNN with packed weights (fastlinear.py), 3-4x
 faster than torch's MKL GEMM for these 2-row products on this CPU.
-Optional (accuracy cost, see docs/performance.md): ``_gemm_dtype`` bf16,
-i.e. bf16 weights and inputs rounded to bf16, outputs back to fp32.
+Optional (accuracy cost, see docs/performance.md): ``_gemm_dtype`` bf16 (weights and
+inputs rounded to bf16) or fp16 (weights only, fbgemm); outputs fp32.
 
 Anything the step does not cover (cross-attention, LoRA or quantised linears,
 weights per step, kv_repeat, sin embeddings, non-streaming calls) runs moshi's
@@ -36,7 +36,7 @@ from largesc_codec.fast import linear as fastlinear
 
 
 def linear(x: torch.Tensor, lin: Any) -> torch.Tensor:
-    """``lin(x)`` through oneDNN (fastlinear), in the module's ``_gemm_dtype`` (fp32 unless set to bf16)."""
+    """``lin(x)`` through oneDNN (fastlinear), in the module's ``_gemm_dtype`` (fp32 unless set to bf16 or fp16)."""
     return fastlinear.linear(x, lin, "w", lambda: lin.weight, lin.bias, lin.__dict__.get("_gemm_dtype", torch.float32))
 
 
@@ -150,7 +150,7 @@ class FastTransformer(StreamingTransformer):
 
 
 def convert_transformer(tr: StreamingTransformer, lp_dtype: torch.dtype | None = None) -> bool:
-    """Swap ``tr`` to ``FastTransformer`` in place when it fits; pack its linears (``lp_dtype``: bf16 or None)."""
+    """Swap ``tr`` to ``FastTransformer`` in place when it fits; pack its linears (``lp_dtype``: bf16, fp16 or None)."""
     if not isinstance(tr, FastTransformer):
         if not transformer_fits(tr):
             return False

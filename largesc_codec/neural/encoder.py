@@ -28,8 +28,8 @@ class MimiEncoder:
             same as when encoding with more (residual quantisation).
         fast: run the faster CPU path (fastmimi.py; same tokens as moshi's own
             code up to float rounding); False keeps moshi's modules untouched.
-        precision: ``fp32`` (default), ``bf16`` or ``auto`` for the fast path;
-            bf16 is faster and changes a few percent of tokens (docs/performance.md).
+        precision: ``fp32`` (default), ``bf16``, ``fp16`` or ``auto`` for the fast path;
+            bf16 and fp16 (weights) are faster and change some tokens (docs/performance.md).
     """
 
     def __init__(self, mimi: Any, num_codebooks: int = 8, *, fast: bool = True, precision: str = "fp32") -> None:

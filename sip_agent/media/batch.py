@@ -70,14 +70,15 @@ class MimiBatch:
     Args:
         encode_mimi, decode_mimi: two Mimi copies this batch owns (``Models.new_mimi()``).
         streams: most calls at once (rows).
+        precision: the fast path's arithmetic (``largesc_codec.types.MIMI_PRECISIONS``).
     """
 
-    def __init__(self, encode_mimi: Any, decode_mimi: Any, streams: int) -> None:
+    def __init__(self, encode_mimi: Any, decode_mimi: Any, streams: int, precision: str = "fp32") -> None:
         from largesc_codec.batched.mimi import BatchedMimiDecoder, BatchedMimiEncoder
 
         self.streams = streams
-        self.encoder = BatchedMimiEncoder(encode_mimi, streams)
-        self.decoder = BatchedMimiDecoder(decode_mimi, streams)
+        self.encoder = BatchedMimiEncoder(encode_mimi, streams, precision=precision)
+        self.decoder = BatchedMimiDecoder(decode_mimi, streams, precision=precision)
         self.total_codebooks = int(decode_mimi.total_codebooks)
         self.grid_ms = time.monotonic() * 1000.0
         self.pull_quantum_ms = PULL_QUANTUM_MS

@@ -118,7 +118,7 @@ class LargeSCEngine:
         self._link, self._started = link, time.monotonic()
         self._models = MODELS.models(self.options.weights)  # cached: the command line preloaded it
         if self.options.batch_streams:
-            self._batch = MODELS.batch(self.options.weights, self.options.batch_streams)
+            self._batch = MODELS.batch(self.options.weights, self.options.batch_streams, self.options.mimi_precision)
         self._plan = SendPlan.from_link(link, self.options, int(self._models.mimi.total_codebooks))
         rtp = RtpThread(link, self._say)
         try:
@@ -171,20 +171,25 @@ class LargeSCEngine:
             assert self._plan is not None and self._source is not None and self._link is not None
             assert self._models is not None
             models, source = self._models, self._source
+            from largesc_codec.neural.decoder import FrameDecoder, MimiDecoder
+            from largesc_codec.neural.encoder import FrameEncoder, MimiEncoder
             from largesc_codec.receiver import LargeSCReceiver
 
             codebooks = min(self._link.receive.maxcodebooks, int(models.mimi.total_codebooks))
+            encoder: FrameEncoder
+            decoder: FrameDecoder
             if self._batch is not None:  # one row of the process's batch; no Mimi of our own
                 encoder, decoder = self._batch.attach(self._plan.codebooks)
                 row = encoder.row
                 sender = self._plan.build_sender(None, source.rate, source.channels, encoder=encoder)
             else:
-                decoder = None
-                sender = self._plan.build_sender(models.new_mimi(), source.rate, source.channels)
+                precision = self.options.mimi_precision
+                decoder = MimiDecoder(models.new_mimi(), precision=precision)
+                encoder = MimiEncoder(models.new_mimi(), self._plan.codebooks, precision=precision)
+                sender = self._plan.build_sender(None, source.rate, source.channels, encoder=encoder)
             concealer, release = build_concealer(self.options, self._lm)
             self._lm = None  # the concealer owns it now; release() gives it back
-            receiver = LargeSCReceiver(None if decoder else models.new_mimi(), concealer, codebooks=codebooks,
-                                       decoder=decoder)
+            receiver = LargeSCReceiver(None, concealer, codebooks=codebooks, decoder=decoder)
             assert self._rtp is not None and self._sink is not None
             schedules = CallSchedules(self._rtp, source, self._sink, self._stop, self._started, self._set_snapshot,
                                       self._batch)

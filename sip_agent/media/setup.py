@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from largesc_codec.neural import concealers, plc
-from largesc_codec.types import DEFAULT_MAX_BPS, FRAME_SAMPLES, MIN_PAYLOAD_BPS, MIN_SPEECH_CODEBOOKS
+from largesc_codec.types import (DEFAULT_MAX_BPS, FRAME_SAMPLES, MIMI_PRECISIONS, MIN_PAYLOAD_BPS,
+                                 MIN_SPEECH_CODEBOOKS)
 from sip_agent.media.types import LargeScLink
 
 if TYPE_CHECKING:  # all import torch: only inside functions
@@ -51,6 +52,7 @@ class CodecOptions:
     max_bps: float | None = None  # our own cap on what we send (None: the peer's maxbps)
     adapter: str | None = None
     batch_streams: int = 0  # > 0: all calls' Mimi steps batched on one thread, rows for this many calls
+    mimi_precision: str = "fp32"  # MIMI_PRECISIONS: the fast path's arithmetic (fp32 = tokens exact)
 
     def check(self) -> None:
         """ValueError naming the option and the fix when the options cannot work together."""
@@ -59,6 +61,8 @@ class CodecOptions:
             raise ValueError(f"--max-bps {self.max_bps:g}: a LargeSC payload needs at least {MIN_PAYLOAD_BPS:g} bit/s "
                              f"(one codebook a frame; speech gets {MIN_SPEECH_CODEBOOKS} codebooks from 700); give "
                              f"--max-bps between {MIN_PAYLOAD_BPS:g} and {DEFAULT_MAX_BPS:g}")
+        if self.mimi_precision not in MIMI_PRECISIONS:
+            raise ValueError(f"--mimi-precision {self.mimi_precision!r}: give one of {', '.join(MIMI_PRECISIONS)}")
         if self.batch_streams < 0:
             raise ValueError(f"batch_streams must be 0 (no batch) or a number of calls, got {self.batch_streams}")
 
@@ -123,7 +127,7 @@ class ModelCache:
         self._models: dict[str, Models] = {}
         self._idle_lms: dict[tuple[str, str | None], list[Any]] = {}
         self._prototypes: dict[tuple[str, str | None], Any] = {}  # loaded once, never streamed: copied per call
-        self._batches: dict[tuple[str, int], MimiBatch] = {}
+        self._batches: dict[tuple[str, int, str], MimiBatch] = {}
 
     def models(self, weights: str) -> Models:
         """``largesc_codec.neural.model.Models`` for ``weights`` (loaded on first use; WeightsError if it cannot)."""
@@ -154,16 +158,16 @@ class ModelCache:
                 prototype = self._prototypes.setdefault(key, prototype)
         return shared_weights_copy(prototype)
 
-    def batch(self, weights: str, streams: int) -> MimiBatch:
+    def batch(self, weights: str, streams: int, precision: str = "fp32") -> MimiBatch:
         """The process's ``batch.MimiBatch`` of ``streams`` rows for ``weights`` (made on first use)."""
-        key = (weights, streams)
+        key = (weights, streams, precision)
         with self._lock:
             found = self._batches.get(key)
         if found is None:
             from sip_agent.media.batch import MimiBatch
 
             models = self.models(weights)
-            made = MimiBatch(models.new_mimi(), models.new_mimi(), streams)
+            made = MimiBatch(models.new_mimi(), models.new_mimi(), streams, precision)
             with self._lock:
                 found = self._batches.setdefault(key, made)
         return found
@@ -192,11 +196,12 @@ def preload(options: CodecOptions) -> Models:
 
     models = MODELS.models(options.weights)
     if options.batch_streams:
-        MODELS.batch(options.weights, options.batch_streams)  # its rows warm themselves
+        MODELS.batch(options.weights, options.batch_streams, options.mimi_precision)  # its rows warm themselves
     codebooks = min(8, int(models.mimi.total_codebooks))
     silence = np.zeros(FRAME_SAMPLES, np.float32)
-    tokens = tuple(int(t) for t in MimiEncoder(models.new_mimi(), codebooks).encode(silence))
-    decoder = MimiDecoder(models.new_mimi())
+    precision = options.mimi_precision
+    tokens = tuple(int(t) for t in MimiEncoder(models.new_mimi(), codebooks, precision=precision).encode(silence))
+    decoder = MimiDecoder(models.new_mimi(), precision=precision)
     decoder.decode(tokens)
     decoder.decode(tokens[:1])
     if options.uses_lm:

@@ -185,8 +185,8 @@ def test_batched_fast_decoder_equals_lone_stock_decoders(models) -> None:  # typ
 
 
 def test_precision_option(models, speech_file, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, auto"):
-        MimiEncoder(models.new_mimi(), 8, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16, auto"):
+        MimiEncoder(models.new_mimi(), 8, precision="int8")
     for native, want in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(fastmimi, "cpu_has_native_bf16", lambda native=native: native)
         assert fastmimi.resolve_precision("auto") == want
@@ -198,6 +198,42 @@ def test_precision_option(models, speech_file, monkeypatch: pytest.MonkeyPatch) 
     assert (got[:, 0] == ref[:, 0]).mean() >= 0.75  # bf16 moves a few tokens, not most (docs/performance.md)
     # A later call sets the precision afresh: back to fp32 = the exact path again.
     mimi = models.new_mimi()
+    fastmimi.accelerate(mimi, "fp16")
+    assert {m.__dict__.get("_gemm_dtype") for m in mimi.modules()} >= {torch.float16}
     fastmimi.accelerate(mimi, "bf16")
     assert fastmimi.accelerate(mimi, "fp32").precision == "fp32"
     assert all(m.__dict__.get("_gemm_dtype", torch.float32) == torch.float32 for m in mimi.modules())
+
+
+@pytest.mark.parametrize("fbgemm", [True, False])
+def test_fp16_weight_linears_equal_fp16_rounded_weights(fbgemm: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp16: the product of the fp32 input with the fp16-rounded weight, through fbgemm or (without it) F.linear."""
+    if not fbgemm:
+        monkeypatch.setattr(fastlinear, "fbgemm_fp16_available", lambda: False)
+    elif not fastlinear.fbgemm_fp16_available():
+        pytest.skip("this torch build has no fbgemm fp16 linears")
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(96, 40)
+    with torch.inference_mode():
+        for rows in (1, 2, 33):
+            x = torch.randn(rows, 96)
+            got = fastlinear.linear(x, lin, "w", lambda: lin.weight, lin.bias, torch.float16)
+            assert got.dtype == torch.float32
+            rounded = F.linear(x, lin.weight.half().float(), lin.bias)
+            np.testing.assert_allclose(got, rounded, atol=1e-5)
+            exact = F.linear(x, lin.weight, lin.bias)
+            assert 0 < (got - exact).abs().max() < 1e-2  # the weights' rounding shows, and only it
+
+
+def test_fp16_mimi_stays_close_to_stock(models, speech_file) -> None:  # type: ignore[no-untyped-def]
+    """precision="fp16": most tokens as stock's, the decoder on stock tokens within the weights' rounding."""
+    frames = _frames(speech_file, 12)
+    fp16, stock = MimiEncoder(models.new_mimi(), 8, precision="fp16"), MimiEncoder(models.new_mimi(), 8, fast=False)
+    assert fp16.acceleration is not None and fp16.acceleration.precision == "fp16"
+    got, ref = np.stack([fp16.encode(f) for f in frames]), np.stack([stock.encode(f) for f in frames])
+    assert (got == ref).mean() >= 0.9, (got == ref).mean(axis=0)  # 0.985 with full-size Mimi (docs/performance.md)
+    dec16, dec = MimiDecoder(models.new_mimi(), precision="fp16"), MimiDecoder(models.new_mimi(), fast=False)
+    a = np.concatenate([dec16.decode(t.tolist()) for t in ref])
+    b = np.concatenate([dec.decode(t.tolist()) for t in ref])
+    err = np.abs(a - b).max() / np.abs(b).max()
+    assert 1e-7 < err < 1e-2, err

@@ -397,3 +397,35 @@ def test_pulls_are_aligned_to_the_arrivals(engine_env: Any, tmp_path: Path) -> N
     for s in stats:
         assert s.extra["frames_primary"] >= 15 and s.extra["overruns"] == 0, s
         assert s.extra["jitter_buffer_ms"] < s.extra["jitter_buffer_target_ms"] + 30.0, s
+
+
+def test_the_engine_runs_mimi_at_the_asked_precision(engine_env: Any, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--mimi-precision fp16`` reaches each call's own encoder and decoder; audio still flows both ways."""
+    from largesc_codec.neural.decoder import MimiDecoder
+    from largesc_codec.neural.encoder import MimiEncoder
+    from sip_agent.media.largesc import LargeSCEngine
+
+    built: list[tuple[str, str]] = []
+    for cls in (MimiEncoder, MimiDecoder):  # record what the real constructors made
+        def spy(self: Any, *args: Any, __init: Any = cls.__init__, **kwargs: Any) -> None:
+            __init(self, *args, **kwargs)
+            built.append((type(self).__name__, self.acceleration.precision))
+        monkeypatch.setattr(cls, "__init__", spy)
+    with pytest.raises(ValueError, match="--mimi-precision 'int8'"):
+        type(engine_env)(weights=engine_env.weights, mimi_precision="int8").check()
+    options = type(engine_env)(weights=engine_env.weights, plc="repeat", mimi_precision="fp16")
+    options.check()
+    a_port, b_port = allocate_rtp_port(HOST), allocate_rtp_port(HOST)
+    a = LargeSCEngine(AudioFiles(tone_wav(tmp_path / "a.wav", 440, 2.0), tmp_path / "a_rec.wav"), options)
+    b = LargeSCEngine(AudioFiles(None, tmp_path / "b_rec.wav"), options)
+    a.start(a_port, HOST, b_port, LargeScLink(96, LargeScParams(), LargeScParams()))
+    b.start(b_port, HOST, a_port, LargeScLink(96, LargeScParams(), LargeScParams()))
+    try:
+        for e in (a, b):
+            _wait_for(e, lambda s: s.packets_received >= 10)
+    finally:
+        a.stop()
+        b.stop()
+    assert sorted(built) == [("MimiDecoder", "fp16")] * 2 + [("MimiEncoder", "fp16")] * 2, built
+    assert b.stats().extra["frames_primary"] >= 8 and a.stats().extra["frames_primary"] >= 8
