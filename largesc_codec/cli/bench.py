@@ -49,7 +49,7 @@ from largesc_codec.cli.options import HelpFormatter, add_weights_argument
 from largesc_codec.neural.concealers import Concealer
 from largesc_codec.neural.framing import check_audio_file, frames_from_file
 from largesc_codec.neural.plc import PLC_CHOICES, build_concealer, uses_lm
-from largesc_codec.types import FRAME_MS, FRAME_SAMPLES
+from largesc_codec.types import FRAME_MS, FRAME_SAMPLES, MIMI_PRECISIONS
 
 # The first quarter of the frames is start-up; it must hold the jitter buffer's largest
 # target delay (400 ms = 5 frames), else the "steady" frames still carry the start.
@@ -76,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     lat.add_argument("--phases", type=int, default=4,
                      help="playout-clock phases per run, evenly over 80 ms, at least 1")
     lat.add_argument("--threads", type=int, default=2, help="torch threads, at least 1")
+    lat.add_argument("--mimi-precision", choices=MIMI_PRECISIONS, default="fp32",
+                     help="Mimi's CPU arithmetic, as `call --mimi-precision` (fp32: tokens exact)")
     lat.add_argument("--json", default=None, help="also write the figures as JSON here")
     lat.set_defaults(func=run)
 
@@ -104,12 +106,12 @@ def _mimi_factory(kind: str, models: Any) -> Callable[[], Any]:
     return lambda: copy.deepcopy(full)
 
 
-def _warm_up(new_mimi: Callable[[], Any]) -> None:
+def _warm_up(new_mimi: Callable[[], Any], precision: str) -> None:
     """First calls into torch are slow (allocation, kernel selection): keep them out of the figures."""
     from largesc_codec.neural.decoder import MimiDecoder
     from largesc_codec.neural.encoder import MimiEncoder
 
-    enc, dec = MimiEncoder(new_mimi()), MimiDecoder(new_mimi())
+    enc, dec = MimiEncoder(new_mimi(), precision=precision), MimiDecoder(new_mimi(), precision=precision)
     for _ in range(5):
         dec.decode(enc.encode(np.zeros(FRAME_SAMPLES, np.float32)).tolist())
 
@@ -126,11 +128,13 @@ class _Clock:
         self.cpu = (time.process_time() - self._c) * 1e3
 
 
-def _send(new_mimi: Callable[[], Any], frames: list[np.ndarray], loss: float, seed: int) -> dict[str, Any]:
+def _send(new_mimi: Callable[[], Any], frames: list[np.ndarray], loss: float, seed: int,
+          precision: str) -> dict[str, Any]:
     """The real sender over every frame; arrival times at zero network delay."""
+    from largesc_codec.neural.encoder import MimiEncoder
     from largesc_codec.sender import LargeSCSender
 
-    sender = LargeSCSender(new_mimi())
+    sender = LargeSCSender(None, encoder=MimiEncoder(new_mimi(), precision=precision))
     rng = np.random.default_rng(seed)
     arrivals: list[tuple[float, int, bytes]] = []
     arrived: dict[int, float] = {}  # frame -> arrival of its packet
@@ -149,11 +153,13 @@ def _send(new_mimi: Callable[[], Any], frames: list[np.ndarray], loss: float, se
     return {"arrivals": arrivals, "arrived": arrived, "wall": wall, "cpu": cpu}
 
 
-def _receive(new_mimi: Callable[[], Any], concealer: Concealer, sent: dict[str, Any], n: int, phase: float) -> dict[str, Any]:
+def _receive(new_mimi: Callable[[], Any], concealer: Concealer, sent: dict[str, Any], n: int, phase: float,
+             precision: str) -> dict[str, Any]:
     """Fresh receiver, playout clock at 80 + median(send) + phase + j*80; per-frame figures."""
+    from largesc_codec.neural.decoder import MimiDecoder
     from largesc_codec.receiver import LargeSCReceiver
 
-    receiver = LargeSCReceiver(new_mimi(), concealer)
+    receiver = LargeSCReceiver(None, concealer, decoder=MimiDecoder(new_mimi(), precision=precision))
     arrivals, arrived = sent["arrivals"], sent["arrived"]
     now = FRAME_MS + float(np.median(sent["wall"])) + phase
     a, pulled, seq = 0, 0, 0
@@ -218,14 +224,15 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     models = load_models(args.weights)
     new_mimi = _mimi_factory(args.mimi, models)
-    _warm_up(new_mimi)
+    _warm_up(new_mimi, args.mimi_precision)
     lm = models.load_lm() if uses_lm(args.plc) else None
     frames = (frames * (args.frames // max(len(frames), 1) + 1))[: args.frames]
     phases = [i * FRAME_MS / args.phases for i in range(args.phases)]
     runs: list[dict[str, Any]] = []
     for r in range(args.runs):
-        sent = _send(new_mimi, frames, args.loss, seed=r)
-        recv = [_receive(new_mimi, build_concealer(args.plc, lambda: lm), sent, len(frames), ph) for ph in phases]
+        sent = _send(new_mimi, frames, args.loss, seed=r, precision=args.mimi_precision)
+        recv = [_receive(new_mimi, build_concealer(args.plc, lambda: lm), sent, len(frames), ph, args.mimi_precision)
+                for ph in phases]
         best = min(recv, key=lambda x: x["m2e"])
         steady = slice(len(frames) // 4, None)
         one = {
@@ -254,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
 def _print(args: argparse.Namespace, runs: list[dict[str, Any]], phases: int) -> None:
     b = [r["best"] for r in runs]
     col = lambda key: [x[key] for x in b]  # noqa: E731
-    print(f"mouth-to-ear latency, zero network delay/jitter, {args.mimi} Mimi, plc={args.plc}, loss {args.loss:.0%}, "
+    print(f"mouth-to-ear latency, zero network delay/jitter, {args.mimi} Mimi ({args.mimi_precision}), plc={args.plc}, "
+          f"loss {args.loss:.0%}, "
           f"{args.frames} frames, {args.threads} threads, {len(runs)} runs (median (min..max)), "
           f"load average {args.load_before:.2f} before")
     w = 40

@@ -117,12 +117,13 @@ def test_transmit_and_bench_run_offline_on_the_weights_the_environment_names(
     assert r["weights"] == str(test_weights) and r["untrained_weights"] is True
     figures = tmp_path / "b.json"
     assert main(["bench", "latency", str(speech), "--mimi", "weights", "--plc", "repeat", "--frames", "20",
-                 "--runs", "1", "--phases", "1", "--threads", "1", "--json", str(figures)]) == 0
+                 "--runs", "1", "--phases", "1", "--threads", "1", "--json", str(figures), "--mimi-precision", "fp16"]) == 0
     b = json.loads(figures.read_text())
     assert b["args"]["weights"] == str(test_weights) and b["untrained_weights"] is True
+    out = capsys.readouterr().out
+    assert b["args"]["mimi_precision"] == "fp16" and "weights Mimi (fp16)" in out and "nan" not in out, out
     best = b["runs"][0]["best"]
     assert all(math.isfinite(v) for v in best.values() if isinstance(v, float)), best
-    assert "nan" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("extra, why", [
