@@ -5,7 +5,9 @@
 ``payload_bps`` (what we sent, no headers), ``wire_bps`` (IPv4 + UDP + RTP
 headers included) and, for a LargeSC leg, its receiver's frame counts
 (primary, recovered, partial, concealed). Bit rates are per second of the
-leg's media time.
+leg's media time. ``payload_crc32`` (sent/received: sequence number -> CRC-32
+of the payload, the first 256 packets each way) is the agents' own figure, so
+a capture can be matched packet by packet.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def leg_report(role: str, result: CallResult | None) -> dict[str, Any]:
                packets_lost=media.packets_lost, payload_bps=round(media.send_bitrate_bps, 1),
                wire_bps=round(float(wire), 1), jitter_ms=round(media.jitter_ms, 2))
     out["extra"] = {k: round(float(v), 3) for k, v in sorted(media.extra.items())}  # the engine's own figures
+    if media.payload_crc32:
+        out["payload_crc32"] = media.payload_crc32
     if "frames_primary" in media.extra:  # a LargeSC leg: what its receiver made of the stream
         out["frames"] = {"primary": int(media.extra["frames_primary"]), "recovered": media.frames_recovered,
                          "partial": int(media.extra.get("frames_partial", 0)), "concealed": media.frames_concealed}

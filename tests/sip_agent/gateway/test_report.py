@@ -26,10 +26,13 @@ def test_a_standard_leg_gets_its_wire_rate_from_packets_and_headers() -> None:
 def test_a_largesc_leg_carries_its_receiver_frames_and_engine_wire_rate() -> None:
     media = MediaStats("LargeSC/24000", duration_s=8.0, packets_sent=100, payload_bytes_sent=1500,
                        frames_recovered=3, frames_concealed=2,
-                       extra={"wire_bps": 5500.0, "frames_primary": 90.0, "frames_partial": 4.0})
+                       extra={"wire_bps": 5500.0, "frames_primary": 90.0, "frames_partial": 4.0},
+                       payload_crc32={"sent": {7: 123}, "received": {9: 456, 10: 789}})
     leg = leg_report("outgoing", _result(media, "LargeSC/24000"))
     assert leg["wire_bps"] == 5500.0 and leg["payload_bps"] == 1500.0
     assert leg["frames"] == {"primary": 90, "recovered": 3, "partial": 4, "concealed": 2}
+    # The payload fingerprints go along, so a capture can be matched packet by packet (JSON: string keys).
+    assert json.loads(json.dumps(leg))["payload_crc32"] == {"sent": {"7": 123}, "received": {"9": 456, "10": 789}}
 
 
 def test_a_call_refused_before_routing_reports_no_legs_started() -> None:
