@@ -98,15 +98,21 @@ def test_a_call_starting_and_ending_does_not_disturb_two_running_ones(largesc: A
     rc, report = answerer.finish(timeout=60)
     assert rc == 0 and len(report["calls"]) == 3, report
     long_calls = sorted(report["calls"], key=lambda c: c["duration_s"])[1:]
-    for call in long_calls + [r[1]["calls"][0] for r in results]:
-        media = call["media"]
-        assert call["connected"] and call["duration_s"] >= 9.0, call
-        # No gap: every packet of the peer's stream arrived and
-        # nearly all frames played as received (a few are concealed while the jitter buffer adapts its
-        # target, more on a loaded machine: 1-3 here alone, 4 in a full CI run on 2 cores).
-        # Overruns (ticks skipped when the CPU is short) are timing: 0 alone, 3 in a full CI run on 2
-        # cores; the capacity figure belongs to a benchmark, not to this test.
-        assert media["packets_lost"] == 0 and media["extra"]["frames_primary"] >= 100, media  # of ~124
+    for result in results:
+        far = result[1]["calls"][0]  # a caller's side; its near side is the answerer's call that mirrors it
+        near = min(long_calls, key=lambda c: abs(c["media"]["packets_sent"] - far["media"]["packets_received"])
+                   + abs(c["media"]["packets_received"] - far["media"]["packets_sent"]))
+        long_calls.remove(near)  # each answerer call mirrors one caller
+        for rx, tx in ((near, far), (far, near)):
+            assert rx["connected"] and rx["duration_s"] >= 9.0, rx
+            media = rx["media"]
+            # No gap: every packet of the peer's stream arrived, and nearly every 80 ms tick was played as
+            # received or skipped by the sender when its CPU fell behind (``overruns``, counted there and
+            # concealed here). Skips are timing (0 alone, up to 12 in a full CI run on 2 cores with three
+            # calls); the capacity figure belongs to a benchmark. A few frames are concealed while the
+            # jitter buffer adapts its target (1-3 here alone, 4 in a full CI run).
+            ticks = media["extra"]["frames_primary"] + tx["media"]["extra"]["overruns"]
+            assert media["packets_lost"] == 0 and ticks >= 100, (media, tx["media"]["extra"])  # of ~124
 
 
 def test_batched_calls_carry_audio_both_ways_and_a_later_call_gets_a_fresh_row(largesc: Any, tmp_path: Path,
